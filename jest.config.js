@@ -1,0 +1,34 @@
+/**
+ * Two projects: `unit` (pure, no services) and `integration` (real Redis and a real
+ * MongoDB-wire server, started by test/support/global-setup.ts unless REDIS_URL / MONGODB_URI
+ * are set). `npm test` runs both; `npm run test:unit` only the first.
+ */
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testTimeout: 30_000,
+  projects: [
+    {
+      displayName: 'unit',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      displayName: 'integration',
+      testEnvironment: 'node',
+      transform,
+      testMatch: [
+        '<rootDir>/test/contract/**/*.test.ts',
+        '<rootDir>/test/integration/**/*.test.ts',
+        '<rootDir>/test/reliability/**/*.test.ts',
+      ],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      slowTestThreshold: 30,
+    },
+  ],
+};

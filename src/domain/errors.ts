@@ -1,0 +1,113 @@
+/**
+ * Error classes with stable codes. Domain errors never mention HTTP: the Express adapter maps
+ * `code` to a status in one table (src/adapters/express).
+ */
+
+/** Every code an error of this library can carry. `switch (err.code)` narrows on it. */
+export type RefreshRotationErrorCode =
+  | 'invalid_request'
+  | 'invalid_grant'
+  | 'unsupported_grant_type'
+  | 'invalid_token'
+  | 'store_unavailable'
+  | 'not_found'
+  | 'conflict'
+  | 'invalid_options'
+  | 'malformed_token';
+
+/** Why a grant was refused. Internal: logged and sent to the audit hook, never to the client. */
+export type InvalidGrantReason =
+  | 'malformed'
+  | 'unknown_session'
+  | 'forged'
+  | 'revoked'
+  | 'expired'
+  | 'version'
+  | 'reused';
+
+/** Base class of every error this library throws on purpose. */
+export class RefreshRotationError extends Error {
+  constructor(
+    readonly code: RefreshRotationErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The request lacks a required parameter or is otherwise malformed (RFC 6749 §5.2). */
+export class InvalidRequestError extends RefreshRotationError {
+  declare readonly code: 'invalid_request';
+  constructor(message: string) {
+    super('invalid_request', message);
+  }
+}
+
+/** The grant type is not `refresh_token` (RFC 6749 §5.2). */
+export class UnsupportedGrantTypeError extends RefreshRotationError {
+  declare readonly code: 'unsupported_grant_type';
+  constructor(message = 'grant_type must be refresh_token') {
+    super('unsupported_grant_type', message);
+  }
+}
+
+/**
+ * The refresh token is invalid, expired, revoked, reused or forged. `reason` says which, for logs
+ * and audit only: clients must see the same answer whatever the reason.
+ */
+export class InvalidGrantError extends RefreshRotationError {
+  declare readonly code: 'invalid_grant';
+  constructor(readonly reason: InvalidGrantReason) {
+    super('invalid_grant', `refresh token rejected (${reason})`);
+  }
+}
+
+/** An access token failed verification (bad signature, expired, wrong issuer/audience, revoked). */
+export class InvalidAccessTokenError extends RefreshRotationError {
+  declare readonly code: 'invalid_token';
+  constructor(message = 'access token is invalid or expired', options?: { cause?: unknown }) {
+    super('invalid_token', message, options);
+  }
+}
+
+/** The backing store (database, queue) cannot be reached; the caller may retry later. */
+export class StoreUnavailableError extends RefreshRotationError {
+  declare readonly code: 'store_unavailable';
+  constructor(message = 'the token store is unavailable', options?: { cause?: unknown }) {
+    super('store_unavailable', message, options);
+  }
+}
+
+/** A repository method was given an id that has no record. */
+export class NotFoundError extends RefreshRotationError {
+  declare readonly code: 'not_found';
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+/** A write collided with an existing record (duplicate id, session id or token hash). */
+export class ConflictError extends RefreshRotationError {
+  declare readonly code: 'conflict';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('conflict', message, options);
+  }
+}
+
+/** Options given to a factory are invalid; the message says what to change. */
+export class OptionsError extends RefreshRotationError {
+  declare readonly code: 'invalid_options';
+  constructor(message: string) {
+    super('invalid_options', message);
+  }
+}
+
+/** The token codec could not parse a string as a refresh token. Never carries the token. */
+export class MalformedTokenError extends RefreshRotationError {
+  declare readonly code: 'malformed_token';
+  constructor(message = 'not a refresh token of a known format') {
+    super('malformed_token', message);
+  }
+}

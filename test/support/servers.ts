@@ -1,0 +1,165 @@
+/**
+ * Real servers for the tests (DESIGN §8): redis-server from PATH, and a MongoDB-wire server
+ * (mongod from PATH if there is one, else FerretDB v1 on SQLite built from our small Go main).
+ * Each start returns a handle that stops the server and removes its files.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface ServerHandle {
+  /** Connection string (redis://… or mongodb://…). */
+  url: string;
+  port: number;
+  /** Human-readable name and version, e.g. "redis-server 7.0.15". */
+  description: string;
+  /** Stop the server (SIGTERM, then SIGKILL) and remove its data directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const FERRETDB_SOURCE = join(__dirname, 'ferretdb');
+const FERRETDB_VERSION = 'v1.24.2';
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function onPath(command: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+async function waitForPort(port: number, child: ChildProcess, name: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} at start`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}
+
+function handleFor(
+  child: ChildProcess,
+  ownedDir: string | null,
+  fields: Omit<ServerHandle, 'stop'>,
+): ServerHandle {
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(killTimer);
+        if (ownedDir) rmSync(ownedDir, { recursive: true, force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', done);
+      child.kill('SIGTERM');
+    }));
+  return { ...fields, stop };
+}
+
+/** Start redis-server on a free (or the given) port, with no persistence and `noeviction` (BullMQ needs it). */
+export async function startRedis(options: { port?: number } = {}): Promise<ServerHandle> {
+  const binary = onPath('redis-server');
+  if (!binary) {
+    throw new Error(
+      'redis-server not found on PATH. Install it (Debian/Ubuntu: apt-get install -y redis-server) ' +
+        'or set REDIS_URL to a running Redis (docker compose up -d redis).',
+    );
+  }
+  const version = /v=([\d.]+)/.exec(execFileSync(binary, ['--version'], { encoding: 'utf8' }))?.[1];
+  const port = options.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'rr-redis-'));
+  const child = spawn(
+    binary,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--maxmemory-policy', 'noeviction', '--dir', dir],
+    { stdio: 'ignore' },
+  );
+  await waitForPort(port, child, 'redis-server', 10_000);
+  return handleFor(child, dir, {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    description: `redis-server ${version ?? '(unknown version)'}`,
+  });
+}
+
+/** Path of the cached FerretDB test binary; built from test/support/ferretdb with `go build` if missing. */
+export function ferretDbBinary(): string {
+  const digest = createHash('sha256')
+    .update(readFileSync(join(FERRETDB_SOURCE, 'go.mod')))
+    .update(readFileSync(join(FERRETDB_SOURCE, 'go.sum')))
+    .update(readFileSync(join(FERRETDB_SOURCE, 'main.go')))
+    .digest('hex')
+    .slice(0, 12);
+  const cacheDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'refresh-rotation');
+  const binary = join(cacheDir, `ferretdb-${FERRETDB_VERSION}-${digest}`);
+  if (existsSync(binary)) return binary;
+  if (!onPath('go')) {
+    throw new Error(
+      'No MongoDB-wire server: mongod is not on PATH, MONGODB_URI is not set, and Go is missing to ' +
+        'build the FerretDB test server. Install Go (https://go.dev/dl, or apt-get install -y golang), ' +
+        'or set MONGODB_URI (docker compose up -d mongo).',
+    );
+  }
+  mkdirSync(cacheDir, { recursive: true });
+  console.log(`Building FerretDB ${FERRETDB_VERSION} test server (first run only, a few minutes)…`);
+  execFileSync('go', ['build', '-o', binary, '.'], { cwd: FERRETDB_SOURCE, stdio: 'inherit' });
+  return binary;
+}
+
+/**
+ * Start a MongoDB-wire server: mongod from PATH if present, else FerretDB on SQLite. Pass `dir` to
+ * keep the data across a stop and a restart (the caller then owns and removes it).
+ */
+export async function startMongo(options: { port?: number; dir?: string } = {}): Promise<ServerHandle> {
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rr-mongo-'));
+  mkdirSync(dir, { recursive: true });
+  const mongod = onPath('mongod');
+  let child: ChildProcess;
+  let description: string;
+  if (mongod) {
+    const version = /db version v([\d.]+)/.exec(execFileSync(mongod, ['--version'], { encoding: 'utf8' }))?.[1];
+    description = `mongod ${version ?? '(unknown version)'}`;
+    child = spawn(mongod, ['--port', String(port), '--bind_ip', '127.0.0.1', '--dbpath', dir], {
+      stdio: 'ignore',
+    });
+  } else {
+    const binary = ferretDbBinary();
+    description = `FerretDB ${FERRETDB_VERSION} (SQLite backend)`;
+    child = spawn(binary, ['-listen', `127.0.0.1:${port}`, '-dir', dir], { stdio: 'ignore' });
+  }
+  await waitForPort(port, child, description, 30_000);
+  return handleFor(child, options.dir ? null : dir, {
+    url: `mongodb://127.0.0.1:${port}`,
+    port,
+    description,
+  });
+}
