@@ -18,7 +18,9 @@ async function describeRedis(url: string): Promise<string> {
     const info = await client.info('server');
     return `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${url}`;
   } catch (error) {
-    throw new Error(`REDIS_URL=${url} is not reachable (${String(error)}). Start Redis or unset REDIS_URL.`);
+    throw new Error(`REDIS_URL=${url} is not reachable (${String(error)}). Start Redis or unset REDIS_URL.`, {
+      cause: error,
+    });
   } finally {
     client.disconnect();
   }
@@ -34,6 +36,7 @@ async function describeMongo(url: string): Promise<string> {
   } catch (error) {
     throw new Error(
       `MONGODB_URI=${url} is not reachable (${String(error)}). Start MongoDB or unset MONGODB_URI.`,
+      { cause: error },
     );
   } finally {
     await connection.close();
