@@ -94,3 +94,67 @@ export interface Clock {
 
 /** The real clock. */
 export const systemClock: Clock = { now: () => new Date() };
+
+/* ----- Pure rules (DESIGN §3 steps 4–6). No I/O; `now` is always passed in. ----- */
+
+/** Expired when idle or absolute expiry is reached: `now >= expiresAt` or `now >= absoluteExpiresAt`. */
+export function isExpired(
+  record: Pick<RefreshTokenRecord, 'expiresAt' | 'absoluteExpiresAt'>,
+  now: Date,
+): boolean {
+  const at = now.getTime();
+  return at >= record.expiresAt.getTime() || at >= record.absoluteExpiresAt.getTime();
+}
+
+/** The idle expiry after a use at `now`: `now + idleTtlMs`, never past the absolute expiry. */
+export function slideExpiry(now: Date, idleTtlMs: number, absoluteExpiresAt: Date): Date {
+  return new Date(Math.min(now.getTime() + idleTtlMs, absoluteExpiresAt.getTime()));
+}
+
+/**
+ * Whether a session's versions are still accepted (DESIGN §3 step 5):
+ * - `current`: at or above both minimums;
+ * - `global_grace`: exactly one global version behind, inside the global grace window
+ *   (`now < rotatedAt + gracePeriodMs`); the session keeps its old version and dies when the window ends;
+ * - `outdated`: below the user's minimum, or behind the global minimum otherwise.
+ */
+export type VersionVerdict = 'current' | 'global_grace' | 'outdated';
+
+export function judgeVersions(
+  record: Pick<RefreshTokenRecord, 'tokenVersion' | 'globalVersionAtIssuance'>,
+  userMinVersion: number,
+  global: GlobalVersion,
+  now: Date,
+): VersionVerdict {
+  if (record.tokenVersion < userMinVersion) return 'outdated';
+  if (record.globalVersionAtIssuance >= global.minVersion) return 'current';
+  const oneBehind = record.globalVersionAtIssuance === global.minVersion - 1;
+  const inWindow =
+    global.rotatedAt !== null && now.getTime() < global.rotatedAt.getTime() + global.gracePeriodMs;
+  return oneBehind && inWindow ? 'global_grace' : 'outdated';
+}
+
+/** What to do with a presented generation whose MAC is valid (DESIGN §3 step 6). */
+export type GenerationDecision = 'advance' | 'grace' | 'reuse';
+
+/**
+ * - `advance`: the presented generation is the current one: rotate.
+ * - `grace`: it is the one just before, rotated at most `reuseGraceMs` ago (a concurrent tab or a
+ *   retry after a lost response): answer with the current token, no write. `reuseGraceMs = 0` disables.
+ * - `reuse`: anything else. A valid MAC on a rotated generation means the token was copied:
+ *   the session must die.
+ */
+export function decideGeneration(
+  presented: number,
+  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt'>,
+  now: Date,
+  reuseGraceMs: number,
+): GenerationDecision {
+  if (presented === record.generation) return 'advance';
+  const justRotated =
+    presented === record.generation - 1 &&
+    reuseGraceMs > 0 &&
+    record.rotatedAt !== null &&
+    now.getTime() - record.rotatedAt.getTime() <= reuseGraceMs;
+  return justRotated ? 'grace' : 'reuse';
+}

@@ -1,0 +1,290 @@
+/**
+ * Access tokens (DESIGN §3 step 7): short-lived JWTs with `sub`, `sid`, `ver`, `jti`, `iat`, `exp`
+ * and optional `iss`/`aud`, signed with `jsonwebtoken`; the algorithm is pinned on verify.
+ * Keys are turned into `KeyObject`s once (a string secret would cost jsonwebtoken a PEM parse
+ * attempt on every call). `jsonwebtoken` 9 has no EdDSA, so EdDSA is a small compact-JWS
+ * implementation on `node:crypto` with the same claim checks.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  randomUUID,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  KeyObject,
+} from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { InvalidAccessTokenError, OptionsError } from './domain/errors';
+
+/** Access-token algorithms this library signs and verifies. */
+export type AccessTokenAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256' | 'EdDSA';
+
+export const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = Object.freeze([
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'ES256',
+  'EdDSA',
+]);
+
+/** Minimum HMAC secret length, in bytes. */
+export const MIN_ACCESS_SECRET_BYTES = 32;
+
+/** The claims of a verified access token. */
+export interface AccessTokenClaims {
+  /** User id. */
+  sub: string;
+  /** Session id. */
+  sid: string;
+  /** The session's token version (compare with the user's minimum for instant cut-off). */
+  ver: number;
+  jti: string;
+  iat: number;
+  exp: number;
+  iss?: string;
+  aud?: string | string[];
+}
+
+/** Key material as given in the options. */
+export interface AccessTokenKeyInput {
+  algorithm?: AccessTokenAlgorithm;
+  secret?: string | Buffer | KeyObject;
+  privateKey?: string | KeyObject;
+  publicKey?: string | KeyObject;
+}
+
+/** Validated key material. */
+export interface AccessTokenKeys {
+  algorithm: AccessTokenAlgorithm;
+  signingKey: KeyObject;
+  verificationKey: KeyObject;
+}
+
+/** Everything an `AccessTokens` needs. */
+export interface AccessTokenSettings extends AccessTokenKeys {
+  ttlMs: number;
+  issuer?: string;
+  audience?: string;
+}
+
+function isHmac(algorithm: AccessTokenAlgorithm): boolean {
+  return algorithm.startsWith('HS');
+}
+
+function secretKey(secret: unknown): KeyObject {
+  if (secret instanceof KeyObject) {
+    if (secret.type !== 'secret')
+      throw new OptionsError('accessToken.secret must be a secret KeyObject (createSecretKey)');
+    return secret;
+  }
+  if (typeof secret === 'string') return createSecretKey(Buffer.from(secret, 'utf8'));
+  if (Buffer.isBuffer(secret)) return createSecretKey(Buffer.from(secret));
+  throw new OptionsError(
+    'accessToken.secret is required for HS* algorithms (a string, Buffer or secret KeyObject)',
+  );
+}
+
+function asymmetricKey(key: unknown, kind: 'privateKey' | 'publicKey'): KeyObject {
+  if (key instanceof KeyObject) {
+    if (key.type !== (kind === 'privateKey' ? 'private' : 'public')) {
+      throw new OptionsError(
+        `accessToken.${kind} must be a ${kind === 'privateKey' ? 'private' : 'public'} KeyObject`,
+      );
+    }
+    return key;
+  }
+  if (typeof key !== 'string')
+    throw new OptionsError(`accessToken.${kind} must be a PEM string or a KeyObject`);
+  try {
+    return kind === 'privateKey' ? createPrivateKey(key) : createPublicKey(key);
+  } catch (error) {
+    throw new OptionsError(
+      `accessToken.${kind} is not a valid PEM key: ${(error as Error).message}`,
+    );
+  }
+}
+
+function assertKeyFits(algorithm: AccessTokenAlgorithm, key: KeyObject): void {
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  const fits =
+    (algorithm === 'RS256' && type === 'rsa' && (details.modulusLength ?? 0) >= 2048) ||
+    (algorithm === 'ES256' && type === 'ec' && details.namedCurve === 'prime256v1') ||
+    (algorithm === 'EdDSA' && type === 'ed25519');
+  if (!fits) {
+    const wanted = {
+      RS256: 'an RSA key of at least 2048 bits',
+      ES256: 'a P-256 EC key',
+      EdDSA: 'an Ed25519 key',
+    };
+    throw new OptionsError(
+      `accessToken.algorithm ${algorithm} needs ${wanted[algorithm as keyof typeof wanted]}; got ${type ?? 'unknown'} key`,
+    );
+  }
+}
+
+/** Validates the algorithm and key material once; throws `OptionsError` with what to change. */
+export function resolveAccessTokenKeys(input: AccessTokenKeyInput): AccessTokenKeys {
+  const algorithm = input.algorithm ?? 'HS256';
+  if (!ACCESS_TOKEN_ALGORITHMS.includes(algorithm)) {
+    throw new OptionsError(
+      `accessToken.algorithm must be one of ${ACCESS_TOKEN_ALGORITHMS.join(', ')}; got ${String(algorithm)}`,
+    );
+  }
+  if (isHmac(algorithm)) {
+    if (input.privateKey !== undefined || input.publicKey !== undefined) {
+      throw new OptionsError(
+        `accessToken.algorithm ${algorithm} takes accessToken.secret, not a key pair`,
+      );
+    }
+    const key = secretKey(input.secret);
+    const size = key.symmetricKeySize ?? 0;
+    if (size < MIN_ACCESS_SECRET_BYTES) {
+      throw new OptionsError(
+        `accessToken.secret must be at least ${MIN_ACCESS_SECRET_BYTES} bytes; got ${size}`,
+      );
+    }
+    return { algorithm, signingKey: key, verificationKey: key };
+  }
+  if (input.secret !== undefined) {
+    throw new OptionsError(
+      `accessToken.algorithm ${algorithm} takes accessToken.privateKey (and publicKey), not a secret`,
+    );
+  }
+  const signingKey = asymmetricKey(input.privateKey, 'privateKey');
+  const verificationKey =
+    input.publicKey === undefined
+      ? createPublicKey(signingKey)
+      : asymmetricKey(input.publicKey, 'publicKey');
+  assertKeyFits(algorithm, signingKey);
+  assertKeyFits(algorithm, verificationKey);
+  return { algorithm, signingKey, verificationKey };
+}
+
+function seconds(at: Date): number {
+  return Math.floor(at.getTime() / 1000);
+}
+
+function invalid(message: string, cause?: unknown): InvalidAccessTokenError {
+  return new InvalidAccessTokenError(message, cause === undefined ? undefined : { cause });
+}
+
+function asClaims(payload: unknown): AccessTokenClaims {
+  const claims = payload as Partial<AccessTokenClaims> | null;
+  const valid =
+    typeof claims === 'object' &&
+    claims !== null &&
+    typeof claims.sub === 'string' &&
+    typeof claims.sid === 'string' &&
+    Number.isInteger(claims.ver) &&
+    typeof claims.jti === 'string' &&
+    typeof claims.iat === 'number' &&
+    typeof claims.exp === 'number';
+  if (!valid) throw invalid('access token lacks required claims');
+  return claims as AccessTokenClaims;
+}
+
+/** Signs and verifies access tokens with one validated key set. */
+export class AccessTokens {
+  /** Lifetime of a new token, in whole seconds (the `expires_in` of a token response). */
+  readonly expiresIn: number;
+
+  constructor(private readonly settings: AccessTokenSettings) {
+    this.expiresIn = Math.floor(settings.ttlMs / 1000);
+    if (this.expiresIn < 1)
+      throw new OptionsError(`accessToken.ttl must be at least 1s; got ${settings.ttlMs}ms`);
+    this.assertKeyPairMatches();
+  }
+
+  /** A new access token for the session at `now`. */
+  sign(subject: { userId: string; sessionId: string; version: number }, now: Date): string {
+    const iat = seconds(now);
+    const payload: AccessTokenClaims = {
+      sub: subject.userId,
+      sid: subject.sessionId,
+      ver: subject.version,
+      jti: randomUUID(),
+      iat,
+      exp: iat + this.expiresIn,
+      ...(this.settings.issuer === undefined ? {} : { iss: this.settings.issuer }),
+      ...(this.settings.audience === undefined ? {} : { aud: this.settings.audience }),
+    };
+    if (this.settings.algorithm === 'EdDSA') return this.signEdDsa(payload);
+    return jwt.sign(payload, this.settings.signingKey, { algorithm: this.settings.algorithm });
+  }
+
+  /**
+   * The claims of a valid token at `now`. Throws `InvalidAccessTokenError` for a bad signature,
+   * another algorithm than the configured one (pinned: no `none`, no HS/RS confusion), an expired
+   * token, a wrong issuer or audience, or missing claims.
+   */
+  verify(token: string, now: Date): AccessTokenClaims {
+    if (typeof token !== 'string' || token.length === 0) throw invalid('access token is missing');
+    if (this.settings.algorithm === 'EdDSA') return this.verifyEdDsa(token, now);
+    let payload: unknown;
+    try {
+      payload = jwt.verify(token, this.settings.verificationKey, {
+        algorithms: [this.settings.algorithm],
+        clockTimestamp: seconds(now),
+        ...(this.settings.issuer === undefined ? {} : { issuer: this.settings.issuer }),
+        ...(this.settings.audience === undefined ? {} : { audience: this.settings.audience }),
+      });
+    } catch (error) {
+      throw invalid('access token is invalid or expired', error);
+    }
+    return asClaims(payload);
+  }
+
+  private signEdDsa(payload: AccessTokenClaims): string {
+    const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(JSON.stringify(payload)).toString('base64url');
+    const input = `${header}.${body}`;
+    return `${input}.${cryptoSign(null, Buffer.from(input), this.settings.signingKey).toString('base64url')}`;
+  }
+
+  private verifyEdDsa(token: string, now: Date): AccessTokenClaims {
+    const parts = token.split('.');
+    if (parts.length !== 3) throw invalid('access token is malformed');
+    const [header, body, signature] = parts as [string, string, string];
+    let decodedHeader: unknown;
+    let payload: unknown;
+    try {
+      decodedHeader = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+      payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch (error) {
+      throw invalid('access token is malformed', error);
+    }
+    if ((decodedHeader as { alg?: unknown } | null)?.alg !== 'EdDSA')
+      throw invalid('access token algorithm is not allowed');
+    const signed = cryptoVerify(
+      null,
+      Buffer.from(`${header}.${body}`),
+      this.settings.verificationKey,
+      Buffer.from(signature, 'base64url'),
+    );
+    if (!signed) throw invalid('access token signature is invalid');
+    const claims = asClaims(payload);
+    if (seconds(now) >= claims.exp) throw invalid('access token expired');
+    if (this.settings.issuer !== undefined && claims.iss !== this.settings.issuer)
+      throw invalid('access token issuer is wrong');
+    if (this.settings.audience !== undefined) {
+      const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+      if (!audiences.includes(this.settings.audience))
+        throw invalid('access token audience is wrong');
+    }
+    return claims;
+  }
+
+  /** A private key with the wrong public key would only fail at the first verify: fail at start instead. */
+  private assertKeyPairMatches(): void {
+    const now = new Date(86_400_000);
+    const probe = this.sign({ userId: 'probe', sessionId: 'probe', version: 0 }, now);
+    try {
+      this.verify(probe, now);
+    } catch {
+      throw new OptionsError('accessToken.publicKey does not match accessToken.privateKey');
+    }
+  }
+}

@@ -1,0 +1,5 @@
+/** refresh-rotation/memory: in-process adapters for tests, the demo and single-instance use. */
+export { MemoryRefreshTokenRepository } from './memory-refresh-token-repository';
+export type { MemoryRefreshTokenRepositoryOptions } from './memory-refresh-token-repository';
+export { MemoryVersionStore } from './memory-version-store';
+export { InlineTokenJobs } from './inline-token-jobs';

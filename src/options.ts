@@ -1,0 +1,258 @@
+/**
+ * Options of `RotationService`: validated once by `resolveOptions`, frozen, with named errors
+ * (`OptionsError`) that say what to change.
+ */
+import type { KeyObject } from 'node:crypto';
+import { InlineTokenJobs } from './adapters/memory/inline-token-jobs';
+import {
+  resolveAccessTokenKeys,
+  type AccessTokenAlgorithm,
+  type AccessTokenKeys,
+} from './access-tokens';
+import { OptionsError, type InvalidGrantReason } from './domain/errors';
+import { systemClock, type Clock } from './domain/refresh-token';
+import type { RefreshTokenRepository } from './domain/refresh-token-repository';
+import type { TokenJobs } from './domain/token-jobs';
+import { TokenCodec } from './domain/token-codec';
+import type { VersionStore } from './domain/version-store';
+
+/** A duration: milliseconds, or a string such as `'500ms'`, `'10s'`, `'15m'`, `'12h'`, `'30d'`, `'2w'`. */
+export type Duration = string | number;
+
+/** Options of `RotationService`. */
+export interface RefreshRotationOptions {
+  /** Where session records live (`MemoryRefreshTokenRepository`, `MongooseRefreshTokenRepository`). */
+  repository: RefreshTokenRepository;
+  /** Per-user and global minimum versions. */
+  versions: VersionStore;
+  /** Where revoke-all and touch work goes. Default: `InlineTokenJobs` (done at once via the repository). */
+  jobs?: TokenJobs;
+  accessToken: {
+    /** Default `'HS256'`. HS* take `secret`; RS256/ES256/EdDSA take `privateKey` (and optionally `publicKey`). */
+    algorithm?: AccessTokenAlgorithm;
+    /** HS* secret, at least 32 bytes. */
+    secret?: string | Buffer | KeyObject;
+    /** PEM or KeyObject: RSA ≥ 2048 bits (RS256), P-256 (ES256), Ed25519 (EdDSA). */
+    privateKey?: string | KeyObject;
+    /** Default: derived from `privateKey`. Must match it. */
+    publicKey?: string | KeyObject;
+    /** Access-token lifetime, at least 1s. Default `'15m'`. */
+    ttl?: Duration;
+    issuer?: string;
+    audience?: string;
+  };
+  refreshToken: {
+    /** First signs, all verify (so secrets rotate without logging anyone out); each ≥ 32 bytes. */
+    secrets: ReadonlyArray<string | Buffer>;
+    /** Idle lifetime; slides on each refresh. Default `'30d'`. */
+    idleTtl?: Duration;
+    /** Absolute lifetime of a session; never slides. Default `'90d'`. Must be ≥ `idleTtl`. */
+    absoluteTtl?: Duration;
+    /** How long the previous token is answered with the same new token (tabs, lost responses). Default `'10s'`; 0 disables. */
+    reuseGrace?: Duration;
+  };
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
+  onAuditEvent?: (event: AuditEvent) => void;
+}
+
+/** What the audit hook receives. Carries ids, never a token. */
+export type AuditEvent =
+  | { type: 'token.issued'; at: Date; userId: string; sessionId: string }
+  | { type: 'token.rotated'; at: Date; userId: string; sessionId: string; generation: number }
+  | {
+      type: 'token.reuse_detected';
+      at: Date;
+      userId: string;
+      sessionId: string;
+      presentedGeneration: number;
+      currentGeneration: number;
+    }
+  | {
+      type: 'token.rejected';
+      at: Date;
+      reason: InvalidGrantReason;
+      userId?: string;
+      sessionId?: string;
+    }
+  | { type: 'session.revoked'; at: Date; userId: string; sessionId: string; reason: string }
+  | {
+      type: 'user.revoked_all';
+      at: Date;
+      userId: string;
+      reason: string;
+      minTokenVersion: number;
+      inline: boolean;
+    }
+  | { type: 'global.rotated'; at: Date; minVersion: number; reason: string; gracePeriodMs: number };
+
+/** Options after validation: durations in milliseconds, keys as KeyObjects, frozen. */
+export interface ResolvedOptions {
+  readonly repository: RefreshTokenRepository;
+  readonly versions: VersionStore;
+  readonly jobs: TokenJobs;
+  readonly clock: Clock;
+  readonly onAuditEvent: ((event: AuditEvent) => void) | undefined;
+  readonly accessToken: Readonly<
+    AccessTokenKeys & { ttlMs: number; issuer: string | undefined; audience: string | undefined }
+  >;
+  readonly refreshToken: Readonly<{
+    codec: TokenCodec;
+    idleTtlMs: number;
+    absoluteTtlMs: number;
+    reuseGraceMs: number;
+  }>;
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+const DURATION_PATTERN = /^(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
+/** About 100 years: anything longer is a typo, and would overflow Date arithmetic soon enough. */
+const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+
+/**
+ * Milliseconds of a duration (`'15m'`, `'30d'`, `'500ms'` or a number of ms). Throws `OptionsError`
+ * naming `name` for anything else, a negative value, or more than ~100 years.
+ */
+export function parseDuration(value: unknown, name: string): number {
+  let msValue: number;
+  if (typeof value === 'number') {
+    msValue = value;
+  } else if (typeof value === 'string') {
+    const match = DURATION_PATTERN.exec(value.trim());
+    if (!match) {
+      throw new OptionsError(
+        `${name} must be milliseconds or a string like '500ms', '10s', '15m', '12h', '30d', '2w'; got ${JSON.stringify(value)}`,
+      );
+    }
+    msValue = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+  } else {
+    throw new OptionsError(
+      `${name} must be a number of milliseconds or a string like '15m'; got ${typeof value}`,
+    );
+  }
+  if (!Number.isFinite(msValue))
+    throw new OptionsError(`${name} must be a finite duration; got ${String(value)}`);
+  if (msValue < 0) throw new OptionsError(`${name} must not be negative; got ${String(value)}`);
+  if (msValue > MAX_DURATION_MS)
+    throw new OptionsError(`${name} must be at most 100 years; got ${String(value)}`);
+  return Math.round(msValue);
+}
+
+function durationOption(
+  value: unknown,
+  name: string,
+  fallback: Duration,
+  minimumMs: number,
+): number {
+  const msValue = parseDuration(value ?? fallback, name);
+  if (msValue < minimumMs) {
+    throw new OptionsError(`${name} must be at least ${minimumMs}ms; got ${String(value)}`);
+  }
+  return msValue;
+}
+
+function requirePort<T extends object>(
+  value: unknown,
+  name: string,
+  methods: readonly (keyof T)[],
+): T {
+  const missing =
+    typeof value !== 'object' || value === null
+      ? methods
+      : methods.filter(
+          (method) => typeof (value as Record<keyof T, unknown>)[method] !== 'function',
+        );
+  if (missing.length > 0) {
+    throw new OptionsError(
+      `${name} must implement ${methods.join(', ')}; missing ${missing.join(', ')}`,
+    );
+  }
+  return value as T;
+}
+
+function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0)
+    throw new OptionsError(`${name} must be a non-empty string`);
+  return value;
+}
+
+function requireObject<T>(value: T | undefined, name: string): T {
+  if (typeof value !== 'object' || value === null)
+    throw new OptionsError(`${name} is required (an object)`);
+  return value;
+}
+
+/** Validates `options` once and returns them resolved and frozen. Throws `OptionsError`. */
+export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions {
+  requireObject(options, 'options');
+  const repository = requirePort<RefreshTokenRepository>(options.repository, 'repository', [
+    'save',
+    'findBySessionId',
+    'advance',
+    'revokeBySession',
+    'revokeAllForUser',
+    'listActiveForUser',
+    'touchMany',
+  ]);
+  const versions = requirePort<VersionStore>(options.versions, 'versions', [
+    'getUserMinVersion',
+    'bumpUserMinVersion',
+    'getGlobal',
+    'bumpGlobal',
+  ]);
+  const jobs =
+    options.jobs === undefined
+      ? new InlineTokenJobs(repository)
+      : requirePort<TokenJobs>(options.jobs, 'jobs', ['revokeAll', 'touch']);
+  const clock =
+    options.clock === undefined ? systemClock : requirePort<Clock>(options.clock, 'clock', ['now']);
+  if (options.onAuditEvent !== undefined && typeof options.onAuditEvent !== 'function') {
+    throw new OptionsError('onAuditEvent must be a function');
+  }
+
+  const access = requireObject(options.accessToken, 'accessToken');
+  const keys = resolveAccessTokenKeys(access);
+  const refresh = requireObject(options.refreshToken, 'refreshToken');
+  const codec = new TokenCodec(refresh.secrets);
+  const idleTtlMs = durationOption(refresh.idleTtl, 'refreshToken.idleTtl', '30d', 1_000);
+  const absoluteTtlMs = durationOption(
+    refresh.absoluteTtl,
+    'refreshToken.absoluteTtl',
+    '90d',
+    1_000,
+  );
+  if (idleTtlMs > absoluteTtlMs) {
+    throw new OptionsError(
+      `refreshToken.idleTtl (${idleTtlMs}ms) must not exceed refreshToken.absoluteTtl (${absoluteTtlMs}ms)`,
+    );
+  }
+
+  return Object.freeze({
+    repository,
+    versions,
+    jobs,
+    clock,
+    onAuditEvent: options.onAuditEvent,
+    accessToken: Object.freeze({
+      ...keys,
+      ttlMs: durationOption(access.ttl, 'accessToken.ttl', '15m', 1_000),
+      issuer: optionalString(access.issuer, 'accessToken.issuer'),
+      audience: optionalString(access.audience, 'accessToken.audience'),
+    }),
+    refreshToken: Object.freeze({
+      codec,
+      idleTtlMs,
+      absoluteTtlMs,
+      reuseGraceMs: durationOption(refresh.reuseGrace, 'refreshToken.reuseGrace', '10s', 0),
+    }),
+  });
+}

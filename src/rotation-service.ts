@@ -1,0 +1,436 @@
+/**
+ * The use cases (DESIGN §3–§4): log in, refresh with rotation and reuse detection, revoke, breach
+ * rotation, list sessions, access tokens. Framework-free: storage, versions and jobs come in
+ * through the ports.
+ */
+import { randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import { AccessTokens, type AccessTokenClaims } from './access-tokens';
+import {
+  InvalidGrantError,
+  InvalidRequestError,
+  MalformedTokenError,
+  RefreshRotationError,
+  StoreUnavailableError,
+  type InvalidGrantReason,
+} from './domain/errors';
+import {
+  decideGeneration,
+  isExpired,
+  judgeVersions,
+  slideExpiry,
+  type ClientInfo,
+  type GlobalVersion,
+  type RefreshTokenRecord,
+} from './domain/refresh-token';
+import {
+  hashToken,
+  MAX_GENERATION,
+  SESSION_RANDOM_BYTES,
+  type ParsedRefreshToken,
+} from './domain/token-codec';
+import {
+  parseDuration,
+  resolveOptions,
+  type AuditEvent,
+  type RefreshRotationOptions,
+  type ResolvedOptions,
+} from './options';
+
+export type { AccessTokenClaims } from './access-tokens';
+
+/** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
+export interface TokenResponse {
+  accessToken: string;
+  tokenType: 'Bearer';
+  /** Access-token lifetime in seconds. */
+  expiresIn: number;
+  refreshToken: string;
+  /** When the refresh token dies if unused (idle expiry, capped by the absolute one). */
+  refreshExpiresAt: Date;
+  sessionId: string;
+  userId: string;
+}
+
+/** One live session as the sessions page shows it. */
+export interface SessionView {
+  /** The session id. */
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  rotatedAt: Date | null;
+  expiresAt: Date;
+  absoluteExpiresAt: Date;
+  client: ClientInfo;
+}
+
+const SESSION_ID = /^[0-9a-f]{32}$/;
+const MAX_CLIENT_FIELD = 512;
+/** Compare-and-set rounds before giving up; a loss means someone else moved the generation, so one reload settles it. */
+const MAX_ADVANCE_ATTEMPTS = 3;
+
+function clientInfo(client: ClientInfo | undefined): ClientInfo {
+  const result: ClientInfo = {};
+  for (const field of ['userAgent', 'ip', 'label'] as const) {
+    const value = client?.[field];
+    if (typeof value === 'string' && value.length > 0)
+      result[field] = value.slice(0, MAX_CLIENT_FIELD);
+  }
+  return result;
+}
+
+function nonEmpty(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new InvalidRequestError(`${name} must be a non-empty string`);
+  return value;
+}
+
+/** Port failures that are not ours become `StoreUnavailableError`, so callers can answer 503. */
+async function store<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof RefreshRotationError) throw error;
+    throw new StoreUnavailableError(undefined, { cause: error });
+  }
+}
+
+/**
+ * Refresh-token rotation. Construct once (options are validated and frozen; `OptionsError` on
+ * anything invalid) and share.
+ */
+export class RotationService {
+  private readonly options: ResolvedOptions;
+  private readonly accessTokens: AccessTokens;
+  private dropped = 0;
+
+  constructor(options: RefreshRotationOptions) {
+    this.options = resolveOptions(options);
+    const { ttlMs, issuer, audience, ...keys } = this.options.accessToken;
+    this.accessTokens = new AccessTokens({
+      ...keys,
+      ttlMs,
+      ...(issuer === undefined ? {} : { issuer }),
+      ...(audience === undefined ? {} : { audience }),
+    });
+  }
+
+  /** How many `touch` calls were dropped because the job port rejected them. */
+  get droppedTouches(): number {
+    return this.dropped;
+  }
+
+  /**
+   * Log in: a new session at the current user and global versions, generation 0.
+   * Throws `InvalidRequestError` for an empty `userId`, `StoreUnavailableError` if the store fails.
+   */
+  async issue(input: { userId: string; client?: ClientInfo }): Promise<TokenResponse> {
+    const userId = nonEmpty(input?.userId, 'userId');
+    const { repository, versions, clock, refreshToken } = this.options;
+    const [userMinVersion, global] = await store(() =>
+      Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
+    );
+    const now = clock.now();
+    const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
+    const salt = randomBytes(SESSION_RANDOM_BYTES.salt).toString('hex');
+    const token = refreshToken.codec.encode({ sessionId, generation: 0, salt });
+    const absoluteExpiresAt = new Date(now.getTime() + refreshToken.absoluteTtlMs);
+    const record = await store(() =>
+      repository.save({
+        id: uuidv7(),
+        userId,
+        sessionId,
+        generation: 0,
+        keyId: refreshToken.codec.currentKeyId,
+        tokenHash: hashToken(token),
+        salt,
+        tokenVersion: userMinVersion,
+        globalVersionAtIssuance: global.minVersion,
+        createdAt: now,
+        expiresAt: slideExpiry(now, refreshToken.idleTtlMs, absoluteExpiresAt),
+        absoluteExpiresAt,
+        client: clientInfo(input.client),
+      }),
+    );
+    this.emit({ type: 'token.issued', at: now, userId, sessionId });
+    return this.respond(record, token, now);
+  }
+
+  /**
+   * Rotate (DESIGN §3, in that order). Throws `InvalidRequestError` when `refreshToken` is missing
+   * or not a string, `InvalidGrantError` (with an internal `reason`) when it is refused, and
+   * `StoreUnavailableError` when the store fails. A refused token changes nothing, except a
+   * reused one: its session is revoked in this request.
+   */
+  async refresh(refreshToken: unknown): Promise<TokenResponse> {
+    if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
+      throw new InvalidRequestError('refresh_token is required');
+    }
+    const { repository, versions, clock, refreshToken: settings } = this.options;
+    const parsed = this.parse(refreshToken);
+    if (!parsed) throw this.reject('malformed');
+
+    let record = await store(() => repository.findBySessionId(parsed.sessionId));
+    if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
+    const who = { userId: record.userId, sessionId: record.sessionId };
+    if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
+    if (record.revokedAt !== null) throw this.reject('revoked', who);
+    if (isExpired(record, clock.now())) throw this.reject('expired', who);
+
+    const userId = record.userId;
+    const [userMinVersion, global] = await store(() =>
+      Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
+    );
+    if (judgeVersions(record, userMinVersion, global, clock.now()) === 'outdated')
+      throw this.reject('version', who);
+
+    for (let attempt = 1; attempt <= MAX_ADVANCE_ATTEMPTS; attempt += 1) {
+      const now = clock.now();
+      const decision = decideGeneration(parsed.generation, record, now, settings.reuseGraceMs);
+      if (decision === 'grace') {
+        // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
+        const token = settings.codec.encode(record, record.keyId);
+        return this.respond(record, token, now);
+      }
+      if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
+
+      const next = await this.advance(record, now);
+      if (next) return next;
+      const reloaded: RefreshTokenRecord | null = await store(() =>
+        repository.findBySessionId(parsed.sessionId),
+      );
+      if (!reloaded) throw this.reject('unknown_session', who);
+      if (reloaded.revokedAt !== null) throw this.reject('revoked', who);
+      record = reloaded;
+    }
+    throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
+  }
+
+  /**
+   * Revoke one session (logout, or "sign out that device"). With `userId`, only if the session
+   * is that user's. Returns whether this call revoked it (false if unknown, not theirs, or
+   * already revoked). Default reason `'logout'`.
+   */
+  async revokeSession(
+    sessionId: string,
+    options: { userId?: string; reason?: string } = {},
+  ): Promise<boolean> {
+    if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
+    const { repository } = this.options;
+    const record = await store(() => repository.findBySessionId(sessionId));
+    if (!record || (options.userId !== undefined && record.userId !== options.userId)) return false;
+    return this.revoke(record, options.reason ?? 'logout');
+  }
+
+  /**
+   * Logout by refresh token. The MAC is verified first, so garbage or a forged token revokes
+   * nothing (returns false). Any generation of the session with a valid MAC is accepted: it proves
+   * the caller held one of its tokens. Default reason `'logout'`.
+   */
+  async revokeByRefreshToken(refreshToken: string, reason = 'logout'): Promise<boolean> {
+    const parsed = this.parse(refreshToken);
+    if (!parsed) return false;
+    const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
+    if (!record || !this.options.refreshToken.codec.verify(parsed, record.salt)) return false;
+    return this.revoke(record, reason);
+  }
+
+  /**
+   * Revoke every session of the user (password change, "log out everywhere"). First bumps the
+   * user's minimum version, which kills every existing session and access-token `ver` at once;
+   * then hands the record cleanup to the job port (records created before now). If enqueueing
+   * fails, the records are revoked inline. Default reason `'user_requested'`.
+   */
+  async revokeAllForUser(userId: string, reason = 'user_requested'): Promise<void> {
+    nonEmpty(userId, 'userId');
+    const { repository, versions, jobs, clock } = this.options;
+    const now = clock.now();
+    const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
+    let inline = false;
+    try {
+      await jobs.revokeAll({ userId, reason, requestedAt: now });
+    } catch {
+      inline = true;
+      await store(() =>
+        repository.revokeAllForUser(userId, reason, { issuedBefore: now, at: now }),
+      );
+    }
+    this.emit({ type: 'user.revoked_all', at: now, userId, reason, minTokenVersion, inline });
+  }
+
+  /**
+   * Breach response: raise the global minimum version. Sessions exactly one version behind may
+   * still refresh for `gracePeriod` (default 0) and keep their old version; all older die.
+   */
+  async rotateGlobal(input: {
+    reason: string;
+    gracePeriod?: string | number;
+  }): Promise<GlobalVersion> {
+    const reason = nonEmpty(input?.reason, 'reason');
+    const gracePeriodMs = parseDuration(input.gracePeriod ?? 0, 'gracePeriod');
+    const at = this.options.clock.now();
+    const global = await store(() =>
+      this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
+    );
+    this.emit({ type: 'global.rotated', at, minVersion: global.minVersion, reason, gracePeriodMs });
+    return global;
+  }
+
+  /** The user's sessions that can still refresh, newest first. */
+  async listSessions(userId: string): Promise<SessionView[]> {
+    nonEmpty(userId, 'userId');
+    const { repository, versions, clock } = this.options;
+    const now = clock.now();
+    const [records, userMinVersion, global] = await store(() =>
+      Promise.all([
+        repository.listActiveForUser(userId, now),
+        versions.getUserMinVersion(userId),
+        versions.getGlobal(),
+      ]),
+    );
+    return records
+      .filter((record) => judgeVersions(record, userMinVersion, global, now) !== 'outdated')
+      .map((record) => ({
+        id: record.sessionId,
+        createdAt: record.createdAt,
+        lastUsedAt: record.lastUsedAt,
+        rotatedAt: record.rotatedAt,
+        expiresAt: record.expiresAt,
+        absoluteExpiresAt: record.absoluteExpiresAt,
+        client: record.client,
+      }));
+  }
+
+  /** The claims of a valid access token; throws `InvalidAccessTokenError`. Algorithm pinned. */
+  verifyAccessToken(token: string): AccessTokenClaims {
+    return this.accessTokens.verify(token, this.options.clock.now());
+  }
+
+  /** Whether the token's `ver` is still at or above the user's minimum (instant cut-off after revoke-all). */
+  async isAccessTokenCurrent(claims: AccessTokenClaims): Promise<boolean> {
+    const minimum = await store(() => this.options.versions.getUserMinVersion(claims.sub));
+    return claims.ver >= minimum;
+  }
+
+  /** Report activity on a session (via the job port). Never throws: a rejected job is counted in `droppedTouches`. */
+  async touch(sessionId: string): Promise<void> {
+    try {
+      await this.options.jobs.touch({ sessionId, at: this.options.clock.now() });
+    } catch {
+      this.dropped += 1;
+    }
+  }
+
+  private parse(token: unknown): ParsedRefreshToken | null {
+    try {
+      return this.options.refreshToken.codec.parse(token);
+    } catch (error) {
+      if (error instanceof MalformedTokenError) return null;
+      throw error;
+    }
+  }
+
+  private async advance(record: RefreshTokenRecord, now: Date): Promise<TokenResponse | null> {
+    const { repository, refreshToken: settings } = this.options;
+    const generation = record.generation + 1;
+    // 4 billion rotations: treat as the end of the session rather than wrap around.
+    if (generation > MAX_GENERATION) throw this.reject('expired', record);
+    const keyId = settings.codec.currentKeyId;
+    const token = settings.codec.encode(
+      { sessionId: record.sessionId, generation, salt: record.salt },
+      keyId,
+    );
+    const advanced = await store(() =>
+      repository.advance({
+        id: record.id,
+        fromGeneration: record.generation,
+        keyId,
+        tokenHash: hashToken(token),
+        rotatedAt: now,
+        expiresAt: slideExpiry(now, settings.idleTtlMs, record.absoluteExpiresAt),
+        lastUsedAt: now,
+      }),
+    );
+    if (!advanced) return null;
+    this.emit({
+      type: 'token.rotated',
+      at: now,
+      userId: record.userId,
+      sessionId: record.sessionId,
+      generation,
+    });
+    return this.respond(advanced, token, now);
+  }
+
+  private async revokeReused(
+    record: RefreshTokenRecord,
+    presented: number,
+    now: Date,
+  ): Promise<never> {
+    const { userId, sessionId } = record;
+    this.emit({
+      type: 'token.reuse_detected',
+      at: now,
+      userId,
+      sessionId,
+      presentedGeneration: presented,
+      currentGeneration: record.generation,
+    });
+    await this.revoke(record, 'reuse_detected');
+    throw this.reject('reused', { userId, sessionId });
+  }
+
+  private async revoke(record: RefreshTokenRecord, reason: string): Promise<boolean> {
+    const at = this.options.clock.now();
+    const revoked = await store(() =>
+      this.options.repository.revokeBySession(record.sessionId, reason, { at }),
+    );
+    if (revoked)
+      this.emit({
+        type: 'session.revoked',
+        at,
+        userId: record.userId,
+        sessionId: record.sessionId,
+        reason,
+      });
+    return revoked;
+  }
+
+  private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
+    return {
+      accessToken: this.accessTokens.sign(
+        { userId: record.userId, sessionId: record.sessionId, version: record.tokenVersion },
+        now,
+      ),
+      tokenType: 'Bearer',
+      expiresIn: this.accessTokens.expiresIn,
+      refreshToken,
+      refreshExpiresAt: record.expiresAt,
+      sessionId: record.sessionId,
+      userId: record.userId,
+    };
+  }
+
+  private reject(
+    reason: InvalidGrantReason,
+    who: { userId?: string; sessionId?: string } = {},
+  ): InvalidGrantError {
+    this.emit({
+      type: 'token.rejected',
+      at: this.options.clock.now(),
+      reason,
+      ...(who.userId === undefined ? {} : { userId: who.userId }),
+      ...(who.sessionId === undefined ? {} : { sessionId: who.sessionId }),
+    });
+    return new InvalidGrantError(reason);
+  }
+
+  /** Audit events are best-effort: a throwing hook must never break a login or a refresh. */
+  private emit(event: AuditEvent): void {
+    try {
+      this.options.onAuditEvent?.(event);
+    } catch {
+      // ignored on purpose
+    }
+  }
+}

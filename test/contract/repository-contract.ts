@@ -1,0 +1,610 @@
+/**
+ * The adapter-agnostic contract of `RefreshTokenRepository` and `VersionStore` (DESIGN §1–§2).
+ * Every adapter runs it from its own `*.contract.test.ts`:
+ *
+ * ```ts
+ * describeRepositoryContract('mongoose', async () => {
+ *   const db = await openTestDatabase();
+ *   return { repository, versions, atomicAdvance: false, close: () => db.close() };
+ * });
+ * ```
+ *
+ * `factory: () => Promise<ContractSubject>` is called before every test and must return a fresh,
+ * empty store; `close()` is called after it and must release everything the factory opened.
+ * `atomicAdvance` (default `true`) says whether the backend's find-and-modify is atomic: when false
+ * (FerretDB v1), several concurrent `advance` callers may all "win", but they must then have
+ * written identical state, one generation step.
+ */
+import { ConflictError, NotFoundError } from '../../src/domain/errors';
+import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
+import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
+import type { VersionStore } from '../../src/domain/version-store';
+import { aNewRecord, anAdvance, aTokenHash, savedFrom } from '../support/builders';
+import { EPOCH } from '../support/fake-clock';
+
+/** What a contract factory returns. */
+export interface ContractSubject {
+  repository: RefreshTokenRepository;
+  versions: VersionStore;
+  /** Whether concurrent `advance` calls have exactly one winner. Default `true`. */
+  atomicAdvance?: boolean;
+  close(): Promise<void>;
+}
+
+/** Opens a fresh, empty store for one test. */
+export type ContractFactory = () => Promise<ContractSubject>;
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+function at(offsetMs: number): Date {
+  return new Date(EPOCH.getTime() + offsetMs);
+}
+
+export function describeRepositoryContract(name: string, factory: ContractFactory): void {
+  describe(`RefreshTokenRepository contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let repository: RefreshTokenRepository;
+
+    beforeEach(async () => {
+      subject = await factory();
+      repository = subject.repository;
+    });
+
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    async function saved(
+      overrides: Parameters<typeof aNewRecord>[0] = {},
+    ): Promise<RefreshTokenRecord> {
+      return repository.save(aNewRecord(overrides));
+    }
+
+    describe('save', () => {
+      it('returns the new record, live and never used, and it can be read back by id', async () => {
+        const input = aNewRecord();
+        const record = await repository.save(input);
+        expect(record).toEqual(savedFrom(input));
+        expect(await repository.findById(input.id)).toEqual(savedFrom(input));
+      });
+
+      it('keeps rotatedAt and lastUsedAt when given', async () => {
+        const input = aNewRecord({ rotatedAt: at(MINUTE), lastUsedAt: at(2 * MINUTE) });
+        const record = await repository.save(input);
+        expect(record.rotatedAt).toEqual(at(MINUTE));
+        expect(record.lastUsedAt).toEqual(at(2 * MINUTE));
+      });
+
+      it('rejects a duplicate sessionId with ConflictError and keeps the first record', async () => {
+        const first = await saved();
+        const duplicate = aNewRecord({ sessionId: first.sessionId, userId: 'someone-else' });
+        await expect(repository.save(duplicate)).rejects.toBeInstanceOf(ConflictError);
+        await expect(repository.save(duplicate)).rejects.toMatchObject({ code: 'conflict' });
+        expect(await repository.findBySessionId(first.sessionId)).toEqual(first);
+        expect(await repository.findById(duplicate.id)).toBeNull();
+      });
+
+      it('rejects a duplicate id with ConflictError', async () => {
+        const first = await saved();
+        await expect(repository.save(aNewRecord({ id: first.id }))).rejects.toBeInstanceOf(
+          ConflictError,
+        );
+        expect(await repository.findById(first.id)).toEqual(first);
+      });
+
+      it('rejects a duplicate tokenHash with ConflictError', async () => {
+        const first = await saved();
+        const duplicate = aNewRecord({ tokenHash: first.tokenHash });
+        await expect(repository.save(duplicate)).rejects.toBeInstanceOf(ConflictError);
+        expect(await repository.findById(duplicate.id)).toBeNull();
+      });
+
+      it('returns copies: mutating a returned record does not change the store', async () => {
+        const record = await saved();
+        record.generation = 99;
+        record.client.label = 'mutated';
+        const again = await repository.findById(record.id);
+        expect(again?.generation).toBe(0);
+        expect(again?.client.label).toBeUndefined();
+      });
+    });
+
+    describe('findByTokenHash', () => {
+      it('finds the live record holding the hash, even when expired', async () => {
+        const record = await saved({ expiresAt: at(-DAY), absoluteExpiresAt: at(-DAY) });
+        expect(await repository.findByTokenHash(record.tokenHash)).toEqual(record);
+      });
+
+      it('returns null for an unknown hash', async () => {
+        await saved();
+        expect(await repository.findByTokenHash(aTokenHash())).toBeNull();
+      });
+
+      it('ignores revoked records', async () => {
+        const record = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
+        expect(await repository.findByTokenHash(record.tokenHash)).toBeNull();
+      });
+
+      it('follows rotation: the old hash is gone and the new one finds the record', async () => {
+        const record = await saved();
+        const advance = anAdvance(record);
+        await repository.advance(advance);
+        expect(await repository.findByTokenHash(record.tokenHash)).toBeNull();
+        expect((await repository.findByTokenHash(advance.tokenHash))?.id).toBe(record.id);
+      });
+    });
+
+    describe('findById and findBySessionId', () => {
+      it('return null for unknown keys', async () => {
+        await saved();
+        expect(await repository.findById(aNewRecord().id)).toBeNull();
+        expect(await repository.findBySessionId(aNewRecord().sessionId)).toBeNull();
+      });
+
+      it('return revoked records too', async () => {
+        const record = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
+        const byId = await repository.findById(record.id);
+        const bySession = await repository.findBySessionId(record.sessionId);
+        expect(byId).toEqual({ ...record, revokedAt: at(MINUTE), revokedReason: 'logout' });
+        expect(bySession).toEqual(byId);
+      });
+    });
+
+    describe('updateLastUsed', () => {
+      it('sets lastUsedAt to the given time', async () => {
+        const record = await saved({ lastUsedAt: at(5 * MINUTE) });
+        await repository.updateLastUsed(record.id, at(MINUTE));
+        expect((await repository.findById(record.id))?.lastUsedAt).toEqual(at(MINUTE));
+      });
+
+      it('defaults to now', async () => {
+        const record = await saved();
+        const before = Date.now();
+        await repository.updateLastUsed(record.id);
+        const lastUsedAt = (await repository.findById(record.id))?.lastUsedAt;
+        expect(lastUsedAt).toBeInstanceOf(Date);
+        expect(lastUsedAt!.getTime()).toBeGreaterThanOrEqual(before);
+        expect(lastUsedAt!.getTime()).toBeLessThanOrEqual(Date.now());
+      });
+
+      it('rejects with NotFoundError for an unknown id', async () => {
+        await expect(repository.updateLastUsed(aNewRecord().id, at(0))).rejects.toBeInstanceOf(
+          NotFoundError,
+        );
+      });
+    });
+
+    describe('delete', () => {
+      it('removes the record from every lookup', async () => {
+        const record = await saved();
+        const other = await saved();
+        await repository.delete(record.id);
+        expect(await repository.findById(record.id)).toBeNull();
+        expect(await repository.findBySessionId(record.sessionId)).toBeNull();
+        expect(await repository.findByTokenHash(record.tokenHash)).toBeNull();
+        expect(await repository.findById(other.id)).toEqual(other);
+      });
+
+      it('rejects with NotFoundError for an unknown id, also on a second delete', async () => {
+        const record = await saved();
+        await expect(repository.delete(aNewRecord().id)).rejects.toMatchObject({
+          code: 'not_found',
+        });
+        await repository.delete(record.id);
+        await expect(repository.delete(record.id)).rejects.toBeInstanceOf(NotFoundError);
+      });
+    });
+
+    describe('revokeBySession', () => {
+      it('revokes a live session with the time and reason, and reports it', async () => {
+        const record = await saved();
+        expect(
+          await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) }),
+        ).toBe(true);
+        const revoked = await repository.findBySessionId(record.sessionId);
+        expect(revoked).toMatchObject({ revokedAt: at(MINUTE), revokedReason: 'logout' });
+      });
+
+      it('is idempotent: a second call returns false and keeps the first time and reason', async () => {
+        const record = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
+        expect(
+          await repository.revokeBySession(record.sessionId, 'admin_action', {
+            at: at(2 * MINUTE),
+          }),
+        ).toBe(false);
+        expect(await repository.findBySessionId(record.sessionId)).toMatchObject({
+          revokedAt: at(MINUTE),
+          revokedReason: 'logout',
+        });
+      });
+
+      it('returns false for an unknown session', async () => {
+        expect(await repository.revokeBySession(aNewRecord().sessionId, 'logout')).toBe(false);
+      });
+
+      it('sets revokedAt without an explicit time', async () => {
+        const record = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout');
+        expect((await repository.findBySessionId(record.sessionId))?.revokedAt).toBeInstanceOf(
+          Date,
+        );
+      });
+
+      it('leaves other sessions live', async () => {
+        const record = await saved();
+        const other = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout');
+        expect(await repository.findBySessionId(other.sessionId)).toEqual(other);
+      });
+    });
+
+    describe('revokeAllForUser', () => {
+      it("revokes every live record of the user and no one else's, returning the count", async () => {
+        const mine = [await saved({ userId: 'alice' }), await saved({ userId: 'alice' })];
+        const theirs = await saved({ userId: 'bob' });
+        expect(
+          await repository.revokeAllForUser('alice', 'password_changed', { at: at(MINUTE) }),
+        ).toBe(2);
+        for (const record of mine) {
+          expect(await repository.findById(record.id)).toMatchObject({
+            revokedAt: at(MINUTE),
+            revokedReason: 'password_changed',
+          });
+        }
+        expect(await repository.findById(theirs.id)).toEqual(theirs);
+      });
+
+      it("defaults the reason to 'user_requested'", async () => {
+        const record = await saved({ userId: 'alice' });
+        await repository.revokeAllForUser('alice');
+        expect((await repository.findById(record.id))?.revokedReason).toBe('user_requested');
+      });
+
+      it('does not count or rewrite records that were already revoked', async () => {
+        const old = await saved({ userId: 'alice' });
+        await saved({ userId: 'alice' });
+        await repository.revokeBySession(old.sessionId, 'logout', { at: at(MINUTE) });
+        expect(
+          await repository.revokeAllForUser('alice', 'admin_action', { at: at(2 * MINUTE) }),
+        ).toBe(1);
+        expect(await repository.findById(old.id)).toMatchObject({
+          revokedAt: at(MINUTE),
+          revokedReason: 'logout',
+        });
+      });
+
+      it('with issuedBefore, revokes only records created strictly before it', async () => {
+        const older = await saved({ userId: 'alice', createdAt: at(0) });
+        const same = await saved({ userId: 'alice', createdAt: at(MINUTE) });
+        const newer = await saved({ userId: 'alice', createdAt: at(2 * MINUTE) });
+        const count = await repository.revokeAllForUser('alice', 'password_changed', {
+          issuedBefore: at(MINUTE),
+        });
+        expect(count).toBe(1);
+        expect((await repository.findById(older.id))?.revokedAt).not.toBeNull();
+        expect(await repository.findById(same.id)).toEqual(same);
+        expect(await repository.findById(newer.id)).toEqual(newer);
+      });
+
+      it('returns 0 for a user without records', async () => {
+        await saved({ userId: 'alice' });
+        expect(await repository.revokeAllForUser('nobody')).toBe(0);
+      });
+    });
+
+    describe('findByTokenVerification', () => {
+      it('returns the live record whose hash the verifier accepts', async () => {
+        await saved();
+        const wanted = await saved();
+        const found = await repository.findByTokenVerification(
+          'token',
+          (_token, hash) => hash === wanted.tokenHash,
+        );
+        expect(found).toEqual(wanted);
+      });
+
+      it('accepts an async verifier and skips revoked records', async () => {
+        const revoked = await saved();
+        await repository.revokeBySession(revoked.sessionId, 'logout');
+        const found = await repository.findByTokenVerification(
+          'token',
+          async (_token, hash) => hash === revoked.tokenHash,
+        );
+        expect(found).toBeNull();
+      });
+
+      it('passes the token to the verifier and returns null when nothing matches', async () => {
+        await saved();
+        const seen: string[] = [];
+        const found = await repository.findByTokenVerification('the-token', (token) => {
+          seen.push(token);
+          return false;
+        });
+        expect(found).toBeNull();
+        expect(seen).toEqual(['the-token']);
+      });
+    });
+
+    describe('advance', () => {
+      it('moves a live record from its current generation to the next, with the given hash, key and times', async () => {
+        const record = await saved();
+        const input = anAdvance(record, at(MINUTE), { keyId: 9 });
+        const advanced = await repository.advance(input);
+        const expected = {
+          ...record,
+          generation: 1,
+          keyId: 9,
+          tokenHash: input.tokenHash,
+          rotatedAt: input.rotatedAt,
+          expiresAt: input.expiresAt,
+          lastUsedAt: input.lastUsedAt,
+        };
+        expect(advanced).toEqual(expected);
+        expect(await repository.findById(record.id)).toEqual(expected);
+      });
+
+      it('returns null and changes nothing when the generation is stale', async () => {
+        const record = await saved();
+        const first = await repository.advance(anAdvance(record, at(MINUTE)));
+        const stale = await repository.advance(anAdvance(record, at(2 * MINUTE)));
+        expect(stale).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(first);
+      });
+
+      it('returns null and changes nothing for a revoked record', async () => {
+        const record = await saved();
+        await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
+        const before = await repository.findById(record.id);
+        expect(await repository.advance(anAdvance(record, at(2 * MINUTE)))).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(before);
+      });
+
+      it('returns null for an unknown id', async () => {
+        expect(await repository.advance(anAdvance(aNewRecord()))).toBeNull();
+      });
+
+      it('lets exactly one of many concurrent callers win (or, without atomic find-and-modify, all winners write the same single step)', async () => {
+        const record = await saved();
+        const input = anAdvance(record, at(MINUTE));
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () => repository.advance({ ...input })),
+        );
+        const winners = results.filter((result): result is RefreshTokenRecord => result !== null);
+        if (subject.atomicAdvance ?? true) {
+          expect(winners).toHaveLength(1);
+        } else {
+          expect(winners.length).toBeGreaterThanOrEqual(1);
+        }
+        const final = await repository.findById(record.id);
+        expect(final).toMatchObject({ generation: 1, tokenHash: input.tokenHash, revokedAt: null });
+        for (const winner of winners) expect(winner).toEqual(final);
+      });
+
+      it('advances step by step: generation counts rotations', async () => {
+        let record = await saved();
+        for (let step = 1; step <= 3; step += 1) {
+          const next = await repository.advance(anAdvance(record, at(step * MINUTE)));
+          expect(next?.generation).toBe(step);
+          record = next!;
+        }
+      });
+    });
+
+    describe('revocation racing rotation', () => {
+      it('revokeBySession is never lost to a concurrent advance (many rounds)', async () => {
+        for (let round = 0; round < 25; round += 1) {
+          const record = await saved();
+          const advance = repository.advance(anAdvance(record, at(MINUTE)));
+          const revoke = repository.revokeBySession(record.sessionId, 'reuse_detected', {
+            at: at(MINUTE),
+          });
+          const [, revoked] =
+            round % 2 === 0
+              ? await Promise.all([advance, revoke])
+              : (await Promise.all([revoke, advance])).reverse();
+          expect(revoked).toBe(true);
+          const final = await repository.findBySessionId(record.sessionId);
+          expect(final).toMatchObject({ revokedAt: at(MINUTE), revokedReason: 'reuse_detected' });
+          expect(await repository.advance(anAdvance(final!, at(2 * MINUTE)))).toBeNull();
+        }
+      });
+
+      it('revokeAllForUser is never lost to concurrent advances (many rounds)', async () => {
+        for (let round = 0; round < 10; round += 1) {
+          const userId = `racer-${round}`;
+          const records = await Promise.all([
+            saved({ userId }),
+            saved({ userId }),
+            saved({ userId }),
+          ]);
+          await Promise.all([
+            ...records.map((record) => repository.advance(anAdvance(record, at(MINUTE)))),
+            repository.revokeAllForUser(userId, 'password_changed', { at: at(MINUTE) }),
+          ]);
+          for (const record of records) {
+            expect(await repository.findById(record.id)).toMatchObject({
+              revokedAt: at(MINUTE),
+              revokedReason: 'password_changed',
+            });
+          }
+        }
+      });
+    });
+
+    describe('listActiveForUser', () => {
+      it("lists the user's live, unexpired records, newest first", async () => {
+        const now = at(10 * DAY);
+        const oldest = await saved({ userId: 'alice', createdAt: at(DAY) });
+        const newest = await saved({ userId: 'alice', createdAt: at(3 * DAY) });
+        const middle = await saved({ userId: 'alice', createdAt: at(2 * DAY) });
+        const revoked = await saved({ userId: 'alice', createdAt: at(4 * DAY) });
+        await repository.revokeBySession(revoked.sessionId, 'logout');
+        await saved({ userId: 'alice', createdAt: at(5 * DAY), expiresAt: now });
+        await saved({ userId: 'alice', createdAt: at(5 * DAY), absoluteExpiresAt: at(9 * DAY) });
+        await saved({ userId: 'bob', createdAt: at(6 * DAY) });
+        const active = await repository.listActiveForUser('alice', now);
+        expect(active.map((record) => record.id)).toEqual([newest.id, middle.id, oldest.id]);
+        expect(active[0]).toEqual(newest);
+      });
+
+      it('returns an empty list for an unknown user', async () => {
+        expect(await repository.listActiveForUser('nobody', at(0))).toEqual([]);
+      });
+    });
+
+    describe('touchMany', () => {
+      it('sets lastUsedAt of each session and returns how many changed', async () => {
+        const a = await saved();
+        const b = await saved();
+        const changed = await repository.touchMany([
+          { sessionId: a.sessionId, at: at(MINUTE) },
+          { sessionId: b.sessionId, at: at(2 * MINUTE) },
+        ]);
+        expect(changed).toBe(2);
+        expect((await repository.findById(a.id))?.lastUsedAt).toEqual(at(MINUTE));
+        expect((await repository.findById(b.id))?.lastUsedAt).toEqual(at(2 * MINUTE));
+      });
+
+      it('never moves lastUsedAt backwards', async () => {
+        const record = await saved({ lastUsedAt: at(5 * MINUTE) });
+        expect(await repository.touchMany([{ sessionId: record.sessionId, at: at(MINUTE) }])).toBe(
+          0,
+        );
+        expect((await repository.findById(record.id))?.lastUsedAt).toEqual(at(5 * MINUTE));
+      });
+
+      it('keeps the latest of several touches of one session in a batch, whatever their order', async () => {
+        const record = await saved();
+        await repository.touchMany([
+          { sessionId: record.sessionId, at: at(3 * MINUTE) },
+          { sessionId: record.sessionId, at: at(MINUTE) },
+          { sessionId: record.sessionId, at: at(2 * MINUTE) },
+        ]);
+        expect((await repository.findById(record.id))?.lastUsedAt).toEqual(at(3 * MINUTE));
+      });
+
+      it('ignores unknown sessions and accepts an empty batch', async () => {
+        const record = await saved();
+        const changed = await repository.touchMany([
+          { sessionId: aNewRecord().sessionId, at: at(MINUTE) },
+          { sessionId: record.sessionId, at: at(MINUTE) },
+        ]);
+        expect(changed).toBe(1);
+        expect(await repository.touchMany([])).toBe(0);
+      });
+    });
+
+    describe('deleteExpired', () => {
+      it('deletes idle-expired, absolute-expired and long-revoked records and leaves live ones', async () => {
+        const before = at(40 * DAY);
+        const idle = await saved({ expiresAt: at(DAY) });
+        const absolute = await saved({ absoluteExpiresAt: at(2 * DAY), expiresAt: at(2 * DAY) });
+        const revokedLongAgo = await saved({ expiresAt: at(60 * DAY) });
+        await repository.revokeBySession(revokedLongAgo.sessionId, 'logout', { at: at(DAY) });
+        const revokedRecently = await saved({ expiresAt: at(60 * DAY) });
+        await repository.revokeBySession(revokedRecently.sessionId, 'logout', { at: at(50 * DAY) });
+        const live = await saved({ expiresAt: at(60 * DAY) });
+
+        expect(await repository.deleteExpired({ before, limit: 100 })).toBe(3);
+        for (const gone of [idle, absolute, revokedLongAgo])
+          expect(await repository.findById(gone.id)).toBeNull();
+        expect(await repository.findById(live.id)).toEqual(live);
+        expect(await repository.findById(revokedRecently.id)).not.toBeNull();
+      });
+
+      it('deletes at most `limit` records per call', async () => {
+        for (let i = 0; i < 5; i += 1) await saved({ expiresAt: at(DAY) });
+        const live = await saved({ expiresAt: at(60 * DAY) });
+        const before = at(40 * DAY);
+        const batches: number[] = [];
+        for (let call = 0; call < 4; call += 1)
+          batches.push(await repository.deleteExpired({ before, limit: 2 }));
+        expect(batches).toEqual([2, 2, 1, 0]);
+        expect(await repository.findById(live.id)).toEqual(live);
+      });
+    });
+  });
+
+  describe(`VersionStore contract: ${name}`, () => {
+    let subject: ContractSubject;
+    let versions: VersionStore;
+
+    beforeEach(async () => {
+      subject = await factory();
+      versions = subject.versions;
+    });
+
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    it('a user never bumped has minimum version 0', async () => {
+      expect(await versions.getUserMinVersion('nobody')).toBe(0);
+    });
+
+    it('bumpUserMinVersion raises the user by one, returns the new value, and leaves other users alone', async () => {
+      expect(await versions.bumpUserMinVersion('alice')).toBe(1);
+      expect(await versions.bumpUserMinVersion('alice')).toBe(2);
+      expect(await versions.getUserMinVersion('alice')).toBe(2);
+      expect(await versions.getUserMinVersion('bob')).toBe(0);
+    });
+
+    it('bumpUserMinVersion loses no update under concurrency', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => versions.bumpUserMinVersion('alice')),
+      );
+      expect(await versions.getUserMinVersion('alice')).toBe(20);
+      expect(Math.max(...results)).toBe(20);
+      for (const result of results) expect(result).toBeGreaterThanOrEqual(1);
+    });
+
+    it('the global version defaults to 0, never rotated', async () => {
+      expect(await versions.getGlobal()).toEqual({
+        minVersion: 0,
+        rotatedAt: null,
+        reason: null,
+        gracePeriodMs: 0,
+      });
+    });
+
+    it('bumpGlobal raises the global minimum by one and records when, why and the grace period', async () => {
+      const first = await versions.bumpGlobal({
+        reason: 'breach',
+        gracePeriodMs: 60_000,
+        at: at(MINUTE),
+      });
+      expect(first).toEqual({
+        minVersion: 1,
+        rotatedAt: at(MINUTE),
+        reason: 'breach',
+        gracePeriodMs: 60_000,
+      });
+      expect(await versions.getGlobal()).toEqual(first);
+      const second = await versions.bumpGlobal({
+        reason: 'again',
+        gracePeriodMs: 0,
+        at: at(2 * MINUTE),
+      });
+      expect(second).toEqual({
+        minVersion: 2,
+        rotatedAt: at(2 * MINUTE),
+        reason: 'again',
+        gracePeriodMs: 0,
+      });
+      expect(await versions.getGlobal()).toEqual(second);
+    });
+
+    it('bumpGlobal loses no update under concurrency', async () => {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          versions.bumpGlobal({ reason: `r${i}`, gracePeriodMs: 0, at: at(i) }),
+        ),
+      );
+      expect((await versions.getGlobal()).minVersion).toBe(10);
+    });
+  });
+}

@@ -1,0 +1,713 @@
+/**
+ * The behaviour of `RotationService` (DESIGN §3–§4), run against every adapter:
+ *
+ * ```ts
+ * describeRotationServiceContract('mongoose', async () => ({ repository, versions, atomicAdvance: false, close }));
+ * ```
+ *
+ * `factory` has the same shape as `describeRepositoryContract`'s (a fresh, empty store per test;
+ * `close()` after it). Time comes from a fake clock; the job port is the inline one unless a test
+ * says otherwise.
+ */
+import { createHash } from 'node:crypto';
+import {
+  InvalidGrantError,
+  InvalidRequestError,
+  StoreUnavailableError,
+  type InvalidGrantReason,
+} from '../../src/domain/errors';
+import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
+import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
+import type { RevokeAllJob, TokenJobs } from '../../src/domain/token-jobs';
+import { TokenCodec } from '../../src/domain/token-codec';
+import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
+import { RotationService, type TokenResponse } from '../../src/rotation-service';
+import { aSecret, randomHex, tamperToken } from '../support/builders';
+import { FakeClock } from '../support/fake-clock';
+import type { ContractFactory, ContractSubject } from './repository-contract';
+
+const WRITE_METHODS: ReadonlySet<PropertyKey> = new Set([
+  'save',
+  'updateLastUsed',
+  'delete',
+  'revokeBySession',
+  'revokeAllForUser',
+  'advance',
+  'touchMany',
+  'deleteExpired',
+]);
+
+/** The real repository, with every write call recorded by method name. */
+function recordingWrites(repository: RefreshTokenRepository): {
+  repository: RefreshTokenRepository;
+  writes: string[];
+} {
+  const writes: string[] = [];
+  const proxy = new Proxy(repository, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (WRITE_METHODS.has(property)) writes.push(String(property));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { repository: proxy, writes };
+}
+
+/** Jobs that are accepted and never run (a worker that is down): only the version bump can cut sessions. */
+class ParkedJobs implements TokenJobs {
+  readonly revokeAlls: RevokeAllJob[] = [];
+  async revokeAll(job: RevokeAllJob): Promise<void> {
+    this.revokeAlls.push(job);
+  }
+  async touch(): Promise<void> {}
+}
+
+/** Jobs whose queue is unreachable. */
+class UnreachableJobs implements TokenJobs {
+  async revokeAll(): Promise<void> {
+    throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+  }
+  async touch(): Promise<void> {
+    throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+  }
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function describeRotationServiceContract(name: string, factory: ContractFactory): void {
+  describe(`RotationService on ${name}`, () => {
+    let subject: ContractSubject;
+    let clock: FakeClock;
+    let events: AuditEvent[];
+    let writes: string[];
+    let repository: RefreshTokenRepository;
+    let refreshSecret: string;
+    let accessSecret: string;
+
+    beforeEach(async () => {
+      subject = await factory();
+      clock = new FakeClock();
+      events = [];
+      ({ repository, writes } = recordingWrites(subject.repository));
+      refreshSecret = aSecret();
+      accessSecret = aSecret();
+    });
+
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    function service(
+      overrides: Partial<Omit<RefreshRotationOptions, 'refreshToken'>> & {
+        refreshToken?: Partial<RefreshRotationOptions['refreshToken']>;
+      } = {},
+    ): RotationService {
+      const { refreshToken, ...rest } = overrides;
+      return new RotationService({
+        repository,
+        versions: subject.versions,
+        accessToken: { secret: accessSecret },
+        clock,
+        onAuditEvent: (event) => events.push(event),
+        ...rest,
+        refreshToken: { secrets: [refreshSecret], ...refreshToken },
+      });
+    }
+
+    async function record(sessionId: string): Promise<RefreshTokenRecord> {
+      const found = await subject.repository.findBySessionId(sessionId);
+      if (!found) throw new Error(`no record for session ${sessionId}`);
+      return found;
+    }
+
+    async function expectGrantRejected(
+      promise: Promise<unknown>,
+      reason: InvalidGrantReason,
+    ): Promise<void> {
+      const error: unknown = await promise.then(
+        () => new Error('expected the refresh to be rejected'),
+        (rejection: unknown) => rejection,
+      );
+      expect(error).toBeInstanceOf(InvalidGrantError);
+      expect(error).toMatchObject({ code: 'invalid_grant', reason });
+    }
+
+    function tokensIn(responses: TokenResponse[]): string[] {
+      return responses.flatMap((response) => [response.refreshToken, response.accessToken]);
+    }
+
+    describe('issue and refresh', () => {
+      it('a refresh returns a new refresh token and a valid access token; the old one then fails', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: 0 } });
+        const login = await rotation.issue({ userId: 'alice', client: { userAgent: 'jest' } });
+        clock.advance('1m');
+        const refreshed = await rotation.refresh(login.refreshToken);
+
+        expect(refreshed.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{72}$/);
+        expect(refreshed.refreshToken).not.toBe(login.refreshToken);
+        expect(refreshed).toMatchObject({
+          tokenType: 'Bearer',
+          expiresIn: 900,
+          userId: 'alice',
+          sessionId: login.sessionId,
+        });
+        const claims = rotation.verifyAccessToken(refreshed.accessToken);
+        expect(claims).toMatchObject({ sub: 'alice', sid: login.sessionId, ver: 0 });
+        expect(claims.exp - claims.iat).toBe(900);
+        expect(claims.iat).toBe(Math.floor(clock.now().getTime() / 1000));
+
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+      });
+
+      it('stores only the hash of the current token, one record per session', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const refreshed = await rotation.refresh(login.refreshToken);
+        const stored = await record(login.sessionId);
+        expect(stored).toMatchObject({
+          generation: 1,
+          tokenHash: sha256Hex(refreshed.refreshToken),
+          userId: 'alice',
+        });
+        expect(JSON.stringify(stored)).not.toContain(refreshed.refreshToken.slice(3));
+        expect(JSON.stringify(stored)).not.toContain(login.refreshToken.slice(3));
+        expect(
+          await subject.repository.findByTokenHash(sha256Hex(refreshed.refreshToken)),
+        ).toMatchObject({
+          sessionId: login.sessionId,
+        });
+        expect(writes.filter((write) => write === 'save')).toHaveLength(1);
+      });
+
+      it('a refresh slides the idle expiry, never past the absolute expiry, and sets lastUsedAt and rotatedAt', async () => {
+        const rotation = service({ refreshToken: { idleTtl: '30d', absoluteTtl: '40d' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        expect(login.refreshExpiresAt).toEqual(new Date(clock.now().getTime() + 30 * 86_400_000));
+        const issuedAt = clock.now();
+        const at = clock.advance('20d');
+        const refreshed = await rotation.refresh(login.refreshToken);
+        const absolute = new Date(issuedAt.getTime() + 40 * 86_400_000);
+        expect(refreshed.refreshExpiresAt).toEqual(absolute);
+        expect(await record(login.sessionId)).toMatchObject({
+          expiresAt: absolute,
+          absoluteExpiresAt: absolute,
+          rotatedAt: at,
+          lastUsedAt: at,
+        });
+      });
+
+      it('issues new sessions with the client info and at the current user and global versions', async () => {
+        const rotation = service();
+        await rotation.revokeAllForUser('alice');
+        await rotation.rotateGlobal({ reason: 'drill' });
+        const login = await rotation.issue({
+          userId: 'alice',
+          client: { userAgent: 'ua', ip: '10.0.0.1', label: 'phone' },
+        });
+        expect(await record(login.sessionId)).toMatchObject({
+          tokenVersion: 1,
+          globalVersionAtIssuance: 1,
+          generation: 0,
+          client: { userAgent: 'ua', ip: '10.0.0.1', label: 'phone' },
+        });
+        expect(rotation.verifyAccessToken(login.accessToken).ver).toBe(1);
+        await expect(rotation.refresh(login.refreshToken)).resolves.toMatchObject({
+          sessionId: login.sessionId,
+        });
+      });
+
+      it('a missing or non-string refresh token is an invalid request, not an invalid grant', async () => {
+        const rotation = service();
+        for (const value of [undefined, null, '', 42, { token: 'x' }]) {
+          await expect(rotation.refresh(value)).rejects.toBeInstanceOf(InvalidRequestError);
+        }
+      });
+
+      it('a token signed with an older secret still refreshes after the secret list is rotated, and is re-signed with the new one', async () => {
+        const login = await service().issue({ userId: 'alice' });
+        const newSecret = aSecret();
+        const rotated = service({ refreshToken: { secrets: [newSecret, refreshSecret] } });
+        clock.advance('1m');
+        const refreshed = await rotated.refresh(login.refreshToken);
+        const newKeyId = new TokenCodec([newSecret]).currentKeyId;
+        expect(await record(login.sessionId)).toMatchObject({ generation: 1, keyId: newKeyId });
+        expect(Buffer.from(refreshed.refreshToken.slice(3), 'base64url')[1]).toBe(newKeyId);
+        clock.advance('1s');
+        expect((await rotated.refresh(login.refreshToken)).refreshToken).toBe(
+          refreshed.refreshToken,
+        );
+      });
+    });
+
+    describe('reuse grace and reuse detection', () => {
+      it('the same old token within the grace window returns the identical new token and writes nothing', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const first = await rotation.refresh(login.refreshToken);
+        const before = await record(login.sessionId);
+        const writesBefore = writes.length;
+
+        clock.advance('10s');
+        const again = await rotation.refresh(login.refreshToken);
+
+        expect(again.refreshToken).toBe(first.refreshToken);
+        expect(again.refreshExpiresAt).toEqual(first.refreshExpiresAt);
+        expect(rotation.verifyAccessToken(again.accessToken)).toMatchObject({
+          sub: 'alice',
+          sid: login.sessionId,
+        });
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toEqual(before);
+        await expect(rotation.refresh(first.refreshToken)).resolves.toMatchObject({
+          sessionId: login.sessionId,
+        });
+      });
+
+      it('a rotated token replayed after the grace window revokes the session, and the newest token is dead too', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const newest = await rotation.refresh(login.refreshToken);
+        clock.advance('10001ms');
+
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+        expect(await record(login.sessionId)).toMatchObject({
+          revokedReason: 'reuse_detected',
+          revokedAt: clock.now(),
+        });
+        await expectGrantRejected(rotation.refresh(newest.refreshToken), 'revoked');
+        expect(events).toContainEqual({
+          type: 'token.reuse_detected',
+          at: clock.now(),
+          userId: 'alice',
+          sessionId: login.sessionId,
+          presentedGeneration: 0,
+          currentGeneration: 1,
+        });
+        expect(events).toContainEqual(
+          expect.objectContaining({
+            type: 'session.revoked',
+            sessionId: login.sessionId,
+            reason: 'reuse_detected',
+          }),
+        );
+      });
+
+      it('a token two generations old is reuse even inside the grace window', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        const second = await rotation.refresh(login.refreshToken);
+        clock.advance('1s');
+        await rotation.refresh(second.refreshToken);
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+        expect((await record(login.sessionId)).revokedReason).toBe('reuse_detected');
+      });
+
+      it('100 concurrent refreshes of the same token all return the same new token, and the generation advances once', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const responses = await Promise.all(
+          Array.from({ length: 100 }, () => rotation.refresh(login.refreshToken)),
+        );
+        const refreshTokens = new Set(responses.map((response) => response.refreshToken));
+        expect(refreshTokens.size).toBe(1);
+        expect(await record(login.sessionId)).toMatchObject({ generation: 1, revokedAt: null });
+        if (subject.atomicAdvance ?? true) {
+          expect(events.filter((event) => event.type === 'token.rotated')).toHaveLength(1);
+        }
+        const [token] = [...refreshTokens];
+        await expect(rotation.refresh(token)).resolves.toMatchObject({
+          sessionId: login.sessionId,
+        });
+      });
+    });
+
+    describe('rejections change nothing', () => {
+      let rotation: RotationService;
+      let login: TokenResponse;
+      let before: RefreshTokenRecord;
+      let writesBefore: number;
+
+      beforeEach(async () => {
+        rotation = service({ refreshToken: { idleTtl: '1d', absoluteTtl: '3d' } });
+        login = await rotation.issue({ userId: 'alice' });
+        before = await record(login.sessionId);
+        writesBefore = writes.length;
+      });
+
+      async function expectUnchanged(): Promise<void> {
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toEqual(before);
+      }
+
+      it('a token with a forged MAC is rejected as forged', async () => {
+        const forged = tamperToken(login.refreshToken, (body) => {
+          body[40] = (body[40] as number) ^ 0x01;
+        });
+        await expectGrantRejected(rotation.refresh(forged), 'forged');
+        await expectUnchanged();
+        expect(events).toContainEqual(
+          expect.objectContaining({
+            type: 'token.rejected',
+            reason: 'forged',
+            sessionId: login.sessionId,
+          }),
+        );
+      });
+
+      it('a token for a later generation that was never issued is rejected as forged', async () => {
+        const ahead = tamperToken(login.refreshToken, (body) => body.writeUInt32BE(1, 18));
+        await expectGrantRejected(rotation.refresh(ahead), 'forged');
+        await expectUnchanged();
+      });
+
+      it('a token with an unknown key id is rejected as malformed, before any I/O', async () => {
+        const ownKeyId = new TokenCodec([refreshSecret]).currentKeyId;
+        const wrongKey = tamperToken(login.refreshToken, (body) => {
+          body[1] = (ownKeyId + 1) % 256;
+        });
+        await expectGrantRejected(rotation.refresh(wrongKey), 'malformed');
+        await expectUnchanged();
+      });
+
+      it('a token whose key id names another configured secret is rejected as forged', async () => {
+        const other = aSecret();
+        const twoKeys = service({
+          refreshToken: { secrets: [refreshSecret, other], idleTtl: '1d', absoluteTtl: '3d' },
+        });
+        const otherKeyId = new TokenCodec([other]).currentKeyId;
+        const swapped = tamperToken(login.refreshToken, (body) => {
+          body[1] = otherKeyId;
+        });
+        await expectGrantRejected(twoKeys.refresh(swapped), 'forged');
+        await expectUnchanged();
+      });
+
+      it('a well-formed token for an unknown session is rejected', async () => {
+        const codec = new TokenCodec([refreshSecret]);
+        const stranger = codec.encode({
+          sessionId: randomHex(16),
+          generation: 0,
+          salt: randomHex(32),
+        });
+        await expectGrantRejected(rotation.refresh(stranger), 'unknown_session');
+        await expectUnchanged();
+      });
+
+      it('garbage is rejected as malformed', async () => {
+        for (const garbage of [
+          'rt_',
+          'not-a-token',
+          `rt_${'A'.repeat(72)}`,
+          login.refreshToken.slice(0, -1),
+        ]) {
+          await expectGrantRejected(rotation.refresh(garbage), 'malformed');
+        }
+        await expectUnchanged();
+      });
+
+      it('a token past its idle lifetime is rejected as expired', async () => {
+        clock.advance('1d');
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'expired');
+        await expectUnchanged();
+      });
+
+      it('a session past its absolute lifetime is rejected as expired even when used every day', async () => {
+        let token = login.refreshToken;
+        for (let day = 0; day < 2; day += 1) {
+          clock.advance('23h');
+          token = (await rotation.refresh(token)).refreshToken;
+        }
+        clock.advance('23h');
+        token = (await rotation.refresh(token)).refreshToken;
+        before = await record(login.sessionId);
+        writesBefore = writes.length;
+        clock.advance('3h');
+        await expectGrantRejected(rotation.refresh(token), 'expired');
+        await expectUnchanged();
+      });
+
+      it('a revoked session is rejected as revoked', async () => {
+        expect(await rotation.revokeSession(login.sessionId)).toBe(true);
+        before = await record(login.sessionId);
+        writesBefore = writes.length;
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'revoked');
+        await expectUnchanged();
+      });
+    });
+
+    describe('revokeAllForUser', () => {
+      it('every session of the user fails at once even though the job never ran; one issued afterwards works', async () => {
+        const jobs = new ParkedJobs();
+        const rotation = service({ jobs });
+        const sessions = [
+          await rotation.issue({ userId: 'alice' }),
+          await rotation.issue({ userId: 'alice' }),
+        ];
+        const bob = await rotation.issue({ userId: 'bob' });
+        clock.advance('1m');
+
+        await rotation.revokeAllForUser('alice', 'password_changed');
+
+        expect(jobs.revokeAlls).toEqual([
+          { userId: 'alice', reason: 'password_changed', requestedAt: clock.now() },
+        ]);
+        for (const session of sessions) {
+          expect((await record(session.sessionId)).revokedAt).toBeNull();
+          await expectGrantRejected(rotation.refresh(session.refreshToken), 'version');
+          expect(
+            await rotation.isAccessTokenCurrent(rotation.verifyAccessToken(session.accessToken)),
+          ).toBe(false);
+        }
+        await expect(rotation.refresh(bob.refreshToken)).resolves.toMatchObject({ userId: 'bob' });
+        expect(await rotation.listSessions('alice')).toEqual([]);
+
+        const after = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const refreshed = await rotation.refresh(after.refreshToken);
+        expect(
+          await rotation.isAccessTokenCurrent(rotation.verifyAccessToken(refreshed.accessToken)),
+        ).toBe(true);
+        expect(events).toContainEqual(
+          expect.objectContaining({
+            type: 'user.revoked_all',
+            userId: 'alice',
+            minTokenVersion: 1,
+            inline: false,
+          }),
+        );
+      });
+
+      it('if enqueueing throws, the records are revoked inline', async () => {
+        const rotation = service({ jobs: new UnreachableJobs() });
+        const sessions = [
+          await rotation.issue({ userId: 'alice' }),
+          await rotation.issue({ userId: 'alice' }),
+        ];
+        const bob = await rotation.issue({ userId: 'bob' });
+        clock.advance('1m');
+        await rotation.revokeAllForUser('alice', 'password_changed');
+        for (const session of sessions) {
+          expect(await record(session.sessionId)).toMatchObject({
+            revokedAt: clock.now(),
+            revokedReason: 'password_changed',
+          });
+        }
+        expect((await record(bob.sessionId)).revokedAt).toBeNull();
+        expect(events).toContainEqual(
+          expect.objectContaining({ type: 'user.revoked_all', inline: true }),
+        );
+      });
+
+      it('with the default inline jobs, the records are revoked in the request and a later login survives', async () => {
+        const rotation = service();
+        const before = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        await rotation.revokeAllForUser('alice');
+        expect(await record(before.sessionId)).toMatchObject({ revokedReason: 'user_requested' });
+        const after = await rotation.issue({ userId: 'alice' });
+        expect((await record(after.sessionId)).revokedAt).toBeNull();
+        await expect(rotation.refresh(after.refreshToken)).resolves.toMatchObject({
+          sessionId: after.sessionId,
+        });
+      });
+    });
+
+    describe('global rotation', () => {
+      it('without grace, sessions issued under the old global version fail at once; new ones work', async () => {
+        const rotation = service();
+        const old = await rotation.issue({ userId: 'alice' });
+        const global = await rotation.rotateGlobal({ reason: 'breach' });
+        expect(global).toEqual({
+          minVersion: 1,
+          rotatedAt: clock.now(),
+          reason: 'breach',
+          gracePeriodMs: 0,
+        });
+        await expectGrantRejected(rotation.refresh(old.refreshToken), 'version');
+        const fresh = await rotation.issue({ userId: 'alice' });
+        await expect(rotation.refresh(fresh.refreshToken)).resolves.toMatchObject({
+          sessionId: fresh.sessionId,
+        });
+      });
+
+      it('inside grace, sessions one version behind still refresh and keep their version; outside grace they fail', async () => {
+        const rotation = service();
+        const old = await rotation.issue({ userId: 'alice' });
+        await rotation.rotateGlobal({ reason: 'breach', gracePeriod: '1h' });
+        expect(events).toContainEqual(
+          expect.objectContaining({
+            type: 'global.rotated',
+            minVersion: 1,
+            reason: 'breach',
+            gracePeriodMs: 3_600_000,
+          }),
+        );
+
+        clock.advance('30m');
+        const refreshed = await rotation.refresh(old.refreshToken);
+        expect(await record(old.sessionId)).toMatchObject({
+          generation: 1,
+          globalVersionAtIssuance: 0,
+          tokenVersion: 0,
+        });
+
+        clock.advance('30m');
+        await expectGrantRejected(rotation.refresh(refreshed.refreshToken), 'version');
+      });
+
+      it('inside grace, sessions two versions behind fail', async () => {
+        const rotation = service();
+        const twoBehind = await rotation.issue({ userId: 'alice' });
+        await rotation.rotateGlobal({ reason: 'first', gracePeriod: '1h' });
+        const oneBehind = await rotation.issue({ userId: 'alice' });
+        await rotation.rotateGlobal({ reason: 'second', gracePeriod: '1h' });
+        clock.advance('1m');
+        await expectGrantRejected(rotation.refresh(twoBehind.refreshToken), 'version');
+        await expect(rotation.refresh(oneBehind.refreshToken)).resolves.toMatchObject({
+          sessionId: oneBehind.sessionId,
+        });
+      });
+    });
+
+    describe('revocation and sessions', () => {
+      it("revokeSession with a userId revokes only that user's own session", async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        expect(await rotation.revokeSession(login.sessionId, { userId: 'mallory' })).toBe(false);
+        expect((await record(login.sessionId)).revokedAt).toBeNull();
+        expect(await rotation.revokeSession(randomHex(16), { userId: 'alice' })).toBe(false);
+        expect(await rotation.revokeSession('not-a-session')).toBe(false);
+        expect(await rotation.revokeSession(login.sessionId, { userId: 'alice' })).toBe(true);
+        expect(await rotation.revokeSession(login.sessionId, { userId: 'alice' })).toBe(false);
+        expect(await record(login.sessionId)).toMatchObject({
+          revokedReason: 'logout',
+          revokedAt: clock.now(),
+        });
+        expect(events.filter((event) => event.type === 'session.revoked')).toHaveLength(1);
+      });
+
+      it('revokeByRefreshToken revokes the session of a genuine token and ignores garbage or forgeries', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const forged = tamperToken(login.refreshToken, (body) => {
+          body[30] = (body[30] as number) ^ 0x80;
+        });
+        expect(await rotation.revokeByRefreshToken('garbage')).toBe(false);
+        expect(await rotation.revokeByRefreshToken(forged)).toBe(false);
+        expect((await record(login.sessionId)).revokedAt).toBeNull();
+        expect(await rotation.revokeByRefreshToken(login.refreshToken)).toBe(true);
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'revoked');
+      });
+
+      it("listSessions shows the user's live sessions, newest first, without revoked or expired ones", async () => {
+        const rotation = service({ refreshToken: { idleTtl: '1d' } });
+        const stale = await rotation.issue({ userId: 'alice', client: { label: 'stale' } });
+        clock.advance('12h');
+        const older = await rotation.issue({ userId: 'alice', client: { label: 'laptop' } });
+        clock.advance('1h');
+        const revoked = await rotation.issue({ userId: 'alice' });
+        await rotation.revokeSession(revoked.sessionId);
+        clock.advance('1h');
+        const newer = await rotation.issue({
+          userId: 'alice',
+          client: { label: 'phone', userAgent: 'ua' },
+        });
+        await rotation.issue({ userId: 'bob' });
+        clock.advance('11h');
+
+        const sessions = await rotation.listSessions('alice');
+        expect(sessions.map((session) => session.id)).toEqual([newer.sessionId, older.sessionId]);
+        expect(sessions[0]).toEqual({
+          id: newer.sessionId,
+          createdAt: new Date(clock.now().getTime() - 11 * 3_600_000),
+          lastUsedAt: null,
+          rotatedAt: null,
+          expiresAt: newer.refreshExpiresAt,
+          absoluteExpiresAt: expect.any(Date),
+          client: { label: 'phone', userAgent: 'ua' },
+        });
+        expect(sessions.map((session) => session.id)).not.toContain(stale.sessionId);
+      });
+
+      it('touch records activity through the job port, and a failing port is counted, never thrown', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const at = clock.advance('5m');
+        await rotation.touch(login.sessionId);
+        expect((await record(login.sessionId)).lastUsedAt).toEqual(at);
+
+        const failing = service({ jobs: new UnreachableJobs() });
+        await expect(failing.touch(login.sessionId)).resolves.toBeUndefined();
+        expect(failing.droppedTouches).toBe(1);
+      });
+    });
+
+    describe('audit and failures', () => {
+      it('audit events never carry a token', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: 0 } });
+        const login = await rotation.issue({ userId: 'alice' });
+        const refreshed = await rotation.refresh(login.refreshToken);
+        await rotation.refresh(login.refreshToken).catch(() => undefined);
+        await rotation.refresh('rt_garbage').catch(() => undefined);
+        const other = await rotation.issue({ userId: 'alice' });
+        await rotation.revokeAllForUser('alice');
+        await rotation.rotateGlobal({ reason: 'breach' });
+
+        expect(new Set(events.map((event) => event.type))).toEqual(
+          new Set([
+            'token.issued',
+            'token.rotated',
+            'token.reuse_detected',
+            'session.revoked',
+            'token.rejected',
+            'user.revoked_all',
+            'global.rotated',
+          ]),
+        );
+        const serialized = JSON.stringify(events);
+        for (const token of tokensIn([login, refreshed, other])) {
+          expect(serialized).not.toContain(token.slice(3, 40));
+        }
+      });
+
+      it('a throwing audit hook does not break a refresh', async () => {
+        const rotation = service({
+          onAuditEvent: () => {
+            throw new Error('audit sink down');
+          },
+        });
+        const login = await rotation.issue({ userId: 'alice' });
+        await expect(rotation.refresh(login.refreshToken)).resolves.toMatchObject({
+          sessionId: login.sessionId,
+        });
+      });
+
+      it('a failing store surfaces as StoreUnavailableError', async () => {
+        const login = await service().issue({ userId: 'alice' });
+        const broken = new Proxy(subject.repository, {
+          get(target, property, receiver) {
+            if (property === 'findBySessionId')
+              return async () => Promise.reject(new Error('socket closed'));
+            return Reflect.get(target, property, receiver);
+          },
+        });
+        const rotation = service({ repository: broken });
+        await expect(rotation.refresh(login.refreshToken)).rejects.toBeInstanceOf(
+          StoreUnavailableError,
+        );
+        await expect(rotation.refresh(login.refreshToken)).rejects.toMatchObject({
+          code: 'store_unavailable',
+        });
+      });
+    });
+  });
+}

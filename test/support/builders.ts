@@ -1,0 +1,88 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
+import type {
+  AdvanceInput,
+  NewRefreshTokenRecord,
+  RefreshTokenRecord,
+} from '../../src/domain/refresh-token';
+import { EPOCH } from './fake-clock';
+
+const DAY = 86_400_000;
+
+/** A random hex string of `bytes` bytes. */
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+/** A token hash that is unique per call (hex SHA-256 of random bytes). */
+export function aTokenHash(): string {
+  return createHash('sha256').update(randomBytes(16)).digest('hex');
+}
+
+/**
+ * A new, live session record at generation 0, created at `EPOCH`, idle expiry +30 d, absolute
+ * +90 d; unique id, session id, salt and hash on every call. Override any field.
+ */
+export function aNewRecord(overrides: Partial<NewRefreshTokenRecord> = {}): NewRefreshTokenRecord {
+  const createdAt = overrides.createdAt ?? EPOCH;
+  return {
+    id: uuidv7(),
+    userId: 'user-1',
+    sessionId: randomHex(16),
+    generation: 0,
+    keyId: 7,
+    tokenHash: aTokenHash(),
+    salt: randomHex(32),
+    tokenVersion: 0,
+    globalVersionAtIssuance: 0,
+    createdAt,
+    expiresAt: new Date(createdAt.getTime() + 30 * DAY),
+    absoluteExpiresAt: new Date(createdAt.getTime() + 90 * DAY),
+    client: { userAgent: 'jest', ip: '127.0.0.1' },
+    ...overrides,
+  };
+}
+
+/** What `save(input)` must return for `input`. */
+export function savedFrom(input: NewRefreshTokenRecord): RefreshTokenRecord {
+  return {
+    ...input,
+    rotatedAt: input.rotatedAt ?? null,
+    lastUsedAt: input.lastUsedAt ?? null,
+    revokedAt: null,
+    revokedReason: null,
+  };
+}
+
+/** The compare-and-set that rotates `record` one generation at `at` (fresh hash, idle expiry +30 d). */
+export function anAdvance(
+  record: Pick<RefreshTokenRecord, 'id' | 'generation'>,
+  at: Date = new Date(EPOCH.getTime() + 60_000),
+  overrides: Partial<AdvanceInput> = {},
+): AdvanceInput {
+  return {
+    id: record.id,
+    fromGeneration: record.generation,
+    keyId: 7,
+    tokenHash: aTokenHash(),
+    rotatedAt: at,
+    expiresAt: new Date(at.getTime() + 30 * DAY),
+    lastUsedAt: at,
+    ...overrides,
+  };
+}
+
+/**
+ * A copy of a refresh token with its decoded body changed by `mutate` (bytes: [0] format,
+ * [1] key id, [2..18) session id, [18..22) generation, [22..54) MAC), re-encoded canonically.
+ */
+export function tamperToken(token: string, mutate: (body: Buffer) => void): string {
+  const body = Buffer.from(token.slice(3), 'base64url');
+  mutate(body);
+  return `rt_${body.toString('base64url')}`;
+}
+
+/** A 32-byte secret, unique per call. */
+export function aSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
