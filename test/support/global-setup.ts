@@ -31,7 +31,7 @@ async function describeMongo(url: string): Promise<string> {
   try {
     await connection.asPromise();
     const info = await connection.db!.admin().command({ buildInfo: 1 });
-    const ferret = info.ferretdb ? ' (FerretDB)' : '';
+    const ferret = info.ferretdbVersion ? ' (FerretDB)' : '';
     return `MongoDB-wire ${info.version}${ferret} at ${url.replace(/\/\/[^@/]*@/, '//***@')}`;
   } catch (error) {
     throw new Error(

@@ -1,0 +1,163 @@
+/**
+ * Keeps revocations from being lost on a MongoDB-wire server whose updates are read-then-write.
+ *
+ * On MongoDB every update is atomic on its document: `advance` filters on `revokedAt: null`, and
+ * `$set`/`$max` touch only their fields, so a revocation can never be overwritten. FerretDB v1
+ * (SQLite) instead reads the document, applies the operators in memory, and writes the WHOLE
+ * document back by `_id`, outside any transaction with the read (handler/common/update.go,
+ * backends/sqlite/collection.go UpdateAll). An `advance` (or a touch) that read the record just
+ * before a revocation therefore writes `revokedAt: null` back over it: measured on FerretDB
+ * v1.24.2, 80 of 200 naive revoke-vs-rotate races lost the revocation.
+ *
+ * The guard: a revoker first inserts a note (insert is atomic everywhere: a unique `_id` in one
+ * SQLite transaction), then marks the record(s). Every other write to a record (`advance`,
+ * `updateLastUsed`, `touchMany`) reads the notes AFTER its own write and, if one covers the record,
+ * applies it again. Whatever the interleaving, the last write to a covered record is then
+ * followed by a re-application, so the record ends revoked. The guard is on for FerretDB and off
+ * for MongoDB by default (`revocationGuard: 'auto'`), where it would only cost a read per rotation.
+ */
+import type { Connection, Model } from 'mongoose';
+import { v7 as uuidv7 } from 'uuid';
+import { StoreUnavailableError } from '../../domain/errors';
+import type { RefreshTokenDocument, RevocationNoteDocument } from './schema';
+
+/** How the repository decides whether to use the guard. */
+export type RevocationGuardMode = 'auto' | 'on' | 'off';
+
+/** Notes matter only while a write that read the old state is in flight; keep them well past that. */
+export const NOTE_RETENTION_MS = 10 * 60_000;
+
+/** Attempts to make a revocation stick before giving up with `StoreUnavailableError`. */
+const MAX_ENFORCE_ATTEMPTS = 20;
+
+type RecordRef = Pick<RefreshTokenDocument, '_id' | 'sessionId' | 'userId' | 'createdAt'>;
+
+/** Whether the server is FerretDB (whose find-and-modify is not atomic). */
+export async function isFerretDb(connection: Connection): Promise<boolean> {
+  await connection.asPromise();
+  const db = connection.db;
+  if (!db) throw new StoreUnavailableError('the Mongoose connection is not open');
+  const info = await db.admin().command({ buildInfo: 1 });
+  return 'ferretdbVersion' in info || 'ferretdb' in info;
+}
+
+function sessionNoteId(sessionId: string): string {
+  return `s:${sessionId}`;
+}
+
+function covers(note: RevocationNoteDocument, record: RecordRef): boolean {
+  if (note.sessionId !== null) return note.sessionId === record.sessionId;
+  if (note.userId !== record.userId) return false;
+  return note.issuedBefore === null || record.createdAt.getTime() < note.issuedBefore.getTime();
+}
+
+function byWrittenAt(a: RevocationNoteDocument, b: RevocationNoteDocument): number {
+  return (
+    a.writtenAt.getTime() - b.writtenAt.getTime() || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0)
+  );
+}
+
+/** Notes and re-application (only used when the guard is on). */
+export class RevocationGuard {
+  constructor(
+    private readonly records: Model<RefreshTokenDocument>,
+    private readonly notes: Model<RevocationNoteDocument>,
+  ) {}
+
+  /**
+   * Note a session revocation; returns the note in force: this one if it was written, else the
+   * one an earlier or concurrent revoker wrote (so every revoker applies the same time and reason).
+   */
+  async noteSession(
+    sessionId: string,
+    fields: { at: Date; reason: string; writtenAt: Date },
+  ): Promise<{ note: RevocationNoteDocument; written: boolean }> {
+    const note: RevocationNoteDocument = {
+      _id: sessionNoteId(sessionId),
+      sessionId,
+      userId: null,
+      issuedBefore: null,
+      ...fields,
+    };
+    try {
+      await this.notes.create(note);
+      return { note, written: true };
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 11000) throw error;
+      const existing = await this.notes.findById(note._id).lean<RevocationNoteDocument>();
+      return { note: existing ?? note, written: false };
+    }
+  }
+
+  /** Note a user-wide revocation (never collides: each gets its own id). */
+  async noteUser(
+    userId: string,
+    fields: { issuedBefore: Date | null; at: Date; reason: string; writtenAt: Date },
+  ): Promise<RevocationNoteDocument> {
+    const note: RevocationNoteDocument = {
+      _id: `u:${uuidv7()}`,
+      sessionId: null,
+      userId,
+      ...fields,
+    };
+    await this.notes.create(note);
+    return note;
+  }
+
+  /**
+   * After writing `written` records: re-apply any note covering them. Returns the ids of the
+   * records a note covers (the caller's write did not stand as a live record).
+   */
+  async reassert(written: readonly RecordRef[]): Promise<Set<string>> {
+    const covered = new Set<string>();
+    if (written.length === 0) return covered;
+    const userIds = [...new Set(written.map((record) => record.userId))];
+    const notes = await this.notes
+      .find({
+        $or: [
+          { _id: { $in: written.map((record) => sessionNoteId(record.sessionId)) } },
+          { userId: { $in: userIds } },
+        ],
+      })
+      .lean<RevocationNoteDocument[]>();
+    if (notes.length === 0) return covered;
+    notes.sort(byWrittenAt);
+    for (const record of written) {
+      const note = notes.find((candidate) => covers(candidate, record));
+      if (!note) continue;
+      covered.add(record._id);
+      await this.enforce(record._id, note);
+    }
+    return covered;
+  }
+
+  /** Mark the record revoked with the note's time and reason until a read shows it revoked (or gone). */
+  async enforce(id: string, note: Pick<RevocationNoteDocument, 'at' | 'reason'>): Promise<void> {
+    for (let attempt = 0; attempt < MAX_ENFORCE_ATTEMPTS; attempt += 1) {
+      await this.records.updateOne(
+        { _id: id, revokedAt: null },
+        { $set: { revokedAt: note.at, revokedReason: note.reason } },
+      );
+      const current = await this.records
+        .findById(id)
+        .lean<Pick<RefreshTokenDocument, 'revokedAt'>>();
+      if (!current || current.revokedAt !== null) return;
+    }
+    throw new StoreUnavailableError(
+      `could not make the revocation of record ${id} stick after ${MAX_ENFORCE_ATTEMPTS} attempts`,
+    );
+  }
+
+  /** Delete at most `limit` notes written before `before`. */
+  async prune(before: Date, limit: number): Promise<void> {
+    const old = await this.notes
+      .find({ writtenAt: { $lt: before } })
+      .limit(limit)
+      .lean<Pick<RevocationNoteDocument, '_id'>[]>();
+    if (old.length === 0) return;
+    await this.notes.deleteMany({
+      _id: { $in: old.map((note) => note._id) },
+      writtenAt: { $lt: before },
+    });
+  }
+}

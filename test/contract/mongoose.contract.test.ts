@@ -1,0 +1,4 @@
+import { useMongooseSubjects } from './mongoose-subject';
+import { describeRepositoryContract } from './repository-contract';
+
+describeRepositoryContract('mongoose', useMongooseSubjects());

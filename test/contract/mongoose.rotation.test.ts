@@ -1,0 +1,4 @@
+import { useMongooseSubjects } from './mongoose-subject';
+import { describeRotationServiceContract } from './rotation-service-contract';
+
+describeRotationServiceContract('mongoose', useMongooseSubjects());

@@ -1,0 +1,228 @@
+/**
+ * What the Mongoose adapters promise beyond the port contract: indexes, collection names, the
+ * caller's connection left alone, the stored shape, the version cache, the revocation notes.
+ */
+import mongoose from 'mongoose';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
+import { OptionsError } from '../../src/domain/errors';
+import { isFerretDbServer } from '../contract/mongoose-subject';
+import { aNewRecord } from '../support/builders';
+import { EPOCH, FakeClock } from '../support/fake-clock';
+import { openTestDatabase, uniqueName } from '../support/services';
+
+let db: Awaited<ReturnType<typeof openTestDatabase>>;
+let ferret: boolean;
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  ferret = await isFerretDbServer(db.connection);
+});
+
+afterAll(async () => {
+  await db.close();
+});
+
+async function indexesOf(collectionName: string) {
+  const indexes = await db.connection.db!.collection(collectionName).indexes();
+  return Object.fromEntries(
+    indexes.map((index) => [
+      index.name,
+      { key: index.key, unique: index.unique ?? false, ttl: index.expireAfterSeconds },
+    ]),
+  );
+}
+
+describe('ensureIndexes', () => {
+  it('creates unique sessionId and tokenHash, userId+createdAt, and the three deleteExpired indexes, idempotently', async () => {
+    const collectionName = uniqueName('indexes');
+    const repository = new MongooseRefreshTokenRepository(db.connection, { collectionName });
+    await repository.ensureIndexes();
+    await repository.ensureIndexes();
+    expect(await indexesOf(collectionName)).toMatchObject({
+      _id_: { key: { _id: 1 } },
+      sessionId_1: { key: { sessionId: 1 }, unique: true },
+      tokenHash_1: { key: { tokenHash: 1 }, unique: true },
+      'userId_1_createdAt_-1': { key: { userId: 1, createdAt: -1 }, unique: false },
+      expiresAt_1: { key: { expiresAt: 1 }, unique: false, ttl: undefined },
+      absoluteExpiresAt_1: { key: { absoluteExpiresAt: 1 }, unique: false },
+      revokedAt_1: { key: { revokedAt: 1 }, unique: false },
+    });
+  });
+
+  it('the optional TTL index is created on MongoDB and refused with OptionsError on FerretDB', async () => {
+    const collectionName = uniqueName('ttl');
+    const repository = new MongooseRefreshTokenRepository(db.connection, {
+      collectionName,
+      ttlAfterExpirySeconds: 3_600,
+    });
+    if (ferret) {
+      await expect(repository.ensureIndexes()).rejects.toThrow(OptionsError);
+      await expect(repository.ensureIndexes()).rejects.toThrow(/TTL index/);
+    } else {
+      await repository.ensureIndexes();
+      expect((await indexesOf(collectionName)).expiresAt_1).toMatchObject({ ttl: 3_600 });
+    }
+  });
+});
+
+describe("the caller's connection", () => {
+  it('is used as is: no new connection, no global model, and a second adapter reuses the registered model', async () => {
+    const before = {
+      connections: mongoose.connections.length,
+      globalModels: mongoose.modelNames(),
+    };
+    const collectionName = uniqueName('shared');
+    const first = new MongooseRefreshTokenRepository(db.connection, { collectionName });
+    const second = new MongooseRefreshTokenRepository(db.connection, { collectionName });
+    const record = await first.save(aNewRecord());
+    expect(await second.findById(record.id)).toEqual(record);
+    expect(db.connection.modelNames()).toContain(`refresh-rotation:${collectionName}`);
+    expect(mongoose.connections.length).toBe(before.connections);
+    expect(mongoose.modelNames()).toEqual(before.globalModels);
+    expect(db.connection.readyState).toBe(mongoose.ConnectionStates.connected);
+  });
+
+  it('stores records in `refresh_tokens` by default, with the record id as _id and no plaintext token or version key', async () => {
+    const repository = new MongooseRefreshTokenRepository(db.connection);
+    const record = await repository.save(aNewRecord({ client: {} }));
+    const stored = await db.connection
+      .db!.collection('refresh_tokens')
+      .findOne({ sessionId: record.sessionId });
+    expect(stored).toMatchObject({ _id: record.id, tokenHash: record.tokenHash, revokedAt: null });
+    expect(Object.keys(stored!).sort()).toEqual(
+      [
+        '_id',
+        'userId',
+        'sessionId',
+        'generation',
+        'keyId',
+        'tokenHash',
+        'salt',
+        'tokenVersion',
+        'globalVersionAtIssuance',
+        'createdAt',
+        'rotatedAt',
+        'lastUsedAt',
+        'expiresAt',
+        'absoluteExpiresAt',
+        'revokedAt',
+        'revokedReason',
+      ].sort(),
+    );
+    expect((await repository.findById(record.id))?.client).toEqual({});
+  });
+
+  it('rejects invalid options with OptionsError naming the option', () => {
+    expect(
+      () => new MongooseRefreshTokenRepository(db.connection, { collectionName: ' ' }),
+    ).toThrow(/collectionName/);
+    expect(
+      () => new MongooseRefreshTokenRepository(db.connection, { revocationGuard: 'maybe' as 'on' }),
+    ).toThrow(OptionsError);
+    expect(
+      () => new MongooseRefreshTokenRepository(db.connection, { ttlAfterExpirySeconds: -1 }),
+    ).toThrow(/ttlAfterExpirySeconds/);
+    expect(() => new MongooseVersionStore(db.connection, { cacheTtlMs: 1.5 })).toThrow(
+      /cacheTtlMs/,
+    );
+  });
+});
+
+describe('findByTokenVerification', () => {
+  it('streams records and stops at the first match instead of reading the whole collection', async () => {
+    const repository = new MongooseRefreshTokenRepository(db.connection, {
+      collectionName: uniqueName('scan'),
+    });
+    for (let i = 0; i < 250; i += 1) await repository.save(aNewRecord());
+    const seen: string[] = [];
+    const found = await repository.findByTokenVerification('token', (_token, hash) => {
+      seen.push(hash);
+      return seen.length === 3;
+    });
+    expect(seen).toHaveLength(3);
+    expect(found?.tokenHash).toBe(seen[2]);
+  });
+});
+
+describe('revocation notes (the guard, on for FerretDB, or forced on)', () => {
+  it('revocations leave notes that deleteExpired prunes once they are older than ten minutes', async () => {
+    const clock = new FakeClock(EPOCH);
+    const collectionName = uniqueName('notes');
+    const repository = new MongooseRefreshTokenRepository(db.connection, {
+      collectionName,
+      revocationGuard: 'on',
+      clock,
+    });
+    await repository.ensureIndexes();
+    const a = await repository.save(aNewRecord({ userId: 'alice' }));
+    await repository.save(aNewRecord({ userId: 'bob' }));
+    await repository.revokeBySession(a.sessionId, 'logout');
+    await repository.revokeAllForUser('bob', 'password_changed');
+    const notes = db.connection.db!.collection(`${collectionName}_revocations`);
+    expect(await notes.countDocuments()).toBe(2);
+
+    clock.advance('9m');
+    await repository.deleteExpired({ before: clock.now(), limit: 10 });
+    expect(await notes.countDocuments()).toBe(2);
+    clock.advance('2m');
+    await repository.deleteExpired({ before: clock.now(), limit: 10 });
+    expect(await notes.countDocuments()).toBe(0);
+  });
+
+  it('with the guard off, revocations write no notes', async () => {
+    const collectionName = uniqueName('nonotes');
+    const repository = new MongooseRefreshTokenRepository(db.connection, {
+      collectionName,
+      revocationGuard: 'off',
+    });
+    const record = await repository.save(aNewRecord());
+    expect(await repository.revokeBySession(record.sessionId, 'logout')).toBe(true);
+    expect(
+      await db.connection.db!.collection(`${collectionName}_revocations`).countDocuments(),
+    ).toBe(0);
+  });
+});
+
+describe('MongooseVersionStore cache', () => {
+  function twoProcesses(cacheTtlMs: number) {
+    const collectionName = uniqueName('versions');
+    const clock = new FakeClock(EPOCH);
+    return {
+      clock,
+      reader: new MongooseVersionStore(db.connection, { collectionName, cacheTtlMs, clock }),
+      other: new MongooseVersionStore(db.connection, { collectionName, cacheTtlMs, clock }),
+    };
+  }
+
+  it("serves another process's bump only after the cache TTL, and its own bumps at once", async () => {
+    const { clock, reader, other } = twoProcesses(1_000);
+    expect(await reader.getUserMinVersion('alice')).toBe(0);
+    expect((await reader.getGlobal()).minVersion).toBe(0);
+    await other.bumpUserMinVersion('alice');
+    await other.bumpGlobal({ reason: 'breach', gracePeriodMs: 0, at: clock.now() });
+    expect(await reader.getUserMinVersion('alice')).toBe(0);
+    expect((await reader.getGlobal()).minVersion).toBe(0);
+    clock.advance(1_001);
+    expect(await reader.getUserMinVersion('alice')).toBe(1);
+    expect((await reader.getGlobal()).minVersion).toBe(1);
+    expect(await reader.bumpUserMinVersion('alice')).toBe(2);
+    expect(await reader.getUserMinVersion('alice')).toBe(2);
+  });
+
+  it('with cacheTtlMs 0, every read sees the latest bump', async () => {
+    const { reader, other } = twoProcesses(0);
+    expect(await reader.getUserMinVersion('alice')).toBe(0);
+    await other.bumpUserMinVersion('alice');
+    expect(await reader.getUserMinVersion('alice')).toBe(1);
+  });
+
+  it('keeps user ids apart even when one is a prefix of another or contains the separator', async () => {
+    const { reader } = twoProcesses(0);
+    await reader.bumpUserMinVersion('al');
+    await reader.bumpUserMinVersion('al:1');
+    await reader.bumpUserMinVersion('al:1');
+    expect(await reader.getUserMinVersion('al')).toBe(1);
+    expect(await reader.getUserMinVersion('al:1')).toBe(2);
+    expect(await reader.getUserMinVersion('alice')).toBe(0);
+  });
+});

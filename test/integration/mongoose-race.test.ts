@@ -1,0 +1,132 @@
+/**
+ * Revocation racing other writes of the same session, many rounds, on the test MongoDB-wire
+ * server (FerretDB v1 here, whose updates are read-then-write; a real MongoDB with MONGODB_URI).
+ */
+import type { Connection } from 'mongoose';
+import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
+import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
+import { isFerretDbServer } from '../contract/mongoose-subject';
+import { aNewRecord, anAdvance } from '../support/builders';
+import { EPOCH } from '../support/fake-clock';
+import { openTestDatabase, uniqueName } from '../support/services';
+
+const ROUNDS = 100;
+const MINUTE = 60_000;
+const at = (offsetMs: number) => new Date(EPOCH.getTime() + offsetMs);
+
+let db: Awaited<ReturnType<typeof openTestDatabase>>;
+let ferret: boolean;
+
+jest.setTimeout(120_000);
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  ferret = await isFerretDbServer(db.connection);
+});
+
+afterAll(async () => {
+  await db.close();
+});
+
+async function repositoryOn(
+  connection: Connection,
+  revocationGuard: 'auto' | 'off',
+): Promise<MongooseRefreshTokenRepository> {
+  const repository = new MongooseRefreshTokenRepository(connection, {
+    collectionName: uniqueName('race'),
+    revocationGuard,
+  });
+  await repository.ensureIndexes();
+  return repository;
+}
+
+/**
+ * Runs `race(record)` against a fresh session `rounds` times; returns how many ended not revoked.
+ * Each session is deleted after its round (FerretDB scans the collection on most queries).
+ */
+async function lostRevocations(
+  repository: MongooseRefreshTokenRepository,
+  rounds: number,
+  race: (record: RefreshTokenRecord, round: number) => Promise<unknown>,
+): Promise<number> {
+  let lost = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    const record = await repository.save(aNewRecord({ userId: `user-${round}` }));
+    await race(record, round);
+    const final = await repository.findById(record.id);
+    if (final?.revokedAt?.getTime() !== at(MINUTE).getTime()) lost += 1;
+    await repository.delete(record.id);
+  }
+  return lost;
+}
+
+/** Both promises started at once; the order of creation alternates so neither always goes first. */
+function together(round: number, a: () => Promise<unknown>, b: () => Promise<unknown>) {
+  return round % 2 === 0 ? Promise.all([a(), b()]) : Promise.all([b(), a()]);
+}
+
+describe('revocation racing writes of the same session', () => {
+  it(`revokeBySession racing advance: the session ends revoked in all ${ROUNDS} rounds, and a later advance fails`, async () => {
+    const repository = await repositoryOn(db.connection, 'auto');
+    let revokedReported = 0;
+    const lost = await lostRevocations(repository, ROUNDS, async (record, round) => {
+      await together(
+        round,
+        () => repository.advance(anAdvance(record, at(MINUTE))),
+        async () => {
+          if (
+            await repository.revokeBySession(record.sessionId, 'reuse_detected', { at: at(MINUTE) })
+          )
+            revokedReported += 1;
+        },
+      );
+      expect(
+        await repository.advance(anAdvance({ id: record.id, generation: 1 }, at(2 * MINUTE))),
+      ).toBeNull();
+      expect(await repository.advance(anAdvance(record, at(2 * MINUTE)))).toBeNull();
+    });
+    expect(lost).toBe(0);
+    expect(revokedReported).toBe(ROUNDS);
+  });
+
+  it(`revokeAllForUser racing advance: the session ends revoked in all ${ROUNDS} rounds`, async () => {
+    const repository = await repositoryOn(db.connection, 'auto');
+    const lost = await lostRevocations(repository, ROUNDS, (record, round) =>
+      together(
+        round,
+        () => repository.advance(anAdvance(record, at(MINUTE))),
+        () => repository.revokeAllForUser(record.userId, 'password_changed', { at: at(MINUTE) }),
+      ),
+    );
+    expect(lost).toBe(0);
+  });
+
+  it(`revokeBySession racing touchMany and updateLastUsed: the session ends revoked in all ${ROUNDS} rounds`, async () => {
+    const repository = await repositoryOn(db.connection, 'auto');
+    const lost = await lostRevocations(repository, ROUNDS, (record, round) =>
+      Promise.all([
+        together(
+          round,
+          () => repository.touchMany([{ sessionId: record.sessionId, at: at(3 * MINUTE) }]),
+          () => repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) }),
+        ),
+        repository.updateLastUsed(record.id, at(2 * MINUTE)),
+      ]),
+    );
+    expect(lost).toBe(0);
+  });
+
+  it('without the guard, MongoDB keeps every revocation while FerretDB loses some (why the guard exists)', async () => {
+    const repository = await repositoryOn(db.connection, 'off');
+    const lost = await lostRevocations(repository, ROUNDS, (record, round) =>
+      together(
+        round,
+        () => repository.advance(anAdvance(record, at(MINUTE))),
+        () => repository.revokeBySession(record.sessionId, 'reuse_detected', { at: at(MINUTE) }),
+      ),
+    );
+    console.log(`guard off: ${lost} of ${ROUNDS} revocations lost`);
+    if (ferret) expect(lost).toBeGreaterThan(0);
+    else expect(lost).toBe(0);
+  });
+});
