@@ -1,0 +1,200 @@
+/**
+ * Shared pieces of the benchmarks: statistics, bulk seeding of session records built exactly like
+ * the service builds them, child processes (app, floor, worker, load) and their resident memory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Connection } from 'mongoose';
+import { v7 as uuidv7 } from 'uuid';
+import { hashToken, TokenCodec } from '../src/domain/token-codec';
+
+export const ROOT = join(__dirname, '..');
+export const REFRESH_SECRET = 'bench-refresh-secret-0123456789abcdefghijklmnop';
+export const ACCESS_SECRET = 'bench-access-secret-0123456789abcdefghijklmnopq';
+export const codec = new TokenCodec([REFRESH_SECRET]);
+
+const DAY = 86_400_000;
+
+/** Median, min and max of a list of numbers (NaN-free). */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  const sorted = [...values].filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const n = sorted.length;
+  if (n === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const mid = Math.floor(n / 2);
+  const median = n % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return { median, min: sorted[0] as number, max: sorted[n - 1] as number, n };
+}
+
+export function fmt(value: number, digits = 0): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export function fmtSpread(s: Spread, digits = 0): string {
+  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}
+
+/** A plain-text table with aligned columns. */
+export function table(title: string, head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [
+    `\n${title}`,
+    line(head),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n');
+}
+
+/** One session as the load generator needs it. */
+export interface SeededSession {
+  sessionId: string;
+  salt: string;
+}
+
+/**
+ * Insert `count` session records straight into the collection, built like `RotationService.issue`
+ * builds them (same fields, same token hash), in batches of `batch`. `expired` makes records that
+ * expired a day ago (cleanup fodder). Returns the sessions whose tokens the caller may want.
+ */
+export async function seedSessions(
+  connection: Connection,
+  count: number,
+  options: { collection?: string; expired?: boolean; keep?: number; batch?: number; usersPerSession?: number } = {},
+): Promise<SeededSession[]> {
+  const collection = connection.db!.collection<{ _id: string }>(options.collection ?? 'refresh_tokens');
+  const keepEvery = options.keep ? Math.max(1, Math.floor(count / options.keep)) : 0;
+  const kept: SeededSession[] = [];
+  const batchSize = options.batch ?? 2_000;
+  const now = Date.now();
+  for (let start = 0; start < count; start += batchSize) {
+    const docs = [];
+    for (let i = start; i < Math.min(count, start + batchSize); i += 1) {
+      const sessionId = randomBytes(16).toString('hex');
+      const salt = randomBytes(32).toString('hex');
+      const token = codec.encode({ sessionId, generation: 0, salt });
+      const createdAt = new Date(options.expired ? now - 40 * DAY : now - (i % 1000) * 1000);
+      docs.push({
+        _id: uuidv7(),
+        userId: `user-${Math.floor(i / 2)}`,
+        sessionId,
+        generation: 0,
+        keyId: codec.currentKeyId,
+        tokenHash: hashToken(token),
+        salt,
+        tokenVersion: 0,
+        globalVersionAtIssuance: 0,
+        createdAt,
+        rotatedAt: null,
+        lastUsedAt: null,
+        expiresAt: new Date(options.expired ? now - DAY : now + 30 * DAY),
+        absoluteExpiresAt: new Date(options.expired ? now + 50 * DAY : now + 90 * DAY),
+        revokedAt: null,
+        revokedReason: null,
+      });
+      if (keepEvery && i % keepEvery === 0 && kept.length < (options.keep ?? 0)) kept.push({ sessionId, salt });
+    }
+    await collection.insertMany(docs, { ordered: false });
+  }
+  return kept;
+}
+
+/** The current (generation 0) token of each seeded session. */
+export function initialTokens(sessions: readonly SeededSession[]): string[] {
+  return sessions.map((s) => codec.encode({ sessionId: s.sessionId, generation: 0, salt: s.salt }));
+}
+
+/** Resident set size of a process in MiB (Linux /proc), or NaN. */
+export function rssMiB(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Samples a process's RSS every `ms` until stopped; returns the peak. */
+export function sampleRss(pid: number | undefined, ms = 250): () => number {
+  let peak = rssMiB(pid);
+  const timer = setInterval(() => {
+    const now = rssMiB(pid);
+    if (now > peak || !Number.isFinite(peak)) peak = now;
+  }, ms);
+  return () => {
+    clearInterval(timer);
+    return peak;
+  };
+}
+
+/** A TypeScript entry point run by node with tsx, in its own process. */
+export interface Child {
+  process: ChildProcess;
+  pid: number;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+export function spawnTs(
+  file: string,
+  env: Record<string, string>,
+  options: { nodeArgs?: string[]; args?: string[] } = {},
+): Child {
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '--import', 'tsx', join(ROOT, file), ...(options.args ?? [])],
+    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let tail = '';
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-4_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let stopping: Promise<number | null> | undefined;
+  return {
+    process: child,
+    pid: child.pid ?? 0,
+    output: () => tail,
+    stop: () =>
+      (stopping ??= new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          resolve(code);
+        });
+        child.kill('SIGTERM');
+      })),
+  };
+}
+
+/** Wait until `GET url` answers 200 (or the child dies / time runs out). */
+export async function waitHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`process exited early:\n${child.output()}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${child.output()}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

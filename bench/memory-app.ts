@@ -1,0 +1,62 @@
+/**
+ * The example app (examples/app.ts: helmet, request logs at info, rate limit, router, service) on
+ * the in-memory adapters, with `SESSIONS` sessions issued in-process and their tokens written to
+ * `TOKENS_OUT`. No database in the way: what its CPU profile shows is the product's own refresh
+ * path. Env: PORT, SESSIONS, TOKENS_OUT, and PROFILE_OUT: a V8 CPU profile taken from the moment
+ * the app listens (start-up and seeding excluded) until SIGTERM.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { createApp } from '../examples/app';
+import { createLogger } from '../examples/serve';
+import { MemoryUserStore } from '../examples/users';
+import { InlineTokenJobs, MemoryRefreshTokenRepository, MemoryVersionStore } from '../src/adapters/memory';
+import { RotationService } from '../src/rotation-service';
+import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
+
+async function main(): Promise<void> {
+  const repository = new MemoryRefreshTokenRepository();
+  const service = new RotationService({
+    repository,
+    versions: new MemoryVersionStore(),
+    jobs: new InlineTokenJobs(repository),
+    accessToken: { secret: ACCESS_SECRET },
+    refreshToken: { secrets: [REFRESH_SECRET] },
+  });
+  const tokens: string[] = [];
+  for (let i = 0; i < Number(process.env.SESSIONS); i += 1) {
+    tokens.push((await service.issue({ userId: `user-${Math.floor(i / 2)}` })).refreshToken);
+  }
+  writeFileSync(process.env.TOKENS_OUT!, JSON.stringify(tokens));
+  const app = createApp({
+    service,
+    users: new MemoryUserStore(),
+    logger: createLogger('info'),
+    cookie: false,
+    rateLimit: { loginPerMinute: 1_000_000, tokenPerMinute: 1_000_000 },
+    ready: async () => undefined,
+    bcryptRounds: 4,
+    serveStaticPage: false,
+  });
+  const profiler = process.env.PROFILE_OUT ? new Session() : null;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
+  const server = app.listen(Number(process.env.PORT));
+  const stop = () => {
+    server.closeIdleConnections();
+    void (async () => {
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(process.env.PROFILE_OUT!, JSON.stringify(profile));
+      }
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+void main();

@@ -1,0 +1,474 @@
+/**
+ * `npm run bench` (quick, under 3 minutes) and `npm run bench:full` (`--full`). Starts its own
+ * MongoDB-wire server and Redis (test/support/servers.ts), seeds sessions in bulk, runs the example
+ * app (examples/server.ts: helmet, request logs, rate limit, router, Mongoose adapter, BullMQ
+ * producer) and the floor harness (bench/floor-server.ts) as separate processes, and drives them
+ * from a third process (bench/load.ts, autocannon on loopback). Prints tables and writes JSON to
+ * bench/results/. Every ratio is taken between runs of the same iteration (interleaved), because
+ * the machine is shared and absolute numbers drift.
+ *
+ * Flags: --full, --profile (also take a --cpu-prof of the app under refresh load), --only=a,b
+ * (sections: refresh, reject, origin, worker).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import mongoose, { type Connection } from 'mongoose';
+import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
+import { freePort, startMongo, startRedis, type ServerHandle } from '../test/support/servers';
+import {
+  ACCESS_SECRET,
+  REFRESH_SECRET,
+  ROOT,
+  fmt,
+  fmtSpread,
+  initialTokens,
+  sampleRss,
+  seedSessions,
+  spawnTs,
+  spread,
+  table,
+  waitHttp,
+  type Child,
+  type Spread,
+} from './lib';
+import type { LoadResult } from './load';
+import { runOrigin, type OriginResult } from './origin';
+import { analyseProfile, type ProfileReading } from './profile';
+import { runWorkerBench, type WorkerResult } from './worker-bench';
+
+const FULL = process.argv.includes('--full');
+const PROFILE = process.argv.includes('--profile') || FULL;
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const wants = (section: string) => !ONLY || ONLY.includes(section);
+
+const SIZES = process.argv
+  .find((a) => a.startsWith('--sizes='))
+  ?.slice('--sizes='.length)
+  .split(',')
+  .map(Number);
+// FerretDB v1 on SQLite scans the whole collection on every query (see docs/benchmarks.md), so the
+// quick run stays at 1k and 10k sessions there; on a real MongoDB (MONGODB_URI) use --sizes.
+const CONFIG = FULL
+  ? { sizes: SIZES ?? [1_000, 100_000, 1_000_000], runs: 5, seconds: 8, connections: 8, pool: 20_000, rejectSeconds: 4, rejectRuns: 5 }
+  : { sizes: SIZES ?? [1_000, 10_000], runs: 3, seconds: 5, connections: 8, pool: 10_000, rejectSeconds: 3, rejectRuns: 3 };
+
+const work = mkdtempSync(join(tmpdir(), 'rr-bench-'));
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
+const PARTIAL = join(RESULTS_DIR, `${FULL ? 'full' : 'quick'}-${STAMP}.partial.json`);
+mkdirSync(RESULTS_DIR, { recursive: true });
+let fileCounter = 0;
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function appEnv(mongoUri: string, redisUrl: string, port: number): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    MONGODB_URI: mongoUri,
+    REDIS_URL: redisUrl,
+    ACCESS_TOKEN_SECRET: ACCESS_SECRET,
+    REFRESH_TOKEN_SECRETS: REFRESH_SECRET,
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_TOKEN_PER_MINUTE: '1000000',
+    RATE_LIMIT_LOGIN_PER_MINUTE: '1000000',
+    QUEUE_PREFIX: '{rrbench}',
+  };
+}
+
+/** A running HTTP target: the example app or the floor. */
+interface Target {
+  name: 'full' | 'floor';
+  url: string;
+  child: Child;
+}
+
+async function startTarget(name: Target['name'], mongoUri: string, redisUrl: string, nodeArgs: string[] = []): Promise<Target> {
+  const port = await freePort();
+  const child =
+    name === 'full'
+      ? spawnTs('examples/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
+      : spawnTs('bench/floor-server.ts', { MONGODB_URI: mongoUri, PORT: String(port) }, { nodeArgs });
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, child);
+  return { name, url: `http://127.0.0.1:${port}${name === 'full' ? '/auth/token' : '/token'}`, child };
+}
+
+/** One autocannon run from a separate process. */
+async function load(url: string, mode: 'rotate' | 'fixed', tokens: string[], seconds: number, connections: number): Promise<LoadResult> {
+  const id = ++fileCounter;
+  const tokensFile = join(work, `tokens-${id}.json`);
+  const out = join(work, `out-${id}.json`);
+  const configFile = join(work, `load-${id}.json`);
+  writeFileSync(tokensFile, JSON.stringify(tokens));
+  writeFileSync(configFile, JSON.stringify({ url, mode, tokensFile, durationSec: seconds, connections, out }));
+  const child = spawnTs('bench/load.ts', {}, { args: [configFile] });
+  const code = await new Promise<number | null>((resolve) => child.process.once('exit', resolve));
+  if (code !== 0) throw new Error(`load process failed (${code}):\n${child.output()}`);
+  const result = JSON.parse(readFileSync(out, 'utf8')) as LoadResult;
+  rmSync(tokensFile);
+  rmSync(out);
+  rmSync(configFile);
+  return result;
+}
+
+interface RefreshRow {
+  size: number;
+  seedSeconds: number;
+  full: { rps: Spread; p50: Spread; p99: Spread; failed: number };
+  floor: { rps: Spread; p50: Spread; p99: Spread; failed: number };
+  /** full / floor, per iteration. */
+  rpsRatio: Spread;
+  p50Ratio: Spread;
+  p99Ratio: Spread;
+  appRssMiB: number;
+  floorRssMiB: number;
+}
+
+interface RejectRow {
+  kind: string;
+  rps: Spread;
+  p99: Spread;
+  /** rejection throughput / valid refresh throughput, per iteration. */
+  ratio: Spread;
+}
+
+async function openDb(mongo: ServerHandle, name: string): Promise<{ uri: string; connection: Connection }> {
+  const uri = `${mongo.url}/${name}`;
+  const connection = await mongoose.createConnection(uri).asPromise();
+  return { uri, connection };
+}
+
+async function refreshAtSize(
+  mongo: ServerHandle,
+  redis: ServerHandle,
+  size: number,
+  withRejection: boolean,
+): Promise<{ row: RefreshRow; reject: RejectRow[] | null; profile: ProfileReading | null }> {
+  const { uri, connection } = await openDb(mongo, `bench_${size}`);
+  await connection.db!.dropDatabase();
+  await new MongooseRefreshTokenRepository(connection).ensureIndexes();
+  const started = performance.now();
+  // Two disjoint pools (full stack, floor) spread over the whole collection.
+  const sessions = await seedSessions(connection, size, { keep: Math.min(size, CONFIG.pool * 2) });
+  const seedSeconds = (performance.now() - started) / 1000;
+  log(`seeded ${fmt(size)} sessions in ${fmt(seedSeconds, 1)} s`);
+  // Interleaved, so both pools sit at the same places in the collection's natural order (a server
+  // that scans stops at the first match: a pool made of the first half would be favoured).
+  const pools: Record<Target['name'], string[]> = {
+    full: initialTokens(sessions.filter((_s, i) => i % 2 === 0)),
+    floor: initialTokens(sessions.filter((_s, i) => i % 2 === 1)),
+  };
+  const full = await startTarget('full', uri, redis.url);
+  const floor = await startTarget('floor', uri, redis.url);
+  const rss = { full: sampleRss(full.child.pid), floor: sampleRss(floor.child.pid) };
+  const samples = { full: [] as LoadResult[], floor: [] as LoadResult[] };
+  try {
+    for (const target of [full, floor]) {
+      const warm = await load(target.url, 'rotate', pools[target.name], 2, CONFIG.connections);
+      pools[target.name] = warm.tokens!;
+    }
+    for (let run = 0; run < CONFIG.runs; run += 1) {
+      const order = run % 2 ? [floor, full] : [full, floor];
+      for (const target of order) {
+        const result = await load(target.url, 'rotate', pools[target.name], CONFIG.seconds, CONFIG.connections);
+        pools[target.name] = result.tokens!;
+        samples[target.name].push(result);
+        log(`size ${fmt(size)} run ${run + 1} ${target.name}: ${fmt(result.ok / CONFIG.seconds)} refresh/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}`);
+      }
+    }
+    let reject: RejectRow[] | null = null;
+    if (withRejection) reject = await rejection(full, connection, pools.full);
+    const peak = { full: rss.full(), floor: rss.floor() };
+    let profile: ProfileReading | null = null;
+    if (PROFILE && size === CONFIG.sizes[0]) {
+      await full.child.stop();
+      profile = await profileApp(uri, redis.url, pools.full);
+    }
+    const per = (name: Target['name']) => ({
+      rps: spread(samples[name].map((r) => r.ok / CONFIG.seconds)),
+      p50: spread(samples[name].map((r) => r.p50 ?? NaN)),
+      p99: spread(samples[name].map((r) => r.p99 ?? NaN)),
+      failed: samples[name].reduce((sum, r) => sum + r.non2xx + r.errors, 0),
+    });
+    const ratio = (pick: (r: LoadResult) => number) =>
+      // JSON turns a NaN latency (nothing completed) into null: keep it NaN, not 0.
+      spread(samples.full.map((r, i) => (pick(r) ?? NaN) / (pick(samples.floor[i]!) ?? NaN)));
+    return {
+      row: {
+        size,
+        seedSeconds,
+        full: per('full'),
+        floor: per('floor'),
+        rpsRatio: ratio((r) => r.ok),
+        p50Ratio: ratio((r) => r.p50),
+        p99Ratio: ratio((r) => r.p99),
+        appRssMiB: peak.full,
+        floorRssMiB: peak.floor,
+      },
+      reject,
+      profile,
+    };
+  } finally {
+    await Promise.all([full.child.stop(), floor.child.stop()]);
+    await connection.db!.dropDatabase().catch(() => undefined);
+    await connection.close();
+  }
+}
+
+/** Forged (right session, wrong MAC), unknown session, and garbage, against valid refreshes. */
+async function rejection(full: Target, connection: Connection, pool: string[]): Promise<RejectRow[]> {
+  const sample = pool.slice(0, 1_000);
+  const forged = sample.map((token) => {
+    const body = Buffer.from(token.slice(3), 'base64url');
+    body.writeUInt8(body.readUInt8(body.length - 1) ^ 0x01, body.length - 1);
+    return `rt_${body.toString('base64url')}`;
+  });
+  const unknown = sample.map((token) => {
+    const body = Buffer.from(token.slice(3), 'base64url');
+    body.writeUInt8(body.readUInt8(5) ^ 0xff, 5);
+    return `rt_${body.toString('base64url')}`;
+  });
+  const garbage = sample.map((_t, i) => `not-a-token-${i}`.padEnd(80, 'x'));
+  void connection;
+  const kinds: Array<[string, string[]]> = [
+    ['forged (valid format, wrong MAC)', forged],
+    ['unknown session (valid format)', unknown],
+    ['garbage', garbage],
+  ];
+  const valid: number[] = [];
+  const byKind = new Map<string, LoadResult[]>(kinds.map(([k]) => [k, []]));
+  let current = pool;
+  for (let run = 0; run < CONFIG.rejectRuns; run += 1) {
+    const ok = await load(full.url, 'rotate', current, CONFIG.rejectSeconds, CONFIG.connections);
+    current = ok.tokens!;
+    valid.push(ok.ok / CONFIG.rejectSeconds);
+    for (const [kind, tokens] of kinds) {
+      const result = await load(full.url, 'fixed', tokens, CONFIG.rejectSeconds, CONFIG.connections);
+      if (result.ok > 0) throw new Error(`${kind}: ${result.ok} bad tokens were accepted`);
+      byKind.get(kind)!.push(result);
+    }
+    log(`rejection run ${run + 1}: valid ${fmt(valid[run]!)} /s, ${kinds.map(([k]) => `${k.split(' ')[0]} ${fmt(byKind.get(k)![run]!.rps)} /s`).join(', ')}`);
+  }
+  pool.splice(0, pool.length, ...current);
+  return [
+    { kind: 'valid refresh (200)', rps: spread(valid), p99: spread([]), ratio: spread(valid.map(() => 1)) },
+    ...kinds.map(([kind]) => {
+      const results = byKind.get(kind)!;
+      return {
+        kind: `${kind} (400)`,
+        rps: spread(results.map((r) => r.rps)),
+        p99: spread(results.map((r) => r.p99)),
+        ratio: spread(results.map((r, i) => r.rps / valid[i]!)),
+      };
+    }),
+  ];
+}
+
+/** `node --cpu-prof` on the app process under refresh load; the top frames by self time. */
+async function profileApp(uri: string, redisUrl: string, pool: string[]): Promise<ProfileReading> {
+  const dir = join(work, 'profile');
+  mkdirSync(dir, { recursive: true });
+  const app = await startTarget('full', uri, redisUrl, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const result = await load(app.url, 'rotate', pool, FULL ? 10 : 5, CONFIG.connections);
+  pool.splice(0, pool.length, ...result.tokens!);
+  await app.child.stop();
+  log(`profiled ${fmt(result.ok)} refreshes`);
+  return analyseProfile(dir, ROOT);
+}
+
+/** Run one section; a failure is reported in the output and the JSON, and the next section runs. */
+async function section(name: string, results: Record<string, unknown>, output: string[], body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    log(`${name} section failed: ${(error as Error).stack}`);
+    output.push(`\n${name} section FAILED: ${(error as Error).message.slice(0, 400)}`);
+    results.errors = { ...(results.errors as object), [name]: String((error as Error).stack) };
+  }
+  // Keep what is measured so far, in case a later section hangs and the run is stopped.
+  writeFileSync(PARTIAL, JSON.stringify({ ...results, text: output.join('\n') }, null, 2));
+}
+
+/** MONGODB_URI (a real MongoDB, e.g. docker compose) instead of the FerretDB stand-in. */
+function externalMongo(): Promise<ServerHandle> | null {
+  const uri = process.env.MONGODB_URI;
+  if (!uri) return null;
+  const url = uri.replace(/\/[^/]*$/, '').replace(/\/$/, '');
+  return Promise.resolve({ url, port: Number(new URL(url).port || 27017), description: `MONGODB_URI server (${url.replace(/\/\/[^@/]*@/, '//***@')})`, stop: async () => undefined });
+}
+
+/** The example app on the in-memory adapters under refresh load, with --cpu-prof. */
+async function cpuProfileInMemory() {
+  const dir = join(work, 'profile-memory');
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const tokensOut = join(work, 'memory-tokens.json');
+  const child = spawnTs(
+    'bench/memory-app.ts',
+    { PORT: String(port), SESSIONS: '10000', TOKENS_OUT: tokensOut, PROFILE_OUT: join(dir, 'app.cpuprofile') },
+  );
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, child, 120_000);
+  const rss = sampleRss(child.pid);
+  const seconds = FULL ? 10 : 6;
+  const result = await load(`http://127.0.0.1:${port}/auth/token`, 'rotate', JSON.parse(readFileSync(tokensOut, 'utf8')) as string[], seconds, CONFIG.connections);
+  const rssMiB = rss();
+  await child.stop();
+  log(`in-memory app: ${fmt(result.ok / seconds)} refresh/s, p99 ${result.p99} ms`);
+  return { seconds, rps: result.ok / seconds, p50: result.p50, p99: result.p99, rssMiB, profile: analyseProfile(dir, ROOT) };
+}
+
+function machine() {
+  return {
+    date: new Date().toISOString(),
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
+  };
+}
+
+async function main(): Promise<void> {
+  const begun = performance.now();
+  log(`${FULL ? 'full' : 'quick'} run; sizes ${CONFIG.sizes.join(', ')}; ${CONFIG.runs} runs × ${CONFIG.seconds} s per target and size`);
+  const [mongo, redis] = await Promise.all([externalMongo() ?? startMongo(), startRedis()]);
+  const output: string[] = [];
+  const results: Record<string, unknown> = { mode: FULL ? 'full' : 'quick', config: CONFIG, machine: machine() };
+  results.servers = { mongo: mongo.description, redis: redis.description };
+  try {
+    if (wants('refresh') || wants('reject')) {
+      const rows: RefreshRow[] = [];
+      for (const size of CONFIG.sizes) {
+        const { row, reject, profile } = await refreshAtSize(mongo, redis, size, wants('reject') && size === CONFIG.sizes[0]);
+        rows.push(row);
+        if (reject) results.rejection = reject;
+        if (profile) results.profile = profile;
+      }
+      results.refresh = rows;
+      writeFileSync(PARTIAL, JSON.stringify(results, null, 2));
+      output.push(
+        table(
+          `Refresh through the full stack (example app POST /auth/token) vs the floor, ${CONFIG.connections} connections; median (min–max) of ${CONFIG.runs} runs of ${CONFIG.seconds} s`,
+          ['stored sessions', 'full refresh/s', 'floor refresh/s', 'full/floor rps', 'full p50 ms', 'floor p50 ms', 'full p99 ms', 'floor p99 ms', 'full/floor p99', 'failed'],
+          rows.map((r) => [
+            fmt(r.size),
+            fmtSpread(r.full.rps),
+            fmtSpread(r.floor.rps),
+            fmtSpread(r.rpsRatio, 2),
+            fmtSpread(r.full.p50),
+            fmtSpread(r.floor.p50),
+            fmtSpread(r.full.p99),
+            fmtSpread(r.floor.p99),
+            fmtSpread(r.p99Ratio, 2),
+            `${r.full.failed}/${r.floor.failed}`,
+          ]),
+        ),
+      );
+      const first = rows[0]!;
+      const last = rows[rows.length - 1]!;
+      const scaling = {
+        largest: last.size,
+        smallest: first.size,
+        fullRps: last.full.rps.median / first.full.rps.median,
+        fullP99: last.full.p99.median / first.full.p99.median,
+        floorRps: last.floor.rps.median / first.floor.rps.median,
+        floorP99: last.floor.p99.median / first.floor.p99.median,
+      };
+      results.scaling = scaling;
+      output.push(
+        table(
+          `Scaling: ${fmt(last.size)} / ${fmt(first.size)} stored sessions (ratio of medians; each size is a separate run)`,
+          ['target', 'throughput ratio', 'p99 ratio', 'seed time (s) per size'],
+          [
+            ['full stack', fmt(scaling.fullRps, 2), fmt(scaling.fullP99, 2), rows.map((r) => fmt(r.seedSeconds, 1)).join(' / ')],
+            ['floor', fmt(scaling.floorRps, 2), fmt(scaling.floorP99, 2), ''],
+          ],
+        ),
+      );
+      output.push(
+        table('Resident memory under refresh load (peak RSS, MiB)', ['stored sessions', 'example app', 'floor'], rows.map((r) => [fmt(r.size), fmt(r.appRssMiB), fmt(r.floorRssMiB)])),
+      );
+      const reject = results.rejection as RejectRow[] | undefined;
+      if (reject) {
+        output.push(
+          table(
+            `Rejection cost at ${fmt(CONFIG.sizes[0]!)} sessions (full stack), ${CONFIG.rejectRuns} runs of ${CONFIG.rejectSeconds} s; ratio = rejections/s ÷ valid refreshes/s in the same iteration`,
+            ['presented token', 'answers/s', 'p99 ms', 'ratio to valid'],
+            reject.map((r) => [r.kind, fmtSpread(r.rps), r.p99.n ? fmtSpread(r.p99) : '', fmtSpread(r.ratio, 2)]),
+          ),
+        );
+      }
+      const profile = results.profile as ProfileReading | undefined;
+      if (profile) {
+        output.push(
+          table(
+            `CPU profile of the app under refresh load (node --cpu-prof, ${fmt(profile.totalMs)} ms sampled): top frames by self time`,
+            ['self %', 'function', 'where'],
+            profile.top.map((f) => [fmt(f.selfPct, 1), f.functionName, f.where]),
+          ),
+          table('Self time by origin', ['self %', 'origin'], profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin])),
+        );
+      }
+    }
+    if (wants('cpu')) {
+      await section('cpu', results, output, async () => {
+        const cpu = await cpuProfileInMemory();
+        results.cpuInMemory = cpu;
+        output.push(
+          table(
+            `No database in the way: the example app on the in-memory adapters, ${CONFIG.connections} connections, one ${cpu.seconds} s run under the V8 CPU profiler (profiling slows it)`,
+            ['refresh/s', 'p50 ms', 'p99 ms', 'peak RSS MiB'],
+            [[fmt(cpu.rps), fmt(cpu.p50), fmt(cpu.p99), fmt(cpu.rssMiB)]],
+          ),
+          table(
+            `CPU profile of that run (${fmt(cpu.profile.totalMs)} ms sampled from listen to stop; start-up and seeding excluded): top frames by self time`,
+            ['self %', 'function', 'where'],
+            cpu.profile.top.map((f) => [fmt(f.selfPct, 1), f.functionName, f.where]),
+          ),
+          table('Self time by origin', ['self %', 'origin'], cpu.profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin])),
+        );
+      });
+    }
+    if (wants('origin')) {
+      await section('origin', results, output, async () => {
+        const origin: OriginResult = await runOrigin(mongo, FULL, log);
+        results.origin = origin;
+        output.push(origin.table);
+      });
+    }
+    if (wants('worker')) {
+      await section('worker', results, output, async () => {
+        const worker: WorkerResult = await runWorkerBench({ mongo, redis, full: FULL, log, load, startTarget });
+        results.worker = worker;
+        output.push(...worker.tables);
+      });
+    }
+  } catch (error) {
+    output.push(`\nrefresh section FAILED: ${(error as Error).message}`);
+    results.errors = { ...(results.errors as object), refresh: String((error as Error).stack) };
+  } finally {
+    await Promise.all([mongo.stop(), redis.stop()]);
+    rmSync(work, { recursive: true, force: true });
+  }
+  results.durationSeconds = Math.round((performance.now() - begun) / 1000);
+  const text = [
+    `refresh-rotation benchmarks (${FULL ? 'full' : 'quick'}), ${new Date().toISOString()}`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model}), ${fmt(totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}; load avg at start ${(results.machine as { loadavg: string }).loadavg}`,
+    `servers: ${mongo.description}; ${redis.description}. The machine is shared: compare ratios, not absolute numbers.`,
+    ...output,
+    `\ntotal ${results.durationSeconds} s`,
+  ].join('\n');
+  console.log(text);
+  const file = join(RESULTS_DIR, `${FULL ? 'full' : 'quick'}-${STAMP}.json`);
+  writeFileSync(file, JSON.stringify({ ...results, text }, null, 2));
+  rmSync(PARTIAL, { force: true });
+  console.log(`results written to ${file}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
