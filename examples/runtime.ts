@@ -1,0 +1,218 @@
+/**
+ * The example app's composition root: from the parsed environment (`workers/env.ts`) to adapters,
+ * the rotation service and the app. In-memory adapters and inline jobs when neither MONGODB_URI nor
+ * REDIS_URL is set; MongoDB (and BullMQ when REDIS_URL is set) otherwise.
+ */
+import type { Express } from 'express';
+import type { Store } from 'express-rate-limit';
+import { Redis } from 'ioredis';
+import mongoose, { type Connection } from 'mongoose';
+import type { Logger } from 'pino';
+import { BullMQTokenJobs } from '../src/adapters/bullmq';
+import {
+  InlineTokenJobs,
+  MemoryRefreshTokenRepository,
+  MemoryVersionStore,
+} from '../src/adapters/memory';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
+import type { Clock } from '../src/domain/refresh-token';
+import type { RefreshTokenRepository } from '../src/domain/refresh-token-repository';
+import type { TokenJobs } from '../src/domain/token-jobs';
+import type { VersionStore } from '../src/domain/version-store';
+import type { RefreshRotationOptions } from '../src/options';
+import { RotationService } from '../src/rotation-service';
+import type { Env } from '../workers/env';
+import { createApp } from './app';
+import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
+
+/** How the app stores things: chosen from the environment. */
+export type RuntimeMode = 'memory' | 'mongodb' | 'mongodb+bullmq';
+
+export interface Runtime {
+  mode: RuntimeMode;
+  app: Express;
+  service: RotationService;
+  /** The session repository, for a worker started in the same process (demo, tests). */
+  repository: RefreshTokenRepository;
+  /** Close the connections this runtime opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What the tests (and only they) change. */
+export interface RuntimeOverrides {
+  clock?: Clock;
+  bcryptRounds?: number;
+  rateLimitStore?: () => Store;
+  onAuditEvent?: RefreshRotationOptions['onAuditEvent'];
+  /** Version-cache lifetime of the MongoDB version store, ms. Default 1000. */
+  versionCacheTtlMs?: number;
+}
+
+interface Stores {
+  mode: RuntimeMode;
+  repository: RefreshTokenRepository;
+  versions: VersionStore;
+  jobs: TokenJobs;
+  users: UserStore;
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Fail fast when MongoDB is down: a refresh answers 503 in about two seconds, not thirty. */
+const MONGO_TIMEOUTS = {
+  serverSelectionTimeoutMS: 2_000,
+  connectTimeoutMS: 2_000,
+  socketTimeoutMS: 10_000,
+};
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function memoryStores(): Stores {
+  const repository = new MemoryRefreshTokenRepository();
+  return {
+    mode: 'memory',
+    repository,
+    versions: new MemoryVersionStore(),
+    jobs: new InlineTokenJobs(repository),
+    users: new MemoryUserStore(),
+    ready: async () => undefined,
+    close: async () => undefined,
+  };
+}
+
+async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides): Promise<Stores> {
+  const connection: Connection = await mongoose
+    .createConnection(env.mongodbUri!, { ...MONGO_TIMEOUTS, bufferCommands: false })
+    .asPromise();
+  const redis = env.redisUrl
+    ? new Redis(env.redisUrl, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        lazyConnect: true,
+      })
+    : null;
+  try {
+    const repository = new MongooseRefreshTokenRepository(connection, {
+      ...(overrides.clock ? { clock: overrides.clock } : {}),
+    });
+    const users = new MongoUserStore(connection);
+    await Promise.all([repository.ensureIndexes(), users.ensureIndexes()]);
+    const versions = new MongooseVersionStore(connection, {
+      ...(overrides.versionCacheTtlMs === undefined
+        ? {}
+        : { cacheTtlMs: overrides.versionCacheTtlMs }),
+    });
+    redis?.on('error', (error: Error) =>
+      logger.warn({ err: { message: error.message } }, 'redis error'),
+    );
+    await redis?.connect();
+    const bullmq = redis
+      ? new BullMQTokenJobs({
+          connection: redis,
+          prefix: env.queue.prefix,
+          touchWindow: env.queue.touchWindowMs,
+          onError: (error) => logger.warn({ err: { message: error.message } }, 'job queue error'),
+        })
+      : null;
+    return {
+      mode: bullmq ? 'mongodb+bullmq' : 'mongodb',
+      repository,
+      versions,
+      jobs: bullmq ?? new InlineTokenJobs(repository),
+      users,
+      async ready() {
+        await withTimeout(connection.db!.admin().ping(), 2_000, 'MongoDB');
+        if (redis) await withTimeout(redis.ping(), 2_000, 'Redis');
+      },
+      async close() {
+        await bullmq?.close();
+        redis?.disconnect();
+        await connection.close();
+      },
+    };
+  } catch (error) {
+    redis?.disconnect();
+    await connection.close();
+    throw error;
+  }
+}
+
+function serviceOptions(
+  env: Env,
+  stores: Stores,
+  overrides: RuntimeOverrides,
+): RefreshRotationOptions {
+  const { accessToken, refreshToken } = env;
+  return {
+    repository: stores.repository,
+    versions: stores.versions,
+    jobs: stores.jobs,
+    accessToken: {
+      algorithm: accessToken.algorithm,
+      ...(accessToken.secret === undefined ? {} : { secret: accessToken.secret }),
+      ...(accessToken.privateKey === undefined ? {} : { privateKey: accessToken.privateKey }),
+      ...(accessToken.publicKey === undefined ? {} : { publicKey: accessToken.publicKey }),
+      ttl: accessToken.ttlMs,
+      ...(accessToken.issuer === undefined ? {} : { issuer: accessToken.issuer }),
+      ...(accessToken.audience === undefined ? {} : { audience: accessToken.audience }),
+    },
+    refreshToken: {
+      secrets: refreshToken.secrets,
+      idleTtl: refreshToken.idleTtlMs,
+      absoluteTtl: refreshToken.absoluteTtlMs,
+      reuseGrace: refreshToken.reuseGraceMs,
+    },
+    ...(overrides.clock ? { clock: overrides.clock } : {}),
+    ...(overrides.onAuditEvent ? { onAuditEvent: overrides.onAuditEvent } : {}),
+  };
+}
+
+/** Build the stores, the service and the app from the environment. */
+export async function createRuntime(
+  env: Env,
+  logger: Logger,
+  overrides: RuntimeOverrides = {},
+): Promise<Runtime> {
+  const stores = env.mongodbUri ? await mongoStores(env, logger, overrides) : memoryStores();
+  try {
+    const service = new RotationService(serviceOptions(env, stores, overrides));
+    const { cookie, rateLimit } = env.http;
+    const app = createApp({
+      service,
+      users: stores.users,
+      logger,
+      cookie: cookie.transport
+        ? {
+            name: cookie.name,
+            secure: cookie.secure,
+            csrfHeader: cookie.csrfHeader,
+            development: env.nodeEnv === 'development' || env.nodeEnv === 'test',
+          }
+        : false,
+      rateLimit: {
+        loginPerMinute: rateLimit.loginPerMinute,
+        tokenPerMinute: rateLimit.tokenPerMinute,
+        ...(overrides.rateLimitStore ? { store: overrides.rateLimitStore } : {}),
+      },
+      ready: stores.ready,
+      ...(overrides.bcryptRounds === undefined ? {} : { bcryptRounds: overrides.bcryptRounds }),
+    });
+    let closing: Promise<void> | undefined;
+    return {
+      mode: stores.mode,
+      app,
+      service,
+      repository: stores.repository,
+      close: () => (closing ??= stores.close()),
+    };
+  } catch (error) {
+    await stores.close();
+    throw error;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Start the example app on a port with a logger, and stop it cleanly on SIGTERM/SIGINT. Shared by
+ * `npm start` (server.ts) and `npm run demo` (demo.ts).
+ */
+import type { Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import type { Env } from '../workers/env';
+import { createRuntime, type Runtime } from './runtime';
+
+/** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
+export function createLogger(level: Env['logLevel']): Logger {
+  return pino({
+    level,
+    base: { service: 'refresh-rotation-example' },
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'res.headers["set-cookie"]',
+        'req.body',
+        'res.body',
+        '*.refresh_token',
+        '*.access_token',
+        '*.password',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
+
+export interface Serving {
+  runtime: Runtime;
+  server: Server;
+  /** Stop accepting, finish open requests, close the stores. Idempotent. */
+  close(): Promise<void>;
+}
+
+function describeMode(env: Env, runtime: Runtime): string {
+  switch (runtime.mode) {
+    case 'memory':
+      return env.devSecretsGenerated
+        ? 'IN-MEMORY DEMO MODE: no MONGODB_URI/REDIS_URL, so users and sessions live in this process, jobs run inline, and the token secrets were generated at start (development only; everything is lost on restart)'
+        : 'IN-MEMORY DEMO MODE: no MONGODB_URI/REDIS_URL, so users and sessions live in this process and jobs run inline (everything is lost on restart)';
+    case 'mongodb':
+      return 'storage: MongoDB; no REDIS_URL, so revoke-all and last-used updates run inline';
+    case 'mongodb+bullmq':
+      return 'storage: MongoDB; jobs: BullMQ on Redis, done by the worker (npm run worker; npm run demo starts one)';
+  }
+}
+
+/** Build the app from `env` and listen on `env.http.port`. */
+export async function serve(env: Env, logger: Logger): Promise<Serving> {
+  const runtime = await createRuntime(env, logger);
+  const level = runtime.mode === 'memory' ? 'warn' : 'info';
+  logger[level]({ mode: runtime.mode }, describeMode(env, runtime));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = runtime.app.listen(env.http.port, () => resolve(listening));
+    listening.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : env.http.port;
+  logger.info({ port }, `example app listening on http://localhost:${port}`);
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await runtime.close();
+    })());
+  return { runtime, server, close };
+}
+
+/** On SIGTERM/SIGINT run `stop` once, then exit (1 if it failed or overran `timeoutMs`). */
+export function onShutdown(logger: Logger, stop: () => Promise<void>, timeoutMs = 10_000): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs }, 'shutdown overran; exiting');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', handle);
+  process.once('SIGINT', handle);
+}
+
+/** Print an environment problem without a stack trace, and exit 1. */
+export function exitOnStartupError(error: unknown): never {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+}

@@ -1,0 +1,219 @@
+import type { CookieOptions, Request, Response } from 'express';
+import { InvalidRequestError, OptionsError } from '../../domain/errors';
+
+/** Options of the refresh-cookie transport for browser apps. */
+export interface CookieTransportOptions {
+  /**
+   * Cookie name. Default `__Secure-refresh_token` (`refresh_token` when `secure` is false, since
+   * browsers refuse a `__Secure-` cookie without `Secure`). Not `__Host-`: that prefix forces
+   * `Path=/`, and this cookie is scoped to the router.
+   */
+  name?: string;
+  /** `Secure` attribute. Default true; turn it off only for plain-http development. */
+  secure?: boolean;
+  /**
+   * `Path` attribute. Default: the router's mount path (`req.baseUrl`, e.g. `/auth`). Set it when
+   * you call `issue()` from a route that is not under that mount path.
+   */
+  path?: string;
+  /** `Domain` attribute. Default none (host-only cookie), which is what you want. */
+  domain?: string;
+  /**
+   * Header a cookie refresh must carry (any non-empty value). A cross-site page cannot send a
+   * custom header without a CORS preflight, so this blocks CSRF. Default `X-Refresh-CSRF`.
+   */
+  csrfHeader?: string;
+  /**
+   * Header by which a browser asks for the cookie transport (value `cookie`) at login and refresh,
+   * so one deployment serves body clients and cookie clients. Default `X-Token-Transport`.
+   */
+  transportHeader?: string;
+  /**
+   * Origins other than the API's own allowed to refresh with the cookie (e.g. an SPA on another
+   * subdomain, `https://app.example.com`). Default none.
+   */
+  allowedOrigins?: readonly string[];
+  /** Set on a developer machine to silence the start-up warning about `secure: false`. */
+  development?: boolean;
+}
+
+/** The cookie transport, resolved once. */
+export interface CookieTransport {
+  readonly name: string;
+  readonly csrfHeader: string;
+  /** Whether the request asked for the cookie transport. */
+  wanted(req: Request): boolean;
+  /** The refresh token from the cookie, or undefined. */
+  read(req: Request): string | undefined;
+  /** Throws `InvalidRequestError` unless the request passes the CSRF checks (header, origin). */
+  assertSameOrigin(req: Request): void;
+  set(req: Request, res: Response, token: string, expires: Date): void;
+  clear(req: Request, res: Response): void;
+}
+
+const COOKIE_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_NAME_PATTERN = COOKIE_NAME_PATTERN;
+
+function headerName(value: string | undefined, fallback: string, option: string): string {
+  const name = value ?? fallback;
+  if (!HEADER_NAME_PATTERN.test(name)) {
+    throw new OptionsError(
+      `cookie.${option} must be an HTTP header name; got ${JSON.stringify(name)}`,
+    );
+  }
+  return name.toLowerCase();
+}
+
+function cookieName(options: CookieTransportOptions, secure: boolean): string {
+  const name = options.name ?? (secure ? '__Secure-refresh_token' : 'refresh_token');
+  if (!COOKIE_NAME_PATTERN.test(name)) {
+    throw new OptionsError(`cookie.name must be a valid cookie name; got ${JSON.stringify(name)}`);
+  }
+  if (/^__(Secure|Host)-/i.test(name) && !secure) {
+    throw new OptionsError(
+      `cookie.name ${JSON.stringify(name)} has a __Secure-/__Host- prefix, which browsers accept only ` +
+        'with Secure: set cookie.secure to true or choose a name without the prefix',
+    );
+  }
+  if (/^__Host-/i.test(name)) {
+    throw new OptionsError(
+      'cookie.name must not use the __Host- prefix: it requires Path=/, and the refresh cookie is ' +
+        'scoped to the router path; use the __Secure- prefix',
+    );
+  }
+  return name;
+}
+
+function cookiePath(options: CookieTransportOptions): string | undefined {
+  if (options.path === undefined) return undefined;
+  if (!options.path.startsWith('/') || /[;\s]/.test(options.path)) {
+    throw new OptionsError(
+      `cookie.path must start with "/" and contain no ";" or spaces; got ${JSON.stringify(options.path)}`,
+    );
+  }
+  return options.path;
+}
+
+function normaliseOrigin(origin: string): string {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    throw new OptionsError(
+      `cookie.allowedOrigins must hold origins like https://app.example.com; got ${JSON.stringify(origin)}`,
+    );
+  }
+}
+
+/** Minimal `Cookie` header parsing: the first cookie named `name`, percent-decoded. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const pair of header.split(';')) {
+    const index = pair.indexOf('=');
+    if (index < 0 || pair.slice(0, index).trim() !== name) continue;
+    let value = pair.slice(index + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2)
+      value = value.slice(1, -1);
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return value;
+    }
+  }
+  return undefined;
+}
+
+function hostOf(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resolve the cookie options once. Warns (through `warn`) when `Secure` is off outside
+ * development: the refresh token would then travel over plain HTTP.
+ */
+export function createCookieTransport(
+  options: CookieTransportOptions,
+  warn: (message: string) => void,
+): CookieTransport {
+  const secure = options.secure ?? true;
+  const name = cookieName(options, secure);
+  const fixedPath = cookiePath(options);
+  const csrfHeader = headerName(options.csrfHeader, 'X-Refresh-CSRF', 'csrfHeader');
+  const transportHeader = headerName(
+    options.transportHeader,
+    'X-Token-Transport',
+    'transportHeader',
+  );
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map(normaliseOrigin));
+  if (!secure && !options.development) {
+    warn(
+      'refresh-rotation: the refresh cookie is sent without Secure, so the refresh token can travel ' +
+        'over plain HTTP. Set cookie.secure to true (or cookie.development to true on a developer machine).',
+    );
+  }
+
+  function attributes(req: Request): CookieOptions {
+    const path = fixedPath ?? req.baseUrl;
+    if (!path) {
+      throw new OptionsError(
+        'cookie.path is required when issue() runs outside the router mount path: set cookie.path ' +
+          'to the path the router is mounted at (e.g. "/auth")',
+      );
+    }
+    return {
+      httpOnly: true,
+      secure,
+      sameSite: 'strict',
+      path,
+      ...(options.domain === undefined ? {} : { domain: options.domain }),
+    };
+  }
+
+  function originAllowed(req: Request, origin: string): boolean {
+    if (allowedOrigins.has(normaliseOrigin(origin))) return true;
+    // Compare hosts, not schemes: behind a TLS-terminating proxy req.protocol may read "http".
+    return hostOf(origin) !== null && hostOf(origin) === req.get('host');
+  }
+
+  return {
+    name,
+    csrfHeader,
+    wanted: (req) => req.get(transportHeader)?.trim().toLowerCase() === 'cookie',
+    read: (req) => readCookie(req.get('cookie'), name) || undefined,
+    assertSameOrigin(req) {
+      // Why: SameSite=Strict already keeps the cookie off cross-site requests in current browsers;
+      // the custom header and the Origin / Sec-Fetch-Site checks cover older browsers and
+      // same-site (sibling subdomain) attackers.
+      if (!req.get(csrfHeader)?.trim()) {
+        throw new InvalidRequestError(
+          `A cookie refresh must send the ${options.csrfHeader ?? 'X-Refresh-CSRF'} header.`,
+        );
+      }
+      const origin = req.get('origin');
+      const site = req.get('sec-fetch-site')?.toLowerCase();
+      let allowedOrigin: boolean;
+      try {
+        allowedOrigin = origin !== undefined && origin !== 'null' && originAllowed(req, origin);
+      } catch {
+        allowedOrigin = false;
+      }
+      if (origin !== undefined && !allowedOrigin) {
+        throw new InvalidRequestError('Cross-origin cookie requests are refused.');
+      }
+      if (site !== undefined && site !== 'same-origin' && site !== 'none' && !allowedOrigin) {
+        throw new InvalidRequestError('Cross-site cookie requests are refused.');
+      }
+    },
+    set(req, res, token, expires) {
+      res.cookie(name, token, { ...attributes(req), expires });
+    },
+    clear(req, res) {
+      // Same attributes as when set, or the browser keeps the cookie. No maxAge/expires here:
+      // Express 4 would let them override the clearing date.
+      res.clearCookie(name, attributes(req));
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import type { ErrorRequestHandler, Request, Response } from 'express';
+import { RefreshRotationError, type RefreshRotationErrorCode } from '../../domain/errors';
+import type { AdapterLogger } from './types';
+
+/** The JSON body of every error answer: RFC 6749 §5.2 / RFC 6750 §3.1 shape. */
+export interface HttpErrorBody {
+  error: string;
+  error_description: string;
+}
+
+/** How one error becomes an HTTP answer. */
+export interface HttpError {
+  status: number;
+  body: HttpErrorBody;
+  headers: Record<string, string>;
+  /** How the error is logged: `error` for 5xx (with details), `warn` for 503, none for client errors. */
+  log: 'error' | 'warn' | null;
+}
+
+/** Seconds a client should wait before retrying when the store is down (`Retry-After`). */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+const GENERIC_SERVER_ERROR: HttpErrorBody = {
+  error: 'server_error',
+  error_description: 'The server could not complete the request.',
+};
+
+type Mapping = (error: RefreshRotationError, retryAfterSeconds: number) => HttpError;
+
+const clientError =
+  (status: number, error: string, description: string | null): Mapping =>
+  (cause) => ({
+    status,
+    // A null description means "the message is safe to show" (our own invalid_request texts).
+    body: { error, error_description: description ?? cause.message },
+    headers: {},
+    log: null,
+  });
+
+const serverError: Mapping = () => ({
+  status: 500,
+  body: GENERIC_SERVER_ERROR,
+  headers: {},
+  log: 'error',
+});
+
+/**
+ * The one table from error code to HTTP answer. Every reason an `invalid_grant` can have (reuse,
+ * forgery, unknown or revoked session, expiry, version) gets the same fixed description, so a
+ * client, or an attacker, cannot tell them apart.
+ */
+const TABLE: Record<RefreshRotationErrorCode, Mapping> = {
+  invalid_request: clientError(400, 'invalid_request', null),
+  unsupported_grant_type: clientError(
+    400,
+    'unsupported_grant_type',
+    'grant_type must be refresh_token.',
+  ),
+  invalid_grant: clientError(
+    400,
+    'invalid_grant',
+    'The refresh token is invalid, expired or revoked.',
+  ),
+  malformed_token: clientError(
+    400,
+    'invalid_grant',
+    'The refresh token is invalid, expired or revoked.',
+  ),
+  invalid_token: () => ({
+    status: 401,
+    body: { error: 'invalid_token', error_description: 'The access token is invalid or expired.' },
+    headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+    log: null,
+  }),
+  not_found: clientError(404, 'not_found', 'No such session.'),
+  store_unavailable: (_error, retryAfterSeconds) => ({
+    status: 503,
+    body: {
+      error: 'temporarily_unavailable',
+      error_description: 'The token store is unavailable; retry later.',
+    },
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+    log: 'warn',
+  }),
+  conflict: serverError,
+  invalid_options: serverError,
+};
+
+/**
+ * A client error raised while reading the body: body-parser's typed errors (`entity.parse.failed`,
+ * `entity.too.large`, `charset.unsupported`…) and the zlib errors it passes on for a broken
+ * `Content-Encoding`, all marked by http-errors as safe to expose with a 4xx status.
+ */
+function bodyReadStatus(error: unknown): number | null {
+  if (typeof error !== 'object' || error === null) return null;
+  const { status, statusCode, expose } = error as {
+    status?: unknown;
+    statusCode?: unknown;
+    expose?: unknown;
+  };
+  const code = typeof status === 'number' ? status : statusCode;
+  return expose === true && typeof code === 'number' && code >= 400 && code < 500 ? code : null;
+}
+
+function bodyReadError(status: number): HttpError {
+  if (status === 413) {
+    return {
+      status: 413,
+      body: { error: 'invalid_request', error_description: 'The request body is too large.' },
+      headers: {},
+      log: null,
+    };
+  }
+  return {
+    status: 400,
+    body: { error: 'invalid_request', error_description: 'The request body could not be read.' },
+    headers: {},
+    log: null,
+  };
+}
+
+/**
+ * Map any error to its HTTP answer: library errors through the table, body-reading failures to
+ * `invalid_request` (413 when too large), anything else to a generic 500 whose details go only to
+ * the log.
+ */
+export function toHttpError(
+  error: unknown,
+  retryAfterSeconds: number = DEFAULT_RETRY_AFTER_SECONDS,
+): HttpError {
+  if (error instanceof RefreshRotationError) {
+    const mapping = TABLE[error.code] ?? serverError;
+    return mapping(error, retryAfterSeconds);
+  }
+  const readStatus = bodyReadStatus(error);
+  if (readStatus !== null) return bodyReadError(readStatus);
+  return { status: 500, body: GENERIC_SERVER_ERROR, headers: {}, log: 'error' };
+}
+
+/** `Cache-Control: no-store` and `Pragma: no-cache`: token answers and errors are never cached. */
+export function setNoStore(res: Response): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Pragma', 'no-cache');
+}
+
+/** The request's logger (pino-http's `req.log`) if any, else the configured one. */
+export function loggerFor(req: Request, fallback: AdapterLogger): AdapterLogger {
+  const candidate = (req as Request & { log?: unknown }).log;
+  if (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof (candidate as AdapterLogger).error === 'function' &&
+    typeof (candidate as AdapterLogger).warn === 'function'
+  ) {
+    return candidate as AdapterLogger;
+  }
+  return fallback;
+}
+
+/** What a log line may say about an error: its name, code and message, never request data. */
+function describeForLog(error: unknown): object {
+  if (error instanceof RefreshRotationError) {
+    return {
+      err: { name: error.name, code: error.code, message: error.message, cause: causeOf(error) },
+    };
+  }
+  return { err: error };
+}
+
+function causeOf(error: Error): unknown {
+  return error.cause instanceof Error
+    ? { name: error.cause.name, message: error.cause.message }
+    : undefined;
+}
+
+/** Send the answer for `error` on `res` (no-store headers included), logging server-side failures. */
+export function sendError(
+  req: Request,
+  res: Response,
+  error: unknown,
+  options: { logger: AdapterLogger; retryAfterSeconds?: number },
+): void {
+  const http = toHttpError(error, options.retryAfterSeconds);
+  const logger = loggerFor(req, options.logger);
+  if (http.log === 'error') logger.error(describeForLog(error), 'refresh-rotation: request failed');
+  if (http.log === 'warn')
+    logger.warn(describeForLog(error), 'refresh-rotation: store unavailable');
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  setNoStore(res);
+  for (const [name, value] of Object.entries(http.headers)) res.setHeader(name, value);
+  res.status(http.status).json(http.body);
+}
+
+/**
+ * An Express error handler built on the same table, for apps that want their own routes (login,
+ * `/me`) to answer library errors the way the router does.
+ */
+export function errorHandler(
+  options: { logger?: AdapterLogger; retryAfterSeconds?: number } = {},
+): ErrorRequestHandler {
+  const logger = options.logger ?? console;
+  return function refreshRotationErrorHandler(error, req, res, _next) {
+    sendError(req, res, error, { logger, retryAfterSeconds: options.retryAfterSeconds });
+  };
+}

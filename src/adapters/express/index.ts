@@ -1,0 +1,28 @@
+/**
+ * refresh-rotation/express: the token router, the `authenticate` guard, the cookie transport and
+ * the one error → HTTP table. Works on Express 4 and 5.
+ */
+import './types';
+
+export { createRefreshRouter, clientInfoFrom } from './router';
+export type {
+  RefreshRouter,
+  RefreshRouterOptions,
+  TokenResponseBody,
+  SessionBody,
+  IssueInput,
+} from './router';
+export { authenticate, authContext, bearerToken } from './authenticate';
+export type { AuthenticateOptions } from './authenticate';
+export { readCookie } from './cookie';
+export type { CookieTransportOptions } from './cookie';
+export {
+  errorHandler,
+  sendError,
+  setNoStore,
+  toHttpError,
+  DEFAULT_RETRY_AFTER_SECONDS,
+} from './errors';
+export type { HttpError, HttpErrorBody } from './errors';
+export { asyncHandler } from './handler';
+export type { AuthContext, AdapterLogger } from './types';

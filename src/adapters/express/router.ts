@@ -1,0 +1,301 @@
+import express, { type Request, type Response, type Router } from 'express';
+import {
+  InvalidAccessTokenError,
+  InvalidRequestError,
+  OptionsError,
+  RefreshRotationError,
+  UnsupportedGrantTypeError,
+} from '../../domain/errors';
+import type { ClientInfo } from '../../domain/refresh-token';
+import type { RotationService, SessionView, TokenResponse } from '../../rotation-service';
+import { authenticate, bearerToken } from './authenticate';
+import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
+import { DEFAULT_RETRY_AFTER_SECONDS, sendError, setNoStore } from './errors';
+import { asyncHandler } from './handler';
+import type { AdapterLogger } from './types';
+
+/** Options of `createRefreshRouter()`. */
+export interface RefreshRouterOptions {
+  service: RotationService;
+  /**
+   * Refresh-cookie transport for browser apps: `true` for the defaults, an object to tune it.
+   * Default off (tokens only in bodies). When on, body clients keep working: a request gets the
+   * cookie only when it asks for it (`X-Token-Transport: cookie`) or refreshes with the cookie.
+   */
+  cookie?: boolean | CookieTransportOptions;
+  /** Largest body accepted on `POST /token` and `POST /logout`. Default `'4kb'`. */
+  bodyLimit?: string | number;
+  /**
+   * Whether `logout-all` and the sessions routes refuse access tokens revoked by a password change
+   * or logout-all (see `authenticate`). Default true.
+   */
+  checkRevocation?: boolean;
+  /** Where unexpected failures are logged when the request has no `req.log`. Default `console`. */
+  logger?: AdapterLogger;
+  /** `Retry-After` seconds on 503 answers. Default 5. */
+  retryAfterSeconds?: number;
+}
+
+/** The body of a successful token answer (RFC 6749 §5.1). */
+export interface TokenResponseBody {
+  access_token: string;
+  token_type: 'Bearer';
+  /** Seconds until the access token expires. */
+  expires_in: number;
+  /** Absent when the refresh token went into the cookie. */
+  refresh_token?: string;
+}
+
+/** One entry of `GET /sessions`. */
+export interface SessionBody {
+  id: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string;
+  absolute_expires_at: string;
+  client: { user_agent?: string; ip?: string; label?: string };
+  /** Whether this is the session of the access token making the request. */
+  current: boolean;
+}
+
+/** The input of `issue()`. */
+export interface IssueInput {
+  userId: string;
+  /** Shown on the sessions page. Default: the request's User-Agent and IP. */
+  client?: ClientInfo;
+}
+
+/** The Express router of `createRefreshRouter()`, plus the login helper. */
+export interface RefreshRouter extends Router {
+  /**
+   * Start a session for a user your login route has authenticated, and return the body to send.
+   * With `res`, sets `Cache-Control: no-store` and, when the cookie transport is on and the request
+   * asked for it, the refresh cookie (then the body has no `refresh_token`). Rejects like the
+   * service (`StoreUnavailableError`).
+   *
+   * @example
+   * app.post('/auth/login', async (req, res) => {
+   *   const user = await checkPassword(req.body);
+   *   res.json(await auth.issue(res, { userId: user.id }));
+   * });
+   */
+  issue(res: Response | undefined, input: IssueInput): Promise<TokenResponseBody>;
+}
+
+function resolveCookie(
+  options: RefreshRouterOptions,
+  logger: AdapterLogger,
+): CookieTransport | null {
+  if (options.cookie === undefined || options.cookie === false) return null;
+  const cookieOptions = options.cookie === true ? {} : options.cookie;
+  const warn = options.logger
+    ? (message: string) => logger.warn({}, message)
+    : (message: string) =>
+        process.emitWarning(message, { code: 'REFRESH_ROTATION_INSECURE_COOKIE' });
+  return createCookieTransport(cookieOptions, warn);
+}
+
+function bodyOf(req: Request): Record<string, unknown> {
+  const body: unknown = req.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
+  return body as Record<string, unknown>;
+}
+
+function field(body: Record<string, unknown>, name: string): unknown {
+  return Object.prototype.hasOwnProperty.call(body, name) ? body[name] : undefined;
+}
+
+function tokenBody(result: TokenResponse, includeRefreshToken: boolean): TokenResponseBody {
+  const body: TokenResponseBody = {
+    access_token: result.accessToken,
+    token_type: 'Bearer',
+    expires_in: result.expiresIn,
+  };
+  if (includeRefreshToken) body.refresh_token = result.refreshToken;
+  return body;
+}
+
+function sessionBody(session: SessionView, currentSessionId: string): SessionBody {
+  const { userAgent, ip, label } = session.client;
+  return {
+    id: session.id,
+    created_at: session.createdAt.toISOString(),
+    last_used_at: session.lastUsedAt?.toISOString() ?? null,
+    expires_at: session.expiresAt.toISOString(),
+    absolute_expires_at: session.absoluteExpiresAt.toISOString(),
+    client: {
+      ...(userAgent === undefined ? {} : { user_agent: userAgent }),
+      ...(ip === undefined ? {} : { ip }),
+      ...(label === undefined ? {} : { label }),
+    },
+    current: session.id === currentSessionId,
+  };
+}
+
+/** What a login records about the client by default. */
+export function clientInfoFrom(req: Request): ClientInfo {
+  const userAgent = req.get('user-agent')?.slice(0, 256);
+  return {
+    ...(userAgent ? { userAgent } : {}),
+    ...(req.ip ? { ip: req.ip } : {}),
+  };
+}
+
+/** A string parameter given at most once; a repeated form field arrives as an array. */
+function singleString(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new InvalidRequestError(`${name} must be a single string.`);
+  return value;
+}
+
+function isGrantRejection(error: unknown): boolean {
+  return (
+    error instanceof RefreshRotationError &&
+    (error.code === 'invalid_grant' || error.code === 'malformed_token')
+  );
+}
+
+function bodyLimitOf(options: RefreshRouterOptions): string | number {
+  const limit = options.bodyLimit ?? '4kb';
+  if (!(typeof limit === 'string' ? limit.length > 0 : Number.isFinite(limit) && limit > 0)) {
+    throw new OptionsError(`bodyLimit must be a positive size such as '4kb'; got ${String(limit)}`);
+  }
+  return limit;
+}
+
+/**
+ * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /logout-all`,
+ * `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like (`app.use('/auth', router)`).
+ * Works on Express 4 and 5; parses only its own small bodies (JSON and form), so it needs no body
+ * parser from the app. Every answer carries `Cache-Control: no-store`; errors follow the one table
+ * in `errors.ts`. Throws `OptionsError` for invalid options.
+ */
+export function createRefreshRouter(options: RefreshRouterOptions): RefreshRouter {
+  const { service } = options;
+  if (typeof service?.refresh !== 'function') {
+    throw new OptionsError('service must be a RotationService; got ' + typeof service);
+  }
+  const logger = options.logger ?? console;
+  const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
+  const limit = bodyLimitOf(options);
+  const cookie = resolveCookie(options, logger);
+  const requireAccessToken = authenticate({
+    service,
+    checkRevocation: options.checkRevocation ?? true,
+    logger,
+    retryAfterSeconds,
+  });
+  const parseBody = [
+    express.json({ limit, strict: true }),
+    express.urlencoded({ limit, extended: false, parameterLimit: 20 }),
+  ];
+
+  async function token(req: Request, res: Response): Promise<void> {
+    const body = bodyOf(req);
+    const grantType = singleString(field(body, 'grant_type'), 'grant_type');
+    if (grantType !== undefined && grantType !== 'refresh_token')
+      throw new UnsupportedGrantTypeError();
+    let presented: unknown = field(body, 'refresh_token');
+    let viaCookie = false;
+    if (presented === undefined && cookie) {
+      const fromCookie = cookie.read(req);
+      if (fromCookie !== undefined) {
+        cookie.assertSameOrigin(req);
+        presented = fromCookie;
+        viaCookie = true;
+      }
+    }
+    if (presented === undefined) throw new InvalidRequestError('refresh_token is required.');
+    let result: TokenResponse;
+    try {
+      result = await service.refresh(presented);
+    } catch (error) {
+      // A dead cookie would be sent on every later refresh: drop it.
+      if (viaCookie && cookie && isGrantRejection(error)) cookie.clear(req, res);
+      throw error;
+    }
+    const useCookie = cookie !== null && (viaCookie || cookie.wanted(req));
+    if (useCookie) cookie.set(req, res, result.refreshToken, result.refreshExpiresAt);
+    res.status(200).json(tokenBody(result, !useCookie));
+  }
+
+  async function logout(req: Request, res: Response): Promise<void> {
+    const fromBody = singleString(field(bodyOf(req), 'refresh_token'), 'refresh_token');
+    const fromCookie = fromBody === undefined ? cookie?.read(req) : undefined;
+    const bearer = bearerToken(req);
+    if (fromBody !== undefined) {
+      await service.revokeByRefreshToken(fromBody, 'logout');
+    } else if (cookie && fromCookie !== undefined) {
+      cookie.assertSameOrigin(req);
+      await service.revokeByRefreshToken(fromCookie, 'logout');
+    } else if (bearer) {
+      const claims = service.verifyAccessToken(bearer);
+      await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'logout' });
+    } else if (bearer === false) {
+      throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
+    } else if (!(cookie && req.get(cookie.csrfHeader))) {
+      // A browser whose cookie is already gone (second logout) gets its 204: logout is idempotent.
+      throw new InvalidRequestError('refresh_token or an access token is required.');
+    }
+    if (cookie) cookie.clear(req, res);
+    res.status(204).end();
+  }
+
+  async function logoutAll(req: Request, res: Response): Promise<void> {
+    await service.revokeAllForUser(req.auth!.userId, 'user_requested');
+    if (cookie) cookie.clear(req, res);
+    res.status(204).end();
+  }
+
+  async function listSessions(req: Request, res: Response): Promise<void> {
+    const auth = req.auth!;
+    const sessions = await service.listSessions(auth.userId);
+    res.status(200).json({ sessions: sessions.map((s) => sessionBody(s, auth.sessionId)) });
+  }
+
+  async function deleteSession(req: Request, res: Response): Promise<void> {
+    const auth = req.auth!;
+    const id = String(req.params.id);
+    const revoked = await service.revokeSession(id, {
+      userId: auth.userId,
+      reason: 'user_requested',
+    });
+    if (!revoked) {
+      res.status(404).json({ error: 'not_found', error_description: 'No such session.' });
+      return;
+    }
+    if (cookie && id === auth.sessionId) cookie.clear(req, res);
+    res.status(204).end();
+  }
+
+  async function issue(res: Response | undefined, input: IssueInput): Promise<TokenResponseBody> {
+    const req = res?.req;
+    const client = input.client ?? (req ? clientInfoFrom(req) : {});
+    const useCookie = cookie !== null && req !== undefined && cookie.wanted(req);
+    const result = await service.issue({ userId: input.userId, client });
+    if (res) setNoStore(res);
+    if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
+    return tokenBody(result, !useCookie);
+  }
+
+  // Per route, not router.use(): a router mounted at "/" must not touch the app's other answers.
+  const noStore: express.RequestHandler = (_req, res, next) => {
+    setNoStore(res);
+    next();
+  };
+  const router = express.Router();
+  router.post('/token', noStore, ...parseBody, asyncHandler(token));
+  router.post('/logout', noStore, ...parseBody, asyncHandler(logout));
+  router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
+  router.get('/sessions', noStore, requireAccessToken, asyncHandler(listSessions));
+  router.delete('/sessions/:id', noStore, requireAccessToken, asyncHandler(deleteSession));
+  router.use(function refreshRotationErrors(
+    error: unknown,
+    req: Request,
+    res: Response,
+    _next: express.NextFunction,
+  ) {
+    sendError(req, res, error, { logger, retryAfterSeconds });
+  });
+  return Object.assign(router, { issue }) as RefreshRouter;
+}

@@ -1,0 +1,116 @@
+/**
+ * The example app's logs (pino-http request lines, router error lines) never carry a token, a
+ * cookie, a password or a secret, on success or on failure.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import request from 'supertest';
+import { createRuntime } from '../../examples/runtime';
+import { loadEnv } from '../../workers/env';
+import {
+  ACCESS_SECRET,
+  PASSWORD,
+  REFRESH_SECRET,
+  ShiftedClock,
+  testEnvironment,
+} from './http-harness';
+
+function capturingLogger() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, logger: pino({ level: 'trace' }, stream) };
+}
+
+describe('the example app’s logs', () => {
+  it('record requests without tokens, cookies, passwords or secrets', async () => {
+    const { lines, logger } = capturingLogger();
+    const runtime = await createRuntime(loadEnv(testEnvironment({ LOG_LEVEL: 'trace' })), logger, {
+      clock: new ShiftedClock(),
+      bcryptRounds: 4,
+    });
+    try {
+      const { app } = runtime;
+      const email = 'logging@example.com';
+      await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(201);
+      const body = await request(app)
+        .post('/auth/login')
+        .send({ email, password: PASSWORD })
+        .expect(200);
+      const browser = await request(app)
+        .post('/auth/login')
+        .set('X-Token-Transport', 'cookie')
+        .send({ email, password: PASSWORD })
+        .expect(200);
+      const cookie = (browser.headers['set-cookie'] as unknown as string[])[0]!.split(';')[0]!;
+      const rotated = await request(app)
+        .post('/auth/token')
+        .type('form')
+        .send({ grant_type: 'refresh_token', refresh_token: body.body.refresh_token })
+        .expect(200);
+      await request(app)
+        .post('/auth/token')
+        .set('Cookie', cookie)
+        .set('X-Refresh-CSRF', '1')
+        .expect(200);
+      await request(app).post('/auth/token').send({ refresh_token: 'rt_forged' }).expect(400);
+      await request(app)
+        .get('/me')
+        .set('Authorization', `Bearer ${rotated.body.access_token}`)
+        .expect(200);
+      await request(app).get('/me').set('Authorization', 'Bearer not.a.token').expect(401);
+      await request(app)
+        .post('/auth/login')
+        .send({ email, password: 'wrong password!' })
+        .expect(401);
+
+      const text = lines.join('');
+      expect(lines.length).toBeGreaterThanOrEqual(9);
+      for (const secret of [
+        body.body.refresh_token,
+        body.body.access_token,
+        rotated.body.refresh_token,
+        rotated.body.access_token,
+        browser.body.access_token,
+        cookie.split('=')[1],
+        'rt_forged',
+        'not.a.token',
+        PASSWORD,
+        'wrong password!',
+        ACCESS_SECRET,
+        REFRESH_SECRET,
+      ]) {
+        expect(text).not.toContain(secret);
+      }
+      expect(text).not.toMatch(/authorization|set-cookie|"cookie"/i);
+      expect(text).toContain('"url":"/auth/token"');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('log an unexpected failure with its details while the client gets a generic body', async () => {
+    const { lines, logger } = capturingLogger();
+    const runtime = await createRuntime(loadEnv(testEnvironment()), logger, { bcryptRounds: 4 });
+    try {
+      // A bug inside the service (not a store outage) is what reaches the 500 branch.
+      jest
+        .spyOn(runtime.service, 'refresh')
+        .mockRejectedValue(new RangeError('internal invariant broken'));
+      const response = await request(runtime.app)
+        .post('/auth/token')
+        .send({ refresh_token: 'rt_abc' });
+      expect(response.status).toBe(500);
+      expect(response.text).not.toContain('invariant');
+      const text = lines.join('');
+      expect(text).toContain('internal invariant broken');
+      expect(text).not.toContain('rt_abc');
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * MongoDB goes away under the running example app: /auth/token (and login, /readyz) answer 503
+ * temporarily_unavailable with Retry-After, quickly and never 500; when the server is back on the
+ * same data, the same refresh token works again.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { createRuntime, type Runtime } from '../../examples/runtime';
+import { loadEnv } from '../../workers/env';
+import { startMongo, type ServerHandle } from '../support/servers';
+import { PASSWORD, ShiftedClock, signUp, silentLogger, testEnvironment } from './http-harness';
+
+describe('the example app on MongoDB during an outage', () => {
+  let dir: string;
+  let mongo: ServerHandle;
+  let runtime: Runtime;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rr-http-outage-'));
+    mongo = await startMongo({ dir });
+    const env = loadEnv(testEnvironment({ MONGODB_URI: `${mongo.url}/rr_http_outage` }));
+    runtime = await createRuntime(env, silentLogger, {
+      clock: new ShiftedClock(),
+      bcryptRounds: 4,
+    });
+  });
+
+  afterAll(async () => {
+    await runtime?.close();
+    await mongo?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers 503 with Retry-After while MongoDB is stopped, and recovers when it is back', async () => {
+    const { app } = runtime;
+    expect(runtime.mode).toBe('mongodb');
+    const { email, tokens } = await signUp(app);
+    const refreshed = await request(app)
+      .post('/auth/token')
+      .send({ refresh_token: tokens.refresh_token });
+    expect(refreshed.status).toBe(200);
+    const current = refreshed.body.refresh_token as string;
+
+    await mongo.stop();
+    const started = Date.now();
+    const down = await request(app).post('/auth/token').send({ refresh_token: current });
+    expect(down.status).toBe(503);
+    expect(down.body).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: expect.any(String),
+    });
+    expect(down.headers['retry-after']).toBe('5');
+    expect(down.headers['cache-control']).toBe('no-store');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const login = await request(app).post('/auth/login').send({ email, password: PASSWORD });
+    expect(login.status).toBe(503);
+    expect((await request(app).get('/readyz')).status).toBe(503);
+    const me = await request(app)
+      .get('/me')
+      .set('Authorization', `Bearer ${refreshed.body.access_token}`);
+    expect(me.status).toBe(503);
+
+    mongo = await startMongo({ dir, port: mongo.port });
+    const deadline = Date.now() + 30_000;
+    let back = await request(app).post('/auth/token').send({ refresh_token: current });
+    while (back.status !== 200 && Date.now() < deadline) {
+      expect(back.status).toBe(503);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      back = await request(app).post('/auth/token').send({ refresh_token: current });
+    }
+    expect(back.status).toBe(200);
+    expect(back.body.refresh_token).not.toBe(current);
+    expect((await request(app).get('/readyz')).status).toBe(200);
+    expect(
+      (await request(app).post('/auth/login').send({ email, password: PASSWORD })).status,
+    ).toBe(200);
+  });
+});
