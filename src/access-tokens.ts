@@ -167,6 +167,26 @@ function seconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
 }
 
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * Whether `token` is a JWS compact serialization in canonical base64url (RFC 7515 §2: no padding,
+ * no other alphabet, unused trailing bits zero). Base64 decoders ignore the unused bits of the last
+ * character, so without this check an RS256/ES256 token whose last character was changed in those
+ * bits alone verified as the same token (found by test/reliability/fuzz.test.ts): one signature,
+ * several accepted strings.
+ */
+function isCanonicalCompact(token: string): boolean {
+  const parts = token.split('.');
+  return (
+    parts.length === 3 &&
+    parts.every(
+      (part) =>
+        BASE64URL.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part,
+    )
+  );
+}
+
 function invalid(message: string, cause?: unknown): InvalidAccessTokenError {
   return new InvalidAccessTokenError(message, cause === undefined ? undefined : { cause });
 }
@@ -222,6 +242,7 @@ export class AccessTokens {
    */
   verify(token: string, now: Date): AccessTokenClaims {
     if (typeof token !== 'string' || token.length === 0) throw invalid('access token is missing');
+    if (!isCanonicalCompact(token)) throw invalid('access token is malformed');
     if (this.settings.algorithm === 'EdDSA') return this.verifyEdDsa(token, now);
     let payload: unknown;
     try {
