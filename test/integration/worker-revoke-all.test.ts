@@ -1,0 +1,168 @@
+/**
+ * revoke-all end to end: the service enqueues on real Redis, a worker started as a separate
+ * process (`workers/main.ts`) revokes on the real MongoDB-wire server.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BullMQTokenJobs, QUEUE_NAMES, revokeAllJobId } from '../../src/adapters/bullmq';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
+import type { AuditEvent } from '../../src/options';
+import { RotationService } from '../../src/rotation-service';
+import { startFreezableProxy } from '../support/freezable-proxy';
+import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
+import { databaseUri, eventually, startWorkerProcess, uniquePrefix, type WorkerProcess } from '../support/worker-process';
+
+jest.setTimeout(90_000);
+
+const SECRETS = { access: 'a'.repeat(32), refresh: 'r'.repeat(32) };
+
+describe('revoke-all through the worker process', () => {
+  let db: Awaited<ReturnType<typeof openTestDatabase>>;
+  let repository: MongooseRefreshTokenRepository;
+  let redis: Redis;
+  let prefix: string;
+  let queue: Queue;
+  let jobs: BullMQTokenJobs;
+  let service: RotationService;
+  let audit: AuditEvent[];
+  const workers: WorkerProcess[] = [];
+
+  function startWorker(env: Record<string, string> = {}): WorkerProcess {
+    const worker = startWorkerProcess({
+      MONGODB_URI: databaseUri(mongoUri(), db.dbName),
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      ...env,
+    });
+    workers.push(worker);
+    return worker;
+  }
+
+  beforeEach(async () => {
+    db = await openTestDatabase();
+    repository = new MongooseRefreshTokenRepository(db.connection);
+    await repository.ensureIndexes();
+    redis = openTestRedis();
+    prefix = uniquePrefix('rr_revoke');
+    queue = new Queue(QUEUE_NAMES.revokeAll, { connection: redis, prefix });
+    jobs = new BullMQTokenJobs({ connection: redisUrl(), prefix });
+    audit = [];
+    service = new RotationService({
+      repository,
+      versions: new MongooseVersionStore(db.connection),
+      jobs,
+      accessToken: { secret: SECRETS.access },
+      refreshToken: { secrets: [SECRETS.refresh] },
+      onAuditEvent: (event) => audit.push(event),
+    });
+  });
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+    await jobs.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    redis.disconnect();
+    await db.close();
+  });
+
+  async function finishedJob(id: string) {
+    return eventually(`job ${id} to complete`, async () => {
+      const job = await queue.getJob(id);
+      return job?.finishedOn ? job : undefined;
+    });
+  }
+
+  it('revokes every earlier session of the user in the worker, and a login made after the request stays live', async () => {
+    const before = await Promise.all([1, 2, 3].map(() => service.issue({ userId: 'alice' })));
+    const bob = await service.issue({ userId: 'bob' });
+
+    await service.revokeAllForUser('alice', 'password_changed');
+    const event = audit.find((e) => e.type === 'user.revoked_all');
+    expect(event).toMatchObject({ inline: false });
+    const jobId = revokeAllJobId({ userId: 'alice', requestedAt: event!.at });
+    expect(await (await queue.getJob(jobId))?.getState()).toBe('waiting');
+
+    // Logged in after the request but before the worker ran: a late job must spare it.
+    const after = await service.issue({ userId: 'alice' });
+    for (const session of before) {
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedAt: null });
+    }
+
+    await startWorker().ready();
+    const job = await finishedJob(jobId);
+
+    expect(job.returnvalue).toEqual({ revoked: 3 });
+    for (const session of before) {
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'password_changed' });
+      await expect(service.refresh(session.refreshToken)).rejects.toMatchObject({ code: 'invalid_grant' });
+    }
+    expect(await repository.findBySessionId(after.sessionId)).toMatchObject({ revokedAt: null });
+    await expect(service.refresh(after.refreshToken)).resolves.toMatchObject({ userId: 'alice' });
+    expect(await repository.findBySessionId(bob.sessionId)).toMatchObject({ revokedAt: null });
+  });
+
+  it('an enqueue repeated by two app instances is one job: it revokes once and both enqueues complete', async () => {
+    const sessions = await Promise.all([1, 2].map(() => service.issue({ userId: 'carol' })));
+    const request = { userId: 'carol', reason: 'admin_action', requestedAt: new Date() };
+    const otherInstance = new BullMQTokenJobs({ connection: redisUrl(), prefix });
+    try {
+      await Promise.all([jobs.revokeAll(request), otherInstance.revokeAll(request)]);
+      expect(await queue.getJobCounts('waiting', 'active', 'completed')).toEqual({ waiting: 1, active: 0, completed: 0 });
+
+      const worker = startWorker();
+      await worker.ready();
+      const job = await finishedJob(revokeAllJobId(request));
+      expect(job.returnvalue).toEqual({ revoked: 2 });
+
+      // A late duplicate of a completed request adds nothing either.
+      await otherInstance.revokeAll(request);
+      expect(await queue.getJobCounts('waiting', 'completed')).toEqual({ waiting: 0, completed: 1 });
+      expect(worker.logs.filter((line) => line.msg === 'revoke-all done')).toHaveLength(1);
+    } finally {
+      await otherInstance.close();
+    }
+    for (const session of sessions) {
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'admin_action' });
+    }
+  });
+
+  it('a worker killed (SIGKILL) during a revoke-all leaves the job to the next worker, which completes it', async () => {
+    const sessions = await Promise.all([1, 2, 3].map(() => service.issue({ userId: 'dave' })));
+    // The first worker reaches the database through a proxy we can stall, so its job stays active.
+    const proxy = await startFreezableProxy(Number(new URL(mongoUri()).port));
+    try {
+      const doomed = startWorker({
+        MONGODB_URI: databaseUri(`mongodb://127.0.0.1:${proxy.port}`, db.dbName, { directConnection: 'true' }),
+        WORKER_LOCK_DURATION: '2s',
+      });
+      await doomed.ready();
+      proxy.freeze();
+      const request = { userId: 'dave', reason: 'password_changed', requestedAt: new Date() };
+      await jobs.revokeAll(request);
+      const jobId = revokeAllJobId(request);
+      await eventually('the job to be active', async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'));
+
+      doomed.kill('SIGKILL');
+      expect(await doomed.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      // Drop what the dead worker had sent: its update never reaches the database.
+      await proxy.close();
+      for (const session of sessions) {
+        expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedAt: null });
+      }
+
+      const successor = startWorker({ WORKER_LOCK_DURATION: '2s' });
+      await successor.ready();
+      const job = await finishedJob(jobId);
+      expect(await job.getState()).toBe('completed');
+      expect(job.returnvalue).toEqual({ revoked: 3 });
+      expect(job.stalledCounter).toBeGreaterThanOrEqual(1);
+      expect(successor.logs.some((line) => line.msg === 'revoke-all done' && line.jobId === jobId)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+    for (const session of sessions) {
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'password_changed' });
+    }
+  });
+});

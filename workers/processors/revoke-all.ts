@@ -1,0 +1,50 @@
+/**
+ * `revoke-all`: mark every record of a user created before the request revoked (one `updateMany`
+ * in the Mongoose adapter). Idempotent: a retry, a duplicate or a late run revokes nothing more.
+ */
+import { UnrecoverableError } from 'bullmq';
+import { parseRevokeAllPayload } from '../../src/adapters/bullmq/jobs';
+import { InvalidRequestError } from '../../src/domain/errors';
+import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
+import type { RevokeAllJob } from '../../src/domain/token-jobs';
+
+/** What a completed `revoke-all` job returns (stored by BullMQ as the job's result). */
+export interface RevokeAllResult {
+  /** Records this run revoked; 0 on a repeat. */
+  revoked: number;
+}
+
+/** The part of a BullMQ job a processor reads. */
+export interface JobLike {
+  data: unknown;
+}
+
+/**
+ * Parse a payload; a malformed one is a permanent failure (`UnrecoverableError`: no retries).
+ * Shared by the processors.
+ */
+export function parseOrFail<T>(parse: (data: unknown) => T, data: unknown): T {
+  try {
+    return parse(data);
+  } catch (error) {
+    if (error instanceof InvalidRequestError) throw new UnrecoverableError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * The `revoke-all` processor. Repository failures reject (the job is retried with backoff); a bad
+ * payload fails at once. The records get `revokedAt = requestedAt`, as when revoking inline.
+ */
+export function createRevokeAllProcessor(
+  repository: RefreshTokenRepository,
+): (job: JobLike) => Promise<RevokeAllResult> {
+  return async function processRevokeAll(job) {
+    const request: RevokeAllJob = parseOrFail(parseRevokeAllPayload, job.data);
+    const revoked = await repository.revokeAllForUser(request.userId, request.reason, {
+      issuedBefore: request.requestedAt,
+      at: request.requestedAt,
+    });
+    return { revoked };
+  };
+}
