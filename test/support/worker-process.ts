@@ -83,7 +83,7 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
 
   function waitForLog(match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
     return new Promise((resolve, reject) => {
-      const timer: NodeJS.Timeout | undefined;
+      let timer: NodeJS.Timeout | undefined = undefined;
       const check = () => {
         const found = logs.find(match);
         if (found) {
