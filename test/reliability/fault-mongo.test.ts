@@ -1,0 +1,118 @@
+/**
+ * The MongoDB-wire server stops under a steady refresh load and starts again on the same data:
+ * /auth/token answers 503 temporarily_unavailable (never 500, never a hang past the app's
+ * configured server-selection timeout), and service returns by itself within seconds, with every
+ * session still usable.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startMongo, type ServerHandle } from '../support/servers';
+import {
+  refreshLoad,
+  report,
+  scale,
+  signUp,
+  startStack,
+  tally,
+  waitFor,
+  type Stack,
+} from './support/stack';
+
+jest.setTimeout(scale(120_000, 900_000));
+
+/** examples/runtime.ts: serverSelectionTimeoutMS 2000 — the longest a request may wait for a server. */
+const CONFIGURED_TIMEOUT_MS = 2_000;
+/** A request may meet the timeout once per store call it makes before failing; plus scheduling slack on a busy machine. */
+const LATENCY_BOUND_MS = 2 * CONFIGURED_TIMEOUT_MS + 1_500;
+/** Below the 10 s reuse grace, so a rotation committed just before the stop and retried after it is a retry, not a reuse. */
+const OUTAGE_MS = scale(4_000, 8_000);
+const LOAD_LOOPS = 6;
+
+describe('the MongoDB-wire server stopped and restarted under load', () => {
+  let dir: string;
+  let mongo: ServerHandle;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rr-rel-mongo-'));
+    mongo = await startMongo({ dir });
+    stack = await startStack({ mongoUrl: mongo.url });
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await mongo?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('/auth/token answers 503 temporarily_unavailable during the outage, never 500 or a hang, and recovers by itself', async () => {
+    const rounds = scale(1, 5);
+    const figures = {
+      rounds,
+      outageMs: 0,
+      requests: 0,
+      ok: 0,
+      unavailable: 0,
+      otherErrors: 0,
+      noAnswer: 0,
+      maxLatencyMs: 0,
+      recoveryMs: 0,
+      sessionsUsableAfter: 0,
+    };
+    const users = await Promise.all(Array.from({ length: LOAD_LOOPS }, () => signUp(stack.http)));
+    let tokens = users.map((u) => u.refreshToken);
+    for (let round = 0; round < rounds; round += 1) {
+      const load = refreshLoad(stack.http, tokens);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await mongo.stop();
+      const stopped = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+      const sawUnavailable = load.samples.some((s) => s.status === 503);
+      mongo = await startMongo({ dir, port: mongo.port });
+      const restarted = Date.now();
+      figures.outageMs = Math.max(figures.outageMs, restarted - stopped);
+      const sampleAtRestart = load.samples.length;
+      let recoveredAt: number | null = null;
+      await waitFor(
+        'every loop to be answered 200 again',
+        async () => {
+          const count = load.samples.slice(sampleAtRestart).filter((s) => s.status === 200).length;
+          if (count > 0) recoveredAt ??= Date.now();
+          return count;
+        },
+        (count) => count >= LOAD_LOOPS * 2,
+        30_000,
+      );
+      figures.recoveryMs = Math.max(figures.recoveryMs, (recoveredAt ?? Date.now()) - restarted);
+      await load.stop();
+      tokens = [...load.tokens];
+
+      const unavailable = load.samples.filter((s) => s.status === 503);
+      const bodiesOk = unavailable.every((s) =>
+        s.error?.includes('"error":"temporarily_unavailable"'),
+      );
+      figures.requests += load.samples.length;
+      figures.ok += load.samples.filter((s) => s.status === 200).length;
+      figures.unavailable += unavailable.length;
+      figures.noAnswer += load.samples.filter((s) => s.status === 0).length;
+      figures.otherErrors += load.samples.filter(
+        (s) => s.status !== 200 && s.status !== 503 && s.status !== 0,
+      ).length;
+      figures.maxLatencyMs = Math.max(figures.maxLatencyMs, ...load.samples.map((s) => s.ms));
+      expect(sawUnavailable).toBe(true);
+      expect(bodiesOk).toBe(true);
+      expect(tally(load.samples.map((s) => s.status))).toEqual(
+        expect.not.objectContaining({ 500: expect.anything() }),
+      );
+    }
+    const finals = await Promise.all(tokens.map((token) => stack.http.refresh(token)));
+    figures.sessionsUsableAfter = finals.filter((a) => a.status === 200).length;
+    report('fault.mongo', figures);
+
+    expect(figures.otherErrors).toBe(0);
+    expect(figures.noAnswer).toBe(0);
+    expect(figures.maxLatencyMs).toBeLessThan(LATENCY_BOUND_MS);
+    expect(figures.sessionsUsableAfter).toBe(LOAD_LOOPS);
+  });
+});
