@@ -68,7 +68,7 @@ export interface Env {
 }
 
 export interface WorkerSettings {
-  /** Parallel revoke-all and cleanup jobs per process. */
+  /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). */
   readonly concurrency: number;
   /**
    * Touch jobs held at once per process; also the largest `touchMany` batch. Keep it at or below
@@ -116,8 +116,23 @@ export class EnvError extends OptionsError {
   }
 }
 
-const ALGORITHMS: readonly AccessTokenAlgorithm[] = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256', 'EdDSA'];
-const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ALGORITHMS: readonly AccessTokenAlgorithm[] = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'ES256',
+  'EdDSA',
+];
+const LOG_LEVELS: readonly LogLevel[] = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+];
 const MIN_SECRET_BYTES = 32;
 
 /**
@@ -161,7 +176,9 @@ export function loadEnv(env: RawEnv = process.env): Env {
   const mongodbUri = reader.url('MONGODB_URI', ['mongodb:', 'mongodb+srv:']);
   const redisUrl = reader.url('REDIS_URL', ['redis:', 'rediss:']);
   if (redisUrl && !present(env.MONGODB_URI)) {
-    reader.problem('REDIS_URL is set but MONGODB_URI is not: jobs need the database the worker also uses.');
+    reader.problem(
+      'REDIS_URL is set but MONGODB_URI is not: jobs need the database the worker also uses.',
+    );
   }
   const generate = inMemoryDemo && !isProduction;
   const accessToken = readAccessToken(reader, generate);
@@ -196,7 +213,9 @@ export function loadWorkerEnv(env: RawEnv = process.env): WorkerEnv {
   const mongodbUri = reader.url('MONGODB_URI', ['mongodb:', 'mongodb+srv:']);
   const redisUrl = reader.url('REDIS_URL', ['redis:', 'rediss:']);
   if (!present(env.MONGODB_URI)) {
-    reader.problem('MONGODB_URI is required by the worker (e.g. mongodb://localhost:27017/refresh_rotation).');
+    reader.problem(
+      'MONGODB_URI is required by the worker (e.g. mongodb://localhost:27017/refresh_rotation).',
+    );
   }
   if (!present(env.REDIS_URL)) {
     reader.problem('REDIS_URL is required by the worker (e.g. redis://localhost:6379).');
@@ -247,7 +266,11 @@ function readAccessToken(reader: EnvReader, generate: boolean) {
     secret = devSecret();
     generated = true;
   } else if (symmetric) {
-    reader.secret('ACCESS_TOKEN_SECRET', secret, `a random string of at least ${MIN_SECRET_BYTES} bytes (openssl rand -base64 48)`);
+    reader.secret(
+      'ACCESS_TOKEN_SECRET',
+      secret,
+      `a random string of at least ${MIN_SECRET_BYTES} bytes (openssl rand -base64 48)`,
+    );
   }
   const privateKey = symmetric ? undefined : reader.pem('ACCESS_TOKEN_PRIVATE_KEY', algorithm);
   const publicKey = symmetric ? undefined : reader.pem('ACCESS_TOKEN_PUBLIC_KEY', algorithm);
@@ -267,7 +290,13 @@ function readAccessToken(reader: EnvReader, generate: boolean) {
 
 function readRefreshToken(reader: EnvReader, generate: boolean) {
   const raw = reader.optionalString('REFRESH_TOKEN_SECRETS');
-  let secrets = raw === undefined ? [] : raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  let secrets =
+    raw === undefined
+      ? []
+      : raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0);
   let generated = false;
   if (secrets.length === 0 && generate) {
     secrets = [devSecret()];
@@ -306,10 +335,14 @@ function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
   const secure = reader.boolean('COOKIE_SECURE', true);
   const name = reader.string('COOKIE_NAME', secure ? '__Secure-refresh_token' : 'refresh_token');
   if (name.startsWith('__Secure-') && !secure) {
-    reader.problem('COOKIE_NAME starts with __Secure- but COOKIE_SECURE=false: browsers would drop it.');
+    reader.problem(
+      'COOKIE_NAME starts with __Secure- but COOKIE_SECURE=false: browsers would drop it.',
+    );
   }
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
-    reader.problem(`COOKIE_NAME must be a cookie token (letters, digits, -_.); got ${JSON.stringify(name)}.`);
+    reader.problem(
+      `COOKIE_NAME must be a cookie token (letters, digits, -_.); got ${JSON.stringify(name)}.`,
+    );
   }
   if (!secure && isProduction) {
     reader.problem('COOKIE_SECURE=false is refused with NODE_ENV=production.');
@@ -369,7 +402,9 @@ class EnvReader {
       protocol = undefined;
     }
     if (protocol === undefined || !protocols.includes(protocol)) {
-      this.problem(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}.`);
+      this.problem(
+        `${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}.`,
+      );
     }
     return value;
   }
@@ -378,7 +413,9 @@ class EnvReader {
     const text = this.string(name, fallback);
     const value = parseDuration(text);
     if (value === null) {
-      this.problem(`${name} must be a duration such as 250ms, 10s, 15m, 12h or 30d; got ${JSON.stringify(text)}.`);
+      this.problem(
+        `${name} must be a duration such as 250ms, 10s, 15m, 12h or 30d; got ${JSON.stringify(text)}.`,
+      );
       return parseDuration(fallback) ?? 0;
     }
     if (bounds.min !== undefined && value < bounds.min) {
@@ -395,7 +432,9 @@ class EnvReader {
     if (text === undefined) return undefined;
     const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
     if (!Number.isSafeInteger(value) || value < bounds.min || value > bounds.max) {
-      this.problem(`${name} must be an integer from ${bounds.min} to ${bounds.max}; got ${JSON.stringify(text)}.`);
+      this.problem(
+        `${name} must be an integer from ${bounds.min} to ${bounds.max}; got ${JSON.stringify(text)}.`,
+      );
       return undefined;
     }
     return value;
@@ -429,7 +468,9 @@ class EnvReader {
     if (value === undefined) {
       this.problem(`${name} is required: ${what}.`);
     } else if (Buffer.byteLength(value) < MIN_SECRET_BYTES) {
-      this.problem(`${name} must be at least ${MIN_SECRET_BYTES} bytes; got ${Buffer.byteLength(value)}.`);
+      this.problem(
+        `${name} must be at least ${MIN_SECRET_BYTES} bytes; got ${Buffer.byteLength(value)}.`,
+      );
     }
   }
 
@@ -437,7 +478,9 @@ class EnvReader {
   pem(name: string, algorithm: AccessTokenAlgorithm): string | undefined {
     const value = this.optionalString(name)?.replace(/\\n/g, '\n');
     if (value === undefined) {
-      this.problem(`${name} is required with ACCESS_TOKEN_ALGORITHM=${algorithm} (a PEM key; \\n may stand for newlines).`);
+      this.problem(
+        `${name} is required with ACCESS_TOKEN_ALGORITHM=${algorithm} (a PEM key; \\n may stand for newlines).`,
+      );
     } else if (!/^-----BEGIN [A-Z ]+-----/.test(value)) {
       this.problem(`${name} must be a PEM key starting with -----BEGIN …-----.`);
     }
@@ -447,8 +490,14 @@ class EnvReader {
   cron(name: string, fallback: string): string {
     const text = this.string(name, fallback);
     const fields = text.split(/\s+/);
-    if (fields.length < 5 || fields.length > 6 || !fields.every((f) => /^[\d*/,\-A-Za-z?LW#]+$/.test(f))) {
-      this.problem(`${name} must be a cron pattern of 5 or 6 fields (e.g. */10 * * * *); got ${JSON.stringify(text)}.`);
+    if (
+      fields.length < 5 ||
+      fields.length > 6 ||
+      !fields.every((f) => /^[\d*/,\-A-Za-z?LW#]+$/.test(f))
+    ) {
+      this.problem(
+        `${name} must be a cron pattern of 5 or 6 fields (e.g. */10 * * * *); got ${JSON.stringify(text)}.`,
+      );
     }
     return text;
   }
@@ -456,7 +505,9 @@ class EnvReader {
   queuePrefix(name: string, fallback: string): string {
     const text = this.string(name, fallback);
     if (text.includes(':') || /\s/.test(text)) {
-      this.problem(`${name} must not contain ':' or spaces (use a hash tag such as {rr}); got ${JSON.stringify(text)}.`);
+      this.problem(
+        `${name} must not contain ':' or spaces (use a hash tag such as {rr}); got ${JSON.stringify(text)}.`,
+      );
     }
     return text;
   }

@@ -27,7 +27,10 @@ export async function startHealthServer(port: number, report: HealthSource): Pro
     report().then(
       (body) => {
         response
-          .writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .writeHead(body.status === 'ok' ? 200 : 503, {
+            'content-type': 'application/json',
+            'cache-control': 'no-store',
+          })
           .end(JSON.stringify(body));
       },
       (error: unknown) => {

@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino';
 import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
 import { startHealthServer, type HealthServer } from './health';
-import { startTokenWorkers, type TokenWorkers } from './token-workers';
+import { settlesWithin, startTokenWorkers, type TokenWorkers } from './token-workers';
 
 /** Time kept back from WORKER_SHUTDOWN_TIMEOUT for logging and exiting. */
 const CLOSE_MARGIN_MS = 300;
@@ -77,9 +77,16 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
   const report = async () => {
     const state = MONGOOSE_STATES[mongo.readyState] ?? String(mongo.readyState);
     const base = await workers.health();
-    return { ...base, status: base.status === 'ok' && state !== 'connected' ? 'degraded' : base.status, mongodb: state };
+    return {
+      ...base,
+      status: base.status === 'ok' && state !== 'connected' ? 'degraded' : base.status,
+      mongodb: state,
+    };
   };
-  const health = env.worker.healthPort === undefined ? null : await startHealthServer(env.worker.healthPort, report);
+  const health =
+    env.worker.healthPort === undefined
+      ? null
+      : await startHealthServer(env.worker.healthPort, report);
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {
@@ -96,38 +103,38 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
 async function shutdown(running: Running, signal: string): Promise<void> {
   const { env, logger } = running;
   const started = performance.now();
-  const left = () => Math.max(0, env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS - (performance.now() - started));
+  const left = () =>
+    Math.max(0, env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS - (performance.now() - started));
   logger.info({ signal, timeoutMs: env.worker.shutdownTimeoutMs }, 'shutting down');
   if (running.healthLog) clearInterval(running.healthLog);
   // The workers get most of the budget; closing the connections the rest.
-  const closed = await running.workers.close(Math.max(500, (env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS) * 0.8));
+  const closed = await running.workers.close(
+    Math.max(500, (env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS) * 0.8),
+  );
   await running.health?.close();
   const connectionsClosed = await settlesWithin(
-    Promise.allSettled([running.redis.quit().catch(() => running.redis.disconnect()), running.mongo.close()]),
+    Promise.allSettled([
+      running.redis.quit().catch(() => running.redis.disconnect()),
+      running.mongo.close(),
+    ]),
     left(),
   );
   if (!connectionsClosed) {
     running.redis.disconnect();
     await settlesWithin(running.mongo.close(true), 200);
   }
-  logger.info({ ...closed, connectionsClosed, totalMs: Math.round(performance.now() - started) }, 'stopped');
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  logger.info(
+    { ...closed, connectionsClosed, totalMs: Math.round(performance.now() - started) },
+    'stopped',
+  );
 }
 
 async function main(): Promise<void> {
   const env = readEnvOrExit();
-  const logger = pino({ level: env.logLevel, base: { service: 'refresh-rotation-worker', pid: process.pid } });
+  const logger = pino({
+    level: env.logLevel,
+    base: { service: 'refresh-rotation-worker', pid: process.pid },
+  });
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled rejection');
     process.exit(1);

@@ -34,7 +34,7 @@ export interface TokenWorkersOptions {
    */
   connection: Redis;
   prefix: string;
-  /** Parallel revoke-all jobs (and cleanup jobs) per process. */
+  /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). */
   concurrency: number;
   touchBatchSize: number;
   touchFlushMs: number;
@@ -119,12 +119,16 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
         removeOnFail: KEEP_FAILED.revokeAll,
       },
     ),
-    touch: new Worker(QUEUE_NAMES.touch, returnOnShutdown(createTouchProcessor(batcher), returning.signal, returned), {
-      ...baseWorkerOptions,
-      concurrency: options.touchBatchSize,
-      removeOnComplete: KEEP_COMPLETED.touch,
-      removeOnFail: KEEP_FAILED.touch,
-    }),
+    touch: new Worker(
+      QUEUE_NAMES.touch,
+      returnOnShutdown(createTouchProcessor(batcher), returning.signal, returned),
+      {
+        ...baseWorkerOptions,
+        concurrency: options.touchBatchSize,
+        removeOnComplete: KEEP_COMPLETED.touch,
+        removeOnFail: KEEP_FAILED.touch,
+      },
+    ),
     cleanup: new Worker(
       QUEUE_NAMES.cleanup,
       returnOnShutdown(
@@ -134,7 +138,8 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
           timeBudgetMs: options.cleanup.timeBudgetMs,
           clock,
           stopSignal: stopping.signal,
-          onBatch: (deleted, batch) => logger.debug({ queue: QUEUE_NAMES.cleanup, batch, deleted }, 'cleanup batch'),
+          onBatch: (deleted, batch) =>
+            logger.debug({ queue: QUEUE_NAMES.cleanup, batch, deleted }, 'cleanup batch'),
         }),
         returning.signal,
         returned,
@@ -158,10 +163,13 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
     const counts = (processed[name] = { completed: 0, failed: 0 });
     const worker = workers[key];
     worker.on('error', (error) => logger.error({ err: error, queue: name }, 'worker error'));
-    worker.on('stalled', (jobId) => logger.warn({ queue: name, jobId }, 'job stalled: returned to the queue'));
+    worker.on('stalled', (jobId) =>
+      logger.warn({ queue: name, jobId }, 'job stalled: returned to the queue'),
+    );
     worker.on('completed', (job: Job, result: unknown) => {
       counts.completed += 1;
-      if (key === 'revokeAll') logger.info({ queue: name, jobId: job.id, result }, 'revoke-all done');
+      if (key === 'revokeAll')
+        logger.info({ queue: name, jobId: job.id, result }, 'revoke-all done');
       if (key === 'cleanup') {
         lastCleanup = { ...(result as CleanupResult), finishedAt: clock.now().toISOString() };
         logger.info({ queue: name, jobId: job.id, ...(result as CleanupResult) }, 'cleanup done');
@@ -185,7 +193,11 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
       {
         name: JOB_NAMES.cleanup,
         data: {},
-        opts: { ...RETRY.cleanup, removeOnComplete: KEEP_COMPLETED.cleanup, removeOnFail: KEEP_FAILED.cleanup },
+        opts: {
+          ...RETRY.cleanup,
+          removeOnComplete: KEEP_COMPLETED.cleanup,
+          removeOnFail: KEEP_FAILED.cleanup,
+        },
       },
     );
   if (options.scheduleCleanup ?? true) {
@@ -196,12 +208,19 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
   function onReconnect() {
     if (stopping.signal.aborted) return;
     scheduleCleanup().then(
-      () => logger.info({ cron: options.cleanup.cron }, 'redis reconnected: cleanup scheduler upserted'),
-      (error: unknown) => logger.warn({ err: error }, 'could not upsert the cleanup scheduler after a reconnect'),
+      () =>
+        logger.info(
+          { cron: options.cleanup.cron },
+          'redis reconnected: cleanup scheduler upserted',
+        ),
+      (error: unknown) =>
+        logger.warn({ err: error }, 'could not upsert the cleanup scheduler after a reconnect'),
     );
   }
   for (const worker of Object.values(workers)) {
-    worker.run().catch((error: unknown) => logger.error({ err: error }, 'worker stopped on an error'));
+    worker
+      .run()
+      .catch((error: unknown) => logger.error({ err: error }, 'worker stopped on an error'));
   }
   await Promise.all(Object.values(workers).map((worker) => worker.waitUntilReady()));
 
@@ -212,7 +231,14 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
         const counts =
           connection.status === 'ready'
             ? await withTimeout(
-                queues[key].getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'),
+                queues[key].getJobCounts(
+                  'waiting',
+                  'active',
+                  'delayed',
+                  'prioritized',
+                  'failed',
+                  'completed',
+                ),
                 HEALTH_QUERY_TIMEOUT_MS,
               )
             : null;
@@ -221,7 +247,11 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
     );
     const reachable = entries.every(([, counts]) => counts !== null);
     return {
-      status: stopping.signal.aborted ? 'stopping' : reachable && connection.status === 'ready' ? 'ok' : 'degraded',
+      status: stopping.signal.aborted
+        ? 'stopping'
+        : reachable && connection.status === 'ready'
+          ? 'ok'
+          : 'degraded',
       redis: connection.status,
       queues: Object.fromEntries(entries),
       processed: structuredClone(processed),
@@ -233,7 +263,8 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
   let closing: Promise<CloseReport> | undefined;
   async function doClose(deadlineMs: number): Promise<CloseReport> {
     const started = performance.now();
-    const left = (fraction: number) => Math.max(0, deadlineMs * fraction - (performance.now() - started));
+    const left = (fraction: number) =>
+      Math.max(0, deadlineMs * fraction - (performance.now() - started));
     stopping.abort();
     connection.off('ready', onReconnect);
     const closingWorkers = Promise.all(Object.values(workers).map((worker) => worker.close()));
@@ -241,16 +272,31 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
     // Let the active jobs finish for most of the budget; then put back those still running; then force.
     let forced = false;
     if (!(await settlesWithin(closingWorkers, left(0.6)))) {
-      logger.warn({ deadlineMs }, 'active jobs still running near the deadline: returning them to their queues');
+      logger.warn(
+        { deadlineMs },
+        'active jobs still running near the deadline: returning them to their queues',
+      );
       returning.abort();
       if (!(await settlesWithin(closingWorkers, left(0.8)))) {
         forced = true;
-        logger.error('workers did not close in time: force-closing (their jobs return when their locks expire)');
-        await settlesWithin(Promise.all(Object.values(workers).map((worker) => worker.close(true))), left(0.9));
+        logger.error(
+          'workers did not close in time: force-closing (their jobs return when their locks expire)',
+        );
+        await settlesWithin(
+          Promise.all(Object.values(workers).map((worker) => worker.close(true))),
+          left(0.9),
+        );
       }
     }
-    await settlesWithin(Promise.allSettled(Object.values(queues).map((queue) => queue.close())), left(1));
-    return { returnedJobs: returned.count, forced, durationMs: Math.round(performance.now() - started) };
+    await settlesWithin(
+      Promise.allSettled(Object.values(queues).map((queue) => queue.close())),
+      left(1),
+    );
+    return {
+      returnedJobs: returned.count,
+      forced,
+      durationMs: Math.round(performance.now() - started),
+    };
   }
 
   return {
@@ -291,13 +337,20 @@ function returnOnShutdown<T>(
   };
 }
 
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+/** Whether `promise` settled (either way) within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }

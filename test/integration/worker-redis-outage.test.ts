@@ -4,13 +4,24 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BullMQTokenJobs, CLEANUP_SCHEDULER_ID, QUEUE_NAMES, revokeAllJobId } from '../../src/adapters/bullmq';
+import {
+  BullMQTokenJobs,
+  CLEANUP_SCHEDULER_ID,
+  QUEUE_NAMES,
+  revokeAllJobId,
+} from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { startRedis, type ServerHandle } from '../support/servers';
 import { mongoUri, openTestDatabase } from '../support/services';
-import { databaseUri, eventually, startWorkerProcess, uniquePrefix, type WorkerProcess } from '../support/worker-process';
+import {
+  databaseUri,
+  eventually,
+  startWorkerProcess,
+  uniquePrefix,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 jest.setTimeout(120_000);
 
@@ -54,8 +65,13 @@ describe('a Redis outage', () => {
     });
     const { healthPort } = await worker.ready();
     const health = async () => {
-      const response = await fetch(`http://127.0.0.1:${healthPort}/healthz`, { signal: AbortSignal.timeout(5_000) });
-      return { status: response.status, body: (await response.json()) as { status: string; redis: string } };
+      const response = await fetch(`http://127.0.0.1:${healthPort}/healthz`, {
+        signal: AbortSignal.timeout(5_000),
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as { status: string; redis: string },
+      };
     };
     expect(await health()).toMatchObject({ status: 200, body: { status: 'ok', redis: 'ready' } });
     const erin = await Promise.all([1, 2].map(() => service.issue({ userId: 'erin' })));
@@ -66,11 +82,18 @@ describe('a Redis outage', () => {
     const started = performance.now();
     await service.revokeAllForUser('erin', 'password_changed');
     const revokeMs = performance.now() - started;
-    expect(audit.find((e) => e.type === 'user.revoked_all')).toMatchObject({ userId: 'erin', inline: true });
+    expect(audit.find((e) => e.type === 'user.revoked_all')).toMatchObject({
+      userId: 'erin',
+      inline: true,
+    });
     expect(revokeMs).toBeLessThan(2_000);
     for (const session of erin) {
-      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'password_changed' });
-      await expect(service.refresh(session.refreshToken)).rejects.toMatchObject({ code: 'invalid_grant' });
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+        revokedReason: 'password_changed',
+      });
+      await expect(service.refresh(session.refreshToken)).rejects.toMatchObject({
+        code: 'invalid_grant',
+      });
     }
     const refreshed = await service.refresh(frank.refreshToken);
     expect(refreshed.sessionId).toBe(frank.sessionId);
@@ -84,11 +107,20 @@ describe('a Redis outage', () => {
 
     redisServer = await startRedis({ port: redisServer.port });
 
-    await eventually('the worker to report itself healthy again', async () => (await health()).status === 200, {
-      timeoutMs: 30_000,
-    });
+    await eventually(
+      'the worker to report itself healthy again',
+      async () => (await health()).status === 200,
+      {
+        timeoutMs: 30_000,
+      },
+    );
     const request = { userId: 'frank', reason: 'user_requested', requestedAt: new Date() };
-    await eventually('the producer to reach Redis again', () => jobs.revokeAll(request).then(() => true, () => false));
+    await eventually('the producer to reach Redis again', () =>
+      jobs.revokeAll(request).then(
+        () => true,
+        () => false,
+      ),
+    );
     const client = new Redis(redisServer.url, { maxRetriesPerRequest: null });
     const queue = new Queue(QUEUE_NAMES.revokeAll, { connection: client, prefix });
     const cleanupQueue = new Queue(QUEUE_NAMES.cleanup, { connection: client, prefix });
@@ -98,9 +130,13 @@ describe('a Redis outage', () => {
         return found?.finishedOn ? found : undefined;
       });
       expect(job.returnvalue).toEqual({ revoked: 1 });
-      expect(await repository.findBySessionId(frank.sessionId)).toMatchObject({ revokedReason: 'user_requested' });
+      expect(await repository.findBySessionId(frank.sessionId)).toMatchObject({
+        revokedReason: 'user_requested',
+      });
       // The restarted Redis had no data: the worker upserted the cleanup scheduler again.
-      expect((await cleanupQueue.getJobSchedulers()).map((scheduler) => scheduler.key)).toEqual([CLEANUP_SCHEDULER_ID]);
+      expect((await cleanupQueue.getJobSchedulers()).map((scheduler) => scheduler.key)).toEqual([
+        CLEANUP_SCHEDULER_ID,
+      ]);
     } finally {
       await queue.close();
       await cleanupQueue.close();

@@ -4,13 +4,19 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BullMQTokenJobs, QUEUE_NAMES, revokeAllJobId } from '../../src/adapters/bullmq';
+import { BullMQTokenJobs, QUEUE_NAMES, RETRY, revokeAllJobId } from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import { databaseUri, eventually, startWorkerProcess, uniquePrefix, type WorkerProcess } from '../support/worker-process';
+import {
+  databaseUri,
+  eventually,
+  startWorkerProcess,
+  uniquePrefix,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 jest.setTimeout(90_000);
 
@@ -86,7 +92,9 @@ describe('revoke-all through the worker process', () => {
     // Logged in after the request but before the worker ran: a late job must spare it.
     const after = await service.issue({ userId: 'alice' });
     for (const session of before) {
-      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedAt: null });
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+        revokedAt: null,
+      });
     }
 
     await startWorker().ready();
@@ -94,8 +102,12 @@ describe('revoke-all through the worker process', () => {
 
     expect(job.returnvalue).toEqual({ revoked: 3 });
     for (const session of before) {
-      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'password_changed' });
-      await expect(service.refresh(session.refreshToken)).rejects.toMatchObject({ code: 'invalid_grant' });
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+        revokedReason: 'password_changed',
+      });
+      await expect(service.refresh(session.refreshToken)).rejects.toMatchObject({
+        code: 'invalid_grant',
+      });
     }
     expect(await repository.findBySessionId(after.sessionId)).toMatchObject({ revokedAt: null });
     await expect(service.refresh(after.refreshToken)).resolves.toMatchObject({ userId: 'alice' });
@@ -105,10 +117,15 @@ describe('revoke-all through the worker process', () => {
   it('an enqueue repeated by two app instances is one job: it revokes once and both enqueues complete', async () => {
     const sessions = await Promise.all([1, 2].map(() => service.issue({ userId: 'carol' })));
     const request = { userId: 'carol', reason: 'admin_action', requestedAt: new Date() };
-    const otherInstance = new BullMQTokenJobs({ connection: redisUrl(), prefix });
+    // The other instance runs on the caller's own ioredis client (which it must leave open).
+    const otherInstance = new BullMQTokenJobs({ connection: redis, prefix });
     try {
       await Promise.all([jobs.revokeAll(request), otherInstance.revokeAll(request)]);
-      expect(await queue.getJobCounts('waiting', 'active', 'completed')).toEqual({ waiting: 1, active: 0, completed: 0 });
+      expect(await queue.getJobCounts('waiting', 'active', 'completed')).toEqual({
+        waiting: 1,
+        active: 0,
+        completed: 0,
+      });
 
       const worker = startWorker();
       await worker.ready();
@@ -117,13 +134,33 @@ describe('revoke-all through the worker process', () => {
 
       // A late duplicate of a completed request adds nothing either.
       await otherInstance.revokeAll(request);
-      expect(await queue.getJobCounts('waiting', 'completed')).toEqual({ waiting: 0, completed: 1 });
+      expect(await queue.getJobCounts('waiting', 'completed')).toEqual({
+        waiting: 0,
+        completed: 1,
+      });
       expect(worker.logs.filter((line) => line.msg === 'revoke-all done')).toHaveLength(1);
+
+      // A malformed payload fails at once, without using its retries.
+      const bad = await queue.add(
+        QUEUE_NAMES.revokeAll,
+        { userId: 'carol' },
+        { ...RETRY.revokeAll },
+      );
+      const failed = await eventually('the malformed job to fail', async () => {
+        const job = await queue.getJob(bad.id!);
+        return job?.finishedOn ? job : undefined;
+      });
+      expect(await failed.getState()).toBe('failed');
+      expect(failed.attemptsMade).toBe(1);
+      expect(failed.failedReason).toMatch(/reason must be a non-empty string/);
     } finally {
       await otherInstance.close();
     }
+    expect(await redis.ping()).toBe('PONG');
     for (const session of sessions) {
-      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'admin_action' });
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+        revokedReason: 'admin_action',
+      });
     }
   });
 
@@ -133,7 +170,9 @@ describe('revoke-all through the worker process', () => {
     const proxy = await startFreezableProxy(Number(new URL(mongoUri()).port));
     try {
       const doomed = startWorker({
-        MONGODB_URI: databaseUri(`mongodb://127.0.0.1:${proxy.port}`, db.dbName, { directConnection: 'true' }),
+        MONGODB_URI: databaseUri(`mongodb://127.0.0.1:${proxy.port}`, db.dbName, {
+          directConnection: 'true',
+        }),
         WORKER_LOCK_DURATION: '2s',
       });
       await doomed.ready();
@@ -141,14 +180,18 @@ describe('revoke-all through the worker process', () => {
       const request = { userId: 'dave', reason: 'password_changed', requestedAt: new Date() };
       await jobs.revokeAll(request);
       const jobId = revokeAllJobId(request);
-      await eventually('the job to be active', async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'));
+      await eventually('the job to be active', async () =>
+        (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+      );
 
       doomed.kill('SIGKILL');
       expect(await doomed.exited).toEqual({ code: null, signal: 'SIGKILL' });
       // Drop what the dead worker had sent: its update never reaches the database.
       await proxy.close();
       for (const session of sessions) {
-        expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedAt: null });
+        expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+          revokedAt: null,
+        });
       }
 
       const successor = startWorker({ WORKER_LOCK_DURATION: '2s' });
@@ -157,12 +200,16 @@ describe('revoke-all through the worker process', () => {
       expect(await job.getState()).toBe('completed');
       expect(job.returnvalue).toEqual({ revoked: 3 });
       expect(job.stalledCounter).toBeGreaterThanOrEqual(1);
-      expect(successor.logs.some((line) => line.msg === 'revoke-all done' && line.jobId === jobId)).toBe(true);
+      expect(
+        successor.logs.some((line) => line.msg === 'revoke-all done' && line.jobId === jobId),
+      ).toBe(true);
     } finally {
       await proxy.close();
     }
     for (const session of sessions) {
-      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({ revokedReason: 'password_changed' });
+      expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
+        revokedReason: 'password_changed',
+      });
     }
   });
 });

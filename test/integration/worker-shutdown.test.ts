@@ -9,7 +9,13 @@ import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import { databaseUri, eventually, startWorkerProcess, uniquePrefix, type WorkerProcess } from '../support/worker-process';
+import {
+  databaseUri,
+  eventually,
+  startWorkerProcess,
+  uniquePrefix,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 jest.setTimeout(90_000);
 
@@ -69,7 +75,8 @@ describe('worker shutdown on SIGTERM', () => {
     const requestedAt = new Date(Date.now() + 1_000);
     const records = [];
     for (let u = 0; u < users; u += 1) {
-      for (let s = 0; s < perUser; s += 1) records.push(aNewRecord({ userId: `user-${u}`, createdAt: new Date() }));
+      for (let s = 0; s < perUser; s += 1)
+        records.push(aNewRecord({ userId: `user-${u}`, createdAt: new Date() }));
     }
     for (const record of records) await repository.save(record);
     return { records, requestedAt };
@@ -79,9 +86,17 @@ describe('worker shutdown on SIGTERM', () => {
     const { records, requestedAt } = await userSessions(24, 2);
     const worker = startWorker();
     await worker.ready();
-    const requests = Array.from({ length: 24 }, (_, u) => ({ userId: `user-${u}`, reason: 'password_changed', requestedAt }));
+    const requests = Array.from({ length: 24 }, (_, u) => ({
+      userId: `user-${u}`,
+      reason: 'password_changed',
+      requestedAt,
+    }));
     await Promise.all(requests.map((request) => jobs.revokeAll(request)));
-    await eventually('jobs in flight', async () => (await queue.getJobCounts('active')).active! > 0, { intervalMs: 20 });
+    await eventually(
+      'jobs in flight',
+      async () => (await queue.getJobCounts('active')).active! > 0,
+      { intervalMs: 20 },
+    );
 
     const { exit, ms } = await stopAndTime(worker);
 
@@ -93,9 +108,14 @@ describe('worker shutdown on SIGTERM', () => {
     expect(worker.logs.find((line) => line.msg === 'stopped')).toMatchObject({ forced: false });
 
     await startWorker().ready();
-    await eventually('every job to complete', async () => (await queue.getJobCounts('completed')).completed === requests.length);
+    await eventually(
+      'every job to complete',
+      async () => (await queue.getJobCounts('completed')).completed === requests.length,
+    );
     for (const record of records) {
-      expect(await repository.findById(record.id)).toMatchObject({ revokedReason: 'password_changed' });
+      expect(await repository.findById(record.id)).toMatchObject({
+        revokedReason: 'password_changed',
+      });
     }
   });
 
@@ -104,14 +124,18 @@ describe('worker shutdown on SIGTERM', () => {
     const proxy = await startFreezableProxy(Number(new URL(mongoUri()).port));
     try {
       const stuck = startWorker({
-        MONGODB_URI: databaseUri(`mongodb://127.0.0.1:${proxy.port}`, db.dbName, { directConnection: 'true' }),
+        MONGODB_URI: databaseUri(`mongodb://127.0.0.1:${proxy.port}`, db.dbName, {
+          directConnection: 'true',
+        }),
       });
       await stuck.ready();
       proxy.freeze();
       const request = { userId: 'user-0', reason: 'password_changed', requestedAt };
       await jobs.revokeAll(request);
       const jobId = revokeAllJobId(request);
-      await eventually('the job to be active', async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'));
+      await eventually('the job to be active', async () =>
+        (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+      );
 
       const { exit, ms } = await stopAndTime(stuck);
 
@@ -122,12 +146,16 @@ describe('worker shutdown on SIGTERM', () => {
       await proxy.close();
 
       await startWorker().ready();
-      await eventually('the returned job to complete', async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'completed'));
+      await eventually('the returned job to complete', async () =>
+        (await queue.getJob(jobId))?.getState().then((s) => s === 'completed'),
+      );
     } finally {
       await proxy.close();
     }
     for (const record of records) {
-      expect(await repository.findById(record.id)).toMatchObject({ revokedReason: 'password_changed' });
+      expect(await repository.findById(record.id)).toMatchObject({
+        revokedReason: 'password_changed',
+      });
     }
   });
 });

@@ -11,7 +11,13 @@ import type { TouchJob } from '../../src/domain/token-jobs';
 import type { HealthReport } from '../../workers/token-workers';
 import { aNewRecord } from '../support/builders';
 import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import { databaseUri, eventually, startWorkerProcess, uniquePrefix, type WorkerProcess } from '../support/worker-process';
+import {
+  databaseUri,
+  eventually,
+  startWorkerProcess,
+  uniquePrefix,
+  type WorkerProcess,
+} from '../support/worker-process';
 
 jest.setTimeout(180_000);
 
@@ -54,13 +60,19 @@ describe('touch burst through the worker process', () => {
   });
 
   async function health(): Promise<HealthReport> {
-    const response = await fetch(`http://127.0.0.1:${healthPort}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(`http://127.0.0.1:${healthPort}/healthz`, {
+      signal: AbortSignal.timeout(5_000),
+    });
     return (await response.json()) as HealthReport;
   }
 
   /** Sessions in the database, and 10,000 touches over them (each session's times interleaved). */
-  async function burstOver(sessionCount: number): Promise<{ touches: TouchJob[]; latest: Map<string, Date> }> {
-    const records = await Promise.all(Array.from({ length: sessionCount }, () => repository.save(aNewRecord())));
+  async function burstOver(
+    sessionCount: number,
+  ): Promise<{ touches: TouchJob[]; latest: Map<string, Date> }> {
+    const records = await Promise.all(
+      Array.from({ length: sessionCount }, () => repository.save(aNewRecord())),
+    );
     const start = Date.now() - CALLS;
     const touches = Array.from({ length: CALLS }, (_, i) => ({
       sessionId: records[i % sessionCount]!.sessionId,
@@ -72,7 +84,12 @@ describe('touch burst through the worker process', () => {
   }
 
   /** Sends the touches in waves of `wave` concurrent calls (as concurrent requests would). */
-  async function runBurst(jobs: BullMQTokenJobs, touches: readonly TouchJob[], latest: Map<string, Date>, wave = touches.length) {
+  async function runBurst(
+    jobs: BullMQTokenJobs,
+    touches: readonly TouchJob[],
+    latest: Map<string, Date>,
+    wave = touches.length,
+  ) {
     const started = performance.now();
     for (let i = 0; i < touches.length; i += wave) {
       await Promise.all(touches.slice(i, i + wave).map((touch) => jobs.touch(touch)));
@@ -86,7 +103,9 @@ describe('touch burst through the worker process', () => {
           .collection<{ sessionId: string; lastUsedAt: Date | null }>('refresh_tokens')
           .find({}, { projection: { sessionId: 1, lastUsedAt: 1 } })
           .toArray();
-        const behind = stored.filter((doc) => doc.lastUsedAt?.getTime() !== latest.get(doc.sessionId)?.getTime());
+        const behind = stored.filter(
+          (doc) => doc.lastUsedAt?.getTime() !== latest.get(doc.sessionId)?.getTime(),
+        );
         return stored.length === latest.size && behind.length === 0;
       },
       { timeoutMs: 90_000, intervalMs: 500 },
@@ -94,9 +113,17 @@ describe('touch burst through the worker process', () => {
     const settled = await eventually('the touch queue to drain', async () => {
       const report = await health();
       const counts = report.queues[QUEUE_NAMES.touch];
-      return counts && counts.delayed === 0 && counts.waiting === 0 && counts.active === 0 ? report : undefined;
+      return counts && counts.delayed === 0 && counts.waiting === 0 && counts.active === 0
+        ? report
+        : undefined;
     });
-    return { enqueueMs, producer, jobsRun: settled.processed[QUEUE_NAMES.touch]!.completed, writes: settled.touch.writes, settled };
+    return {
+      enqueueMs,
+      producer,
+      jobsRun: settled.processed[QUEUE_NAMES.touch]!.completed,
+      writes: settled.touch.writes,
+      settled,
+    };
   }
 
   it('10,000 touches for 100 sessions: a few hundred jobs at most, far fewer writes, every session at its latest touch', async () => {
@@ -135,7 +162,9 @@ describe('touch burst through the worker process', () => {
       );
       expect(result.producer.touchesEnqueued).toBe(CALLS);
       // Each session opens a new window at most once per window of the burst (plus the one it starts in).
-      expect(result.jobsRun).toBeLessThanOrEqual(SESSIONS * (Math.ceil(result.enqueueMs / DEDUP_ONLY_WINDOW_MS) + 1));
+      expect(result.jobsRun).toBeLessThanOrEqual(
+        SESSIONS * (Math.ceil(result.enqueueMs / DEDUP_ONLY_WINDOW_MS) + 1),
+      );
       expect(result.jobsRun).toBeLessThan(CALLS / 10);
       expect(result.writes).toBeLessThan(CALLS / 20);
     } finally {

@@ -21,7 +21,10 @@ interface Pipe {
   held: Array<{ to: Socket; chunk: Buffer }>;
 }
 
-export async function startFreezableProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<FreezableProxy> {
+export async function startFreezableProxy(
+  targetPort: number,
+  targetHost = '127.0.0.1',
+): Promise<FreezableProxy> {
   let frozen = false;
   const pipes = new Set<Pipe>();
 

@@ -91,7 +91,11 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
           resolve(found);
         } else if (exitInfo) {
           finish();
-          reject(new Error(`worker exited (${JSON.stringify(exitInfo)}) before the awaited log line:\n${describe()}`));
+          reject(
+            new Error(
+              `worker exited (${JSON.stringify(exitInfo)}) before the awaited log line:\n${describe()}`,
+            ),
+          );
         }
       };
       const finish = () => {
@@ -100,7 +104,9 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
       };
       timer = setTimeout(() => {
         finish();
-        reject(new Error(`worker did not log the awaited line within ${timeoutMs} ms:\n${describe()}`));
+        reject(
+          new Error(`worker did not log the awaited line within ${timeoutMs} ms:\n${describe()}`),
+        );
       }, timeoutMs);
       listeners.add(check);
       check();
@@ -140,7 +146,11 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
 }
 
 /** `base` (a mongodb:// URL) pointed at database `dbName`, with extra URI options. */
-export function databaseUri(base: string, dbName: string, options: Record<string, string> = {}): string {
+export function databaseUri(
+  base: string,
+  dbName: string,
+  options: Record<string, string> = {},
+): string {
   const url = new URL(base);
   url.pathname = `/${dbName}`;
   for (const [key, value] of Object.entries(options)) url.searchParams.set(key, value);
@@ -166,7 +176,10 @@ export async function eventually<T>(
   for (;;) {
     last = await probe();
     if (last !== undefined && last !== false) return last as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`,
+      );
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

@@ -1,5 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { EnvError, isInMemoryDemoMode, loadEnv, loadWorkerEnv, parseDuration } from '../../workers/env';
+import {
+  EnvError,
+  isInMemoryDemoMode,
+  loadEnv,
+  loadWorkerEnv,
+  parseDuration,
+} from '../../workers/env';
 
 const SECRET = 'a'.repeat(32);
 const REFRESH = `${'b'.repeat(40)},${'c'.repeat(32)}`;
@@ -36,7 +42,11 @@ describe('parseDuration', () => {
 
 describe('loadEnv', () => {
   it('applies every documented default with the services and secrets set', () => {
-    const env = loadEnv({ ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH });
+    const env = loadEnv({
+      ...SERVICES,
+      ACCESS_TOKEN_SECRET: SECRET,
+      REFRESH_TOKEN_SECRETS: REFRESH,
+    });
     expect(env).toMatchObject({
       nodeEnv: 'development',
       inMemoryDemo: false,
@@ -49,11 +59,21 @@ describe('loadEnv', () => {
         reuseGraceMs: 10_000,
       },
       queue: { prefix: '{rr}', touchWindowMs: 60_000 },
-      worker: { concurrency: 10, shutdownTimeoutMs: 25_000, healthPort: undefined, lockDurationMs: 30_000 },
+      worker: {
+        concurrency: 10,
+        shutdownTimeoutMs: 25_000,
+        healthPort: undefined,
+        lockDurationMs: 30_000,
+      },
       cleanup: { cron: '*/10 * * * *', retentionMs: 7 * 86_400_000, batchSize: 1_000 },
       http: {
         port: 3000,
-        cookie: { transport: true, secure: true, name: '__Secure-refresh_token', csrfHeader: 'x-refresh-csrf' },
+        cookie: {
+          transport: true,
+          secure: true,
+          name: '__Secure-refresh_token',
+          csrfHeader: 'x-refresh-csrf',
+        },
         rateLimit: { loginPerMinute: 10, tokenPerMinute: 60 },
       },
       logLevel: 'info',
@@ -61,7 +81,11 @@ describe('loadEnv', () => {
   });
 
   it('returns a deeply frozen object', () => {
-    const env = loadEnv({ ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH });
+    const env = loadEnv({
+      ...SERVICES,
+      ACCESS_TOKEN_SECRET: SECRET,
+      REFRESH_TOKEN_SECRETS: REFRESH,
+    });
     expect(Object.isFrozen(env)).toBe(true);
     expect(Object.isFrozen(env.refreshToken.secrets)).toBe(true);
     expect(Object.isFrozen(env.http.cookie)).toBe(true);
@@ -80,7 +104,15 @@ describe('loadEnv', () => {
         QUEUE_PREFIX: 'rr:prod',
       }),
     );
-    const names = ['ACCESS_TOKEN_SECRET', 'REFRESH_TOKEN_SECRETS[0]', 'ACCESS_TOKEN_TTL', 'WORKER_CONCURRENCY', 'COOKIE_TRANSPORT', 'LOG_LEVEL', 'QUEUE_PREFIX'];
+    const names = [
+      'ACCESS_TOKEN_SECRET',
+      'REFRESH_TOKEN_SECRETS[0]',
+      'ACCESS_TOKEN_TTL',
+      'WORKER_CONCURRENCY',
+      'COOKIE_TRANSPORT',
+      'LOG_LEVEL',
+      'QUEUE_PREFIX',
+    ];
     for (const name of names) expect(problems.some((p) => p.startsWith(name))).toBe(true);
     expect(problems).toHaveLength(names.length);
   });
@@ -101,23 +133,33 @@ describe('loadEnv', () => {
   });
 
   it('refuses the in-memory demo with NODE_ENV=production', () => {
-    expect(problemsOf(() => loadEnv({ NODE_ENV: 'production' })).join('\n')).toMatch(/in-memory demo mode is refused/);
+    expect(problemsOf(() => loadEnv({ NODE_ENV: 'production' })).join('\n')).toMatch(
+      /in-memory demo mode is refused/,
+    );
   });
 
   it('refuses REDIS_URL without MONGODB_URI', () => {
     const problems = problemsOf(() =>
-      loadEnv({ REDIS_URL: SERVICES.REDIS_URL, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH }),
+      loadEnv({
+        REDIS_URL: SERVICES.REDIS_URL,
+        ACCESS_TOKEN_SECRET: SECRET,
+        REFRESH_TOKEN_SECRETS: REFRESH,
+      }),
     );
     expect(problems.join('\n')).toMatch(/REDIS_URL is set but MONGODB_URI is not/);
   });
 
   it('refuses an insecure cookie in production and a __Secure- name without Secure', () => {
     const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
-    expect(problemsOf(() => loadEnv({ ...base, NODE_ENV: 'production', COOKIE_SECURE: 'false' })).join('\n')).toMatch(
-      /COOKIE_SECURE=false is refused/,
-    );
     expect(
-      problemsOf(() => loadEnv({ ...base, COOKIE_SECURE: 'false', COOKIE_NAME: '__Secure-rt' })).join('\n'),
+      problemsOf(() => loadEnv({ ...base, NODE_ENV: 'production', COOKIE_SECURE: 'false' })).join(
+        '\n',
+      ),
+    ).toMatch(/COOKIE_SECURE=false is refused/);
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...base, COOKIE_SECURE: 'false', COOKIE_NAME: '__Secure-rt' }),
+      ).join('\n'),
     ).toMatch(/browsers would drop it/);
     expect(loadEnv({ ...base, COOKIE_SECURE: 'false' }).http.cookie.name).toBe('refresh_token');
   });
@@ -125,7 +167,10 @@ describe('loadEnv', () => {
   it('takes an asymmetric key pair instead of a secret, with \\n standing for newlines', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const pem = (key: typeof privateKey) =>
-      key.export({ format: 'pem', type: key.type === 'private' ? 'pkcs8' : 'spki' }).toString().replace(/\n/g, '\\n');
+      key
+        .export({ format: 'pem', type: key.type === 'private' ? 'pkcs8' : 'spki' })
+        .toString()
+        .replace(/\n/g, '\\n');
     const env = loadEnv({
       ...SERVICES,
       REFRESH_TOKEN_SECRETS: REFRESH,
@@ -135,7 +180,11 @@ describe('loadEnv', () => {
     });
     expect(env.accessToken).toMatchObject({ algorithm: 'EdDSA', secret: undefined });
     expect(env.accessToken.privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
-    expect(problemsOf(() => loadEnv({ ...SERVICES, REFRESH_TOKEN_SECRETS: REFRESH, ACCESS_TOKEN_ALGORITHM: 'RS256' }))).toEqual([
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...SERVICES, REFRESH_TOKEN_SECRETS: REFRESH, ACCESS_TOKEN_ALGORITHM: 'RS256' }),
+      ),
+    ).toEqual([
       expect.stringMatching(/^ACCESS_TOKEN_PRIVATE_KEY is required/),
       expect.stringMatching(/^ACCESS_TOKEN_PUBLIC_KEY is required/),
     ]);
@@ -167,7 +216,9 @@ describe('loadWorkerEnv', () => {
   });
 
   it('refuses URLs of the wrong scheme', () => {
-    expect(problemsOf(() => loadWorkerEnv({ MONGODB_URI: 'http://db', REDIS_URL: 'mongodb://x' }))).toEqual([
+    expect(
+      problemsOf(() => loadWorkerEnv({ MONGODB_URI: 'http://db', REDIS_URL: 'mongodb://x' })),
+    ).toEqual([
       'MONGODB_URI must be a URL starting with mongodb:// or mongodb+srv://.',
       'REDIS_URL must be a URL starting with redis:// or rediss://.',
     ]);

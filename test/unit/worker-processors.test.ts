@@ -6,9 +6,10 @@ import {
   toRevokeAllPayload,
   toTouchPayload,
 } from '../../src/adapters/bullmq/jobs';
+import { BullMQTokenJobs } from '../../src/adapters/bullmq';
 import { TouchCoalescer } from '../../src/adapters/bullmq/touch-coalescer';
 import { MemoryRefreshTokenRepository } from '../../src/adapters/memory';
-import { InvalidRequestError } from '../../src/domain/errors';
+import { InvalidRequestError, OptionsError } from '../../src/domain/errors';
 import type { Touch } from '../../src/domain/refresh-token';
 import type { TouchJob } from '../../src/domain/token-jobs';
 import { runCleanup } from '../../workers/processors/cleanup';
@@ -24,7 +25,11 @@ describe('job payloads', () => {
   it('round-trip through JSON with ids and ISO times only', () => {
     const revoke = { userId: 'u1', reason: 'password_changed', requestedAt: at(5) };
     const wire = JSON.parse(JSON.stringify(toRevokeAllPayload(revoke))) as unknown;
-    expect(wire).toEqual({ userId: 'u1', reason: 'password_changed', requestedAt: at(5).toISOString() });
+    expect(wire).toEqual({
+      userId: 'u1',
+      reason: 'password_changed',
+      requestedAt: at(5).toISOString(),
+    });
     expect(parseRevokeAllPayload(wire)).toEqual(revoke);
     const touch = { sessionId: 'ab'.repeat(16), at: at(7) };
     expect(parseTouchPayload(JSON.parse(JSON.stringify(toTouchPayload(touch))))).toEqual(touch);
@@ -45,7 +50,9 @@ describe('job payloads', () => {
     expect(revokeAllJobId(job)).toBe(revokeAllJobId({ ...job }));
     expect(revokeAllJobId(job)).not.toBe(revokeAllJobId({ ...job, requestedAt: at(2) }));
     expect(revokeAllJobId(job)).not.toBe(revokeAllJobId({ ...job, userId: 'u2' }));
-    expect(revokeAllJobId({ userId: 'a:b:c', requestedAt: at(1) })).toMatch(/^revoke-all-[0-9a-f]{40}$/);
+    expect(revokeAllJobId({ userId: 'a:b:c', requestedAt: at(1) })).toMatch(
+      /^revoke-all-[0-9a-f]{40}$/,
+    );
   });
 });
 
@@ -56,12 +63,19 @@ describe('revoke-all processor', () => {
     const later = await repository.save(aNewRecord({ userId: 'u1', createdAt: at(2_000) }));
     const other = await repository.save(aNewRecord({ userId: 'u2', createdAt: at(0) }));
     const process = createRevokeAllProcessor(repository);
-    const data = toRevokeAllPayload({ userId: 'u1', reason: 'password_changed', requestedAt: at(1_000) });
+    const data = toRevokeAllPayload({
+      userId: 'u1',
+      reason: 'password_changed',
+      requestedAt: at(1_000),
+    });
 
     await expect(process({ data })).resolves.toEqual({ revoked: 1 });
     await expect(process({ data })).resolves.toEqual({ revoked: 0 });
 
-    expect(await repository.findById(old.id)).toMatchObject({ revokedAt: at(1_000), revokedReason: 'password_changed' });
+    expect(await repository.findById(old.id)).toMatchObject({
+      revokedAt: at(1_000),
+      revokedReason: 'password_changed',
+    });
     expect(await repository.findById(later.id)).toMatchObject({ revokedAt: null });
     expect(await repository.findById(other.id)).toMatchObject({ revokedAt: null });
   });
@@ -94,7 +108,9 @@ describe('touch processor', () => {
     const repository = new CountingTouches();
     const a = await repository.save(aNewRecord());
     const b = await repository.save(aNewRecord());
-    const process = createTouchProcessor(new TouchBatcher(repository, { maxBatch: 100, flushAfterMs: 5 }));
+    const process = createTouchProcessor(
+      new TouchBatcher(repository, { maxBatch: 100, flushAfterMs: 5 }),
+    );
     const jobs = [at(3), at(9), at(1)].flatMap((time) => [
       { data: toTouchPayload({ sessionId: a.sessionId, at: time }) },
       { data: toTouchPayload({ sessionId: b.sessionId, at: new Date(time.getTime() + 1) }) },
@@ -136,15 +152,22 @@ describe('touch processor', () => {
     const repository = new CountingTouches();
     repository.failNext = true;
     const batcher = new TouchBatcher(repository, { maxBatch: 10, flushAfterMs: 1 });
-    const results = await Promise.allSettled([batcher.add({ sessionId: 's1', at: at(1) }), batcher.add({ sessionId: 's2', at: at(2) })]);
+    const results = await Promise.allSettled([
+      batcher.add({ sessionId: 's1', at: at(1) }),
+      batcher.add({ sessionId: 's2', at: at(2) }),
+    ]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     await expect(batcher.add({ sessionId: 's1', at: at(3) })).resolves.toBeUndefined();
     expect(batcher.stats()).toMatchObject({ writes: 2, failedWrites: 1 });
   });
 
   it('fails a malformed payload without retries', async () => {
-    const process = createTouchProcessor(new TouchBatcher(new CountingTouches(), { maxBatch: 1, flushAfterMs: 1 }));
-    await expect(process({ data: { sessionId: 's1', at: 'now' } })).rejects.toBeInstanceOf(UnrecoverableError);
+    const process = createTouchProcessor(
+      new TouchBatcher(new CountingTouches(), { maxBatch: 1, flushAfterMs: 1 }),
+    );
+    await expect(process({ data: { sessionId: 's1', at: 'now' } })).rejects.toBeInstanceOf(
+      UnrecoverableError,
+    );
   });
 });
 
@@ -152,10 +175,19 @@ describe('cleanup', () => {
   async function seed(repository: MemoryRefreshTokenRepository, clock: FakeClock) {
     const now = clock.now().getTime();
     const expired = Array.from({ length: 25 }, () =>
-      aNewRecord({ createdAt: new Date(now - 100 * DAY), expiresAt: new Date(now - 8 * DAY), absoluteExpiresAt: new Date(now + DAY) }),
+      aNewRecord({
+        createdAt: new Date(now - 100 * DAY),
+        expiresAt: new Date(now - 8 * DAY),
+        absoluteExpiresAt: new Date(now + DAY),
+      }),
     );
-    const recentlyExpired = aNewRecord({ createdAt: new Date(now - 40 * DAY), expiresAt: new Date(now - DAY) });
-    const live = Array.from({ length: 5 }, () => aNewRecord({ createdAt: new Date(now), expiresAt: new Date(now + DAY) }));
+    const recentlyExpired = aNewRecord({
+      createdAt: new Date(now - 40 * DAY),
+      expiresAt: new Date(now - DAY),
+    });
+    const live = Array.from({ length: 5 }, () =>
+      aNewRecord({ createdAt: new Date(now), expiresAt: new Date(now + DAY) }),
+    );
     for (const record of [...expired, recentlyExpired, ...live]) await repository.save(record);
     return { expired, recentlyExpired, live };
   }
@@ -165,7 +197,12 @@ describe('cleanup', () => {
     const repository = new MemoryRefreshTokenRepository({ clock });
     const { recentlyExpired, live } = await seed(repository, clock);
 
-    const result = await runCleanup(repository, { retentionMs: 7 * DAY, batchSize: 10, timeBudgetMs: 60_000, clock });
+    const result = await runCleanup(repository, {
+      retentionMs: 7 * DAY,
+      batchSize: 10,
+      timeBudgetMs: 60_000,
+      clock,
+    });
 
     expect(result).toMatchObject({ deleted: 25, batches: 4, stoppedBy: 'done' });
     expect(await repository.findById(recentlyExpired.id)).not.toBeNull();
@@ -178,7 +215,13 @@ describe('cleanup', () => {
     await seed(repository, clock);
     const stop = new AbortController();
     stop.abort();
-    const result = await runCleanup(repository, { retentionMs: 7 * DAY, batchSize: 10, timeBudgetMs: 60_000, clock, stopSignal: stop.signal });
+    const result = await runCleanup(repository, {
+      retentionMs: 7 * DAY,
+      batchSize: 10,
+      timeBudgetMs: 60_000,
+      clock,
+      stopSignal: stop.signal,
+    });
     expect(result).toMatchObject({ deleted: 10, batches: 1, stoppedBy: 'shutdown' });
   });
 });
@@ -203,7 +246,10 @@ describe('TouchCoalescer (per-process fold before Redis)', () => {
     expect(sent).toEqual([{ sessionId: 's1', at: at(1) }]);
 
     jest.advanceTimersByTime(1_000);
-    expect(sent).toEqual([{ sessionId: 's1', at: at(1) }, { sessionId: 's1', at: at(5) }]);
+    expect(sent).toEqual([
+      { sessionId: 's1', at: at(1) },
+      { sessionId: 's1', at: at(5) },
+    ]);
     expect(folded).toBe(2);
 
     jest.advanceTimersByTime(1_000);
@@ -213,7 +259,13 @@ describe('TouchCoalescer (per-process fold before Redis)', () => {
 
   it('tracks at most maxSessions sessions and sends the others directly', async () => {
     const sent: TouchJob[] = [];
-    const coalescer = new TouchCoalescer(async (job) => void sent.push(job), () => undefined, () => undefined, 1_000, 1);
+    const coalescer = new TouchCoalescer(
+      async (job) => void sent.push(job),
+      () => undefined,
+      () => undefined,
+      1_000,
+      1,
+    );
     await coalescer.touch({ sessionId: 's1', at: at(1) });
     await coalescer.touch({ sessionId: 's2', at: at(2) });
     await coalescer.touch({ sessionId: 's2', at: at(3) });
@@ -240,5 +292,28 @@ describe('TouchCoalescer (per-process fold before Redis)', () => {
     fail = true;
     await jest.advanceTimersByTimeAsync(1_000);
     expect(errors).toHaveLength(1);
+  });
+});
+
+describe('BullMQTokenJobs options', () => {
+  // Validation happens before any connection is opened, so these need no Redis.
+  it.each([
+    [
+      'a prefix with a colon',
+      { prefix: 'rr:prod' },
+      /prefix must be a non-empty string without ':'/,
+    ],
+    ['a touch window that is not a duration', { touchWindow: 'soon' }, /touchWindow must be/],
+    ['a zero enqueue timeout', { enqueueTimeout: 0 }, /enqueueTimeout must be at least 1 ms/],
+    ['a negative fold interval', { coalesceInterval: -1 }, /coalesceInterval must not be negative/],
+    [
+      'a fractional session bound',
+      { maxCoalescedSessions: 1.5 },
+      /maxCoalescedSessions must be a positive integer/,
+    ],
+  ])('refuses %s with OptionsError', (_, options, message) => {
+    const create = () => new BullMQTokenJobs({ connection: 'redis://127.0.0.1:1', ...options });
+    expect(create).toThrow(OptionsError);
+    expect(create).toThrow(message);
   });
 });

@@ -32,7 +32,10 @@ export interface CleanupResult {
 }
 
 /** Run one cleanup pass. */
-export async function runCleanup(repository: RefreshTokenRepository, options: CleanupOptions): Promise<CleanupResult> {
+export async function runCleanup(
+  repository: RefreshTokenRepository,
+  options: CleanupOptions,
+): Promise<CleanupResult> {
   const started = performance.now();
   const before = new Date(options.clock.now().getTime() - options.retentionMs);
   let deleted = 0;

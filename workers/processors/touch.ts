@@ -40,7 +40,12 @@ export class TouchBatcher {
   private batch: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly writing = new Set<Promise<void>>();
-  private readonly counters: TouchBatcherStats = { touches: 0, writes: 0, failedWrites: 0, recordsChanged: 0 };
+  private readonly counters: TouchBatcherStats = {
+    touches: 0,
+    writes: 0,
+    failedWrites: 0,
+    recordsChanged: 0,
+  };
 
   constructor(
     private readonly repository: RefreshTokenRepository,
@@ -99,7 +104,8 @@ function latestPerSession(batch: readonly Pending[]): Touch[] {
   const latest = new Map<string, Date>();
   for (const { touch } of batch) {
     const seen = latest.get(touch.sessionId);
-    if (seen === undefined || touch.at.getTime() > seen.getTime()) latest.set(touch.sessionId, touch.at);
+    if (seen === undefined || touch.at.getTime() > seen.getTime())
+      latest.set(touch.sessionId, touch.at);
   }
   return [...latest].map(([sessionId, at]) => ({ sessionId, at }));
 }

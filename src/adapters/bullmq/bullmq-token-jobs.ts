@@ -76,12 +76,13 @@ const DEFAULT_MAX_COALESCED_SESSIONS = 10_000;
  *   the same request twice adds one job.
  * - `touch` adds a `touch` job deduplicated per session: within `touchWindow`, later touches
  *   replace the pending job's payload (so it carries the latest time) instead of adding jobs. The
- *   job runs two windows after the last touch folded into it, so `lastUsedAt` lags by two to
- *   three windows (2–3 min by default): it says when a session was last used, not a live feed. In front
+ *   job runs two windows after the last touch folded into it, so `lastUsedAt` lags by about two
+ *   windows (2 min by default): it says when a session was last used, not a live feed. In front
  *   of Redis, a bounded per-process fold (`coalesceInterval`) sends a busy session's touches at
  *   most once per interval.
  * - Every method rejects with `StoreUnavailableError` when Redis cannot take the job within
- *   `enqueueTimeout`, so the caller can fall back (revoke inline, drop the touch).
+ *   `enqueueTimeout`, so the caller can fall back (revoke inline, drop the touch). An enqueue that
+ *   timed out may still land later; the jobs are idempotent, so the job then repeats harmlessly.
  */
 export class BullMQTokenJobs implements TokenJobs {
   private readonly revokeAllQueue: Queue<RevokeAllPayload>;
@@ -100,27 +101,52 @@ export class BullMQTokenJobs implements TokenJobs {
   private closing: Promise<void> | undefined;
   private closed = false;
 
-  /** Throws `OptionsError` for an invalid window, timeout or prefix. */
+  /** Throws `OptionsError` for an invalid prefix, duration or bound (before opening anything). */
   constructor(options: BullMQTokenJobsOptions) {
     const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
     if (prefix.length === 0 || prefix.includes(':')) {
-      throw new OptionsError(`prefix must be a non-empty string without ':' (e.g. {rr}); got ${JSON.stringify(prefix)}`);
+      throw new OptionsError(
+        `prefix must be a non-empty string without ':' (e.g. {rr}); got ${JSON.stringify(prefix)}`,
+      );
     }
-    this.touchWindowMs = toMilliseconds('touchWindow', options.touchWindow, DEFAULT_TOUCH_WINDOW_MS, 1);
-    this.enqueueTimeoutMs = toMilliseconds('enqueueTimeout', options.enqueueTimeout, DEFAULT_ENQUEUE_TIMEOUT_MS, 1);
+    this.touchWindowMs = toMilliseconds(
+      'touchWindow',
+      options.touchWindow,
+      DEFAULT_TOUCH_WINDOW_MS,
+      1,
+    );
+    this.enqueueTimeoutMs = toMilliseconds(
+      'enqueueTimeout',
+      options.enqueueTimeout,
+      DEFAULT_ENQUEUE_TIMEOUT_MS,
+      1,
+    );
+    const coalesceMs = toMilliseconds(
+      'coalesceInterval',
+      options.coalesceInterval,
+      DEFAULT_COALESCE_INTERVAL_MS,
+      0,
+    );
+    const maxSessions = options.maxCoalescedSessions ?? DEFAULT_MAX_COALESCED_SESSIONS;
+    if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+      throw new OptionsError(
+        `maxCoalescedSessions must be a positive integer; got ${String(maxSessions)}`,
+      );
+    }
     const onError = options.onError ?? (() => undefined);
-    this.ownedClient = isClient(options.connection) ? null : createFailFastClient(options.connection);
+
+    this.ownedClient = isClient(options.connection)
+      ? null
+      : createFailFastClient(options.connection);
     this.ownedClient?.on('error', onError);
     const connection = this.ownedClient ?? (options.connection as Redis | Cluster);
-    this.revokeAllQueue = new Queue<RevokeAllPayload>(QUEUE_NAMES.revokeAll, { connection, prefix });
+    this.revokeAllQueue = new Queue<RevokeAllPayload>(QUEUE_NAMES.revokeAll, {
+      connection,
+      prefix,
+    });
     this.touchQueue = new Queue<TouchPayload>(QUEUE_NAMES.touch, { connection, prefix });
     this.revokeAllQueue.on('error', onError);
     this.touchQueue.on('error', onError);
-    const coalesceMs = toMilliseconds('coalesceInterval', options.coalesceInterval, DEFAULT_COALESCE_INTERVAL_MS, 0);
-    const maxSessions = options.maxCoalescedSessions ?? DEFAULT_MAX_COALESCED_SESSIONS;
-    if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
-      throw new OptionsError(`maxCoalescedSessions must be a positive integer; got ${String(maxSessions)}`);
-    }
     this.coalescer =
       coalesceMs === 0
         ? null
@@ -170,7 +196,11 @@ export class BullMQTokenJobs implements TokenJobs {
           // Twice the window: the pending job must stay delayed (replaceable) until the
           // deduplication key expires, even if this add reaches Redis late (a backlog of commands).
           delay: 2 * this.touchWindowMs,
-          deduplication: { id: touchDeduplicationId(payload.sessionId), ttl: this.touchWindowMs, replace: true },
+          deduplication: {
+            id: touchDeduplicationId(payload.sessionId),
+            ttl: this.touchWindowMs,
+            replace: true,
+          },
           ...RETRY.touch,
           removeOnComplete: KEEP_COMPLETED.touch,
           removeOnFail: KEEP_FAILED.touch,
@@ -207,7 +237,12 @@ export class BullMQTokenJobs implements TokenJobs {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new StoreUnavailableError(`the job queue did not answer within ${this.enqueueTimeoutMs} ms`)),
+        () =>
+          reject(
+            new StoreUnavailableError(
+              `the job queue did not answer within ${this.enqueueTimeoutMs} ms`,
+            ),
+          ),
         this.enqueueTimeoutMs,
       );
     });
@@ -224,7 +259,10 @@ export class BullMQTokenJobs implements TokenJobs {
 }
 
 function isClient(connection: BullMQTokenJobsOptions['connection']): connection is Redis | Cluster {
-  return typeof connection === 'object' && typeof (connection as { duplicate?: unknown }).duplicate === 'function';
+  return (
+    typeof connection === 'object' &&
+    typeof (connection as { duplicate?: unknown }).duplicate === 'function'
+  );
 }
 
 /** A client whose commands fail at once while disconnected, instead of waiting in an offline queue. */
@@ -235,9 +273,15 @@ function createFailFastClient(connection: string | RedisOptions): Redis {
     : new Redis({ ...connection, ...failFast });
 }
 
-function toMilliseconds(name: string, value: string | number | undefined, fallback: number, min: number): number {
+function toMilliseconds(
+  name: string,
+  value: string | number | undefined,
+  fallback: number,
+  min: number,
+): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value, name);
-  if (ms < min) throw new OptionsError(`${name} must be at least ${min} ms; got ${JSON.stringify(value)}`);
+  if (ms < min)
+    throw new OptionsError(`${name} must be at least ${min} ms; got ${JSON.stringify(value)}`);
   return ms;
 }

@@ -132,14 +132,18 @@ function asRecord(data: unknown): Record<string, unknown> {
 
 function checkId(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw new InvalidRequestError(`job payload ${field} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+    throw new InvalidRequestError(
+      `job payload ${field} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
+    );
   }
   return value;
 }
 
 function checkReason(value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_REASON_LENGTH) {
-    throw new InvalidRequestError(`job payload reason must be a non-empty string of at most ${MAX_REASON_LENGTH} characters`);
+    throw new InvalidRequestError(
+      `job payload reason must be a non-empty string of at most ${MAX_REASON_LENGTH} characters`,
+    );
   }
   return value;
 }
@@ -154,7 +158,9 @@ function checkDate(field: string, value: unknown): Date {
 function parseIsoDate(field: string, value: unknown): Date {
   const date = typeof value === 'string' ? new Date(value) : null;
   if (date === null || Number.isNaN(date.getTime()) || date.toISOString() !== value) {
-    throw new InvalidRequestError(`job payload ${field} must be an ISO-8601 time (Date#toISOString)`);
+    throw new InvalidRequestError(
+      `job payload ${field} must be an ISO-8601 time (Date#toISOString)`,
+    );
   }
   return date;
 }
