@@ -26,6 +26,9 @@ import {
   type RevocationNoteDocument,
 } from './schema';
 
+/** Largest update command `touchMany` sends (see the FerretDB note there). */
+const TOUCH_WRITE_CHUNK = 50;
+
 /** Options of {@link MongooseRefreshTokenRepository}. */
 export interface MongooseRefreshTokenRepositoryOptions {
   /** Collection of the session records. Default `refresh_tokens`. */
@@ -390,12 +393,16 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     if (touches.length === 0) return 0;
     return mapStoreErrors('touchMany', async () => {
       const latest = latestPerSession(touches);
-      const result = await this.records.bulkWrite(
-        [...latest].map(([sessionId, at]) => ({
-          updateOne: { filter: { sessionId }, update: { $max: { lastUsedAt: at } } },
-        })),
-        { ordered: false },
-      );
+      const updates = [...latest].map(([sessionId, at]) => ({
+        updateOne: { filter: { sessionId }, update: { $max: { lastUsedAt: at } } },
+      }));
+      let modified = 0;
+      // FerretDB v1 holds one SQLite connection per statement until the command ends and hangs for
+      // good at about 100 statements in one update command, so write in commands of at most 50.
+      for (let start = 0; start < updates.length; start += TOUCH_WRITE_CHUNK) {
+        const chunk = updates.slice(start, start + TOUCH_WRITE_CHUNK);
+        modified += (await this.records.bulkWrite(chunk, { ordered: false })).modifiedCount;
+      }
       const guard = await this.guard();
       if (guard) {
         const touched = await this.records
@@ -403,7 +410,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
           .lean<RefreshTokenDocument[]>();
         await guard.reassert(touched);
       }
-      return result.modifiedCount;
+      return modified;
     });
   }
 
