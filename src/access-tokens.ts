@@ -288,6 +288,10 @@ export class AccessTokens {
     if (!signed) throw invalid('access token signature is invalid');
     const claims = asClaims(payload);
     if (seconds(now) >= claims.exp) throw invalid('access token expired');
+    // As jsonwebtoken does for the other algorithms: a present `nbf` must be a number and not in the future.
+    const { nbf } = payload as { nbf?: unknown };
+    if (nbf !== undefined && (typeof nbf !== 'number' || seconds(now) < nbf))
+      throw invalid('access token is not yet valid');
     if (this.settings.issuer !== undefined && claims.iss !== this.settings.issuer)
       throw invalid('access token issuer is wrong');
     if (this.settings.audience !== undefined) {

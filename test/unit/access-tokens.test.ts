@@ -1,4 +1,4 @@
-import { createSecretKey, generateKeyPairSync } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import {
   AccessTokens,
@@ -22,6 +22,20 @@ function tokens(
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ed = generateKeyPairSync('ed25519');
+
+/** A token with any payload, signed with the real key of `keys` (jsonwebtoken has no EdDSA signer). */
+function signWith(keys: AccessTokenKeyInput, payload: object): string {
+  const algorithm = keys.algorithm ?? 'HS256';
+  if (algorithm === 'EdDSA') {
+    const input = [{ alg: 'EdDSA', typ: 'JWT' }, payload]
+      .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
+      .join('.');
+    const signature = cryptoSign(null, Buffer.from(input), keys.privateKey as never);
+    return `${input}.${signature.toString('base64url')}`;
+  }
+  const key = keys.secret ?? keys.privateKey;
+  return jwt.sign(payload, key as jwt.Secret, { algorithm });
+}
 
 describe.each([
   ['HS256', { secret: aSecret() }],
@@ -85,6 +99,14 @@ describe.each([
     expect(() =>
       tokens(keys as AccessTokenKeyInput, { issuer: 'rr', audience: 'other' }).verify(token, EPOCH),
     ).toThrow(InvalidAccessTokenError);
+  });
+
+  it('reject a token before its nbf, and accept it from then on', () => {
+    const iat = EPOCH.getTime() / 1000;
+    const claims = { sub: 'alice', sid: subject.sessionId, ver: 3, jti: 'j', iss: 'rr', aud: 'api' };
+    const early = signWith(keys as AccessTokenKeyInput, { ...claims, iat, nbf: iat + 60, exp: iat + 900 });
+    expect(() => signer.verify(early, later(59))).toThrow(InvalidAccessTokenError);
+    expect(signer.verify(early, later(60)).sub).toBe('alice');
   });
 
   it("reject an unsigned ('none') token", () => {
