@@ -3,6 +3,7 @@
  * cleanup job scheduler, health figures, and a bounded graceful close. `main.ts` wires it to the
  * environment; tests may start it in-process on their own connections.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { Queue, WaitingError, Worker, type Job, type JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -90,6 +91,8 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
   const clock = options.clock ?? systemClock;
   const stopping = new AbortController();
   const returning = new AbortController();
+  // Every active job listens on it (the touch worker runs a whole batch at once): no leak warning.
+  setMaxListeners(0, returning.signal);
   const processed: HealthReport['processed'] = {};
   let lastCleanup: HealthReport['lastCleanup'] = null;
   const batcher = new TouchBatcher(options.repository, {
