@@ -297,7 +297,7 @@ function externalMongo(): Promise<ServerHandle> | null {
   const uri = process.env.MONGODB_URI;
   if (!uri) return null;
   const url = uri.replace(/\/[^/]*$/, '').replace(/\/$/, '');
-  return Promise.resolve({ url, port: Number(new URL(url).port || 27017), description: `MONGODB_URI server (${url.replace(/\/\/[^@/]*@/, '//***@')})`, stop: async () => undefined });
+  return Promise.resolve({ url, port: Number(new URL(url).port || 27017), description: `MONGODB_URI server (${url.replace(/\/\/[^@/]*@/, '//***@')})`, state: () => 'external', output: () => '', stop: async () => undefined });
 }
 
 /** The example app on the in-memory adapters under refresh load, with --cpu-prof. */

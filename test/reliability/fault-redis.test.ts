@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_NAMES } from '../../src/adapters/bullmq';
-import { freePort } from '../support/servers';
+import { startRedis, type ServerHandle } from '../support/servers';
 import { mongoUri } from '../support/services';
-import { startPersistentRedis, type PersistentRedis } from './support/persistent-redis';
 import {
   logIn,
   refreshLoad,
@@ -48,12 +47,12 @@ async function jobCounts(url: string, prefix: string, name: string) {
 
 describe('Redis stopped and restarted under load', () => {
   let dir: string;
-  let redis: PersistentRedis;
+  let redis: ServerHandle;
   let stack: Stack;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rr-rel-redis-'));
-    redis = await startPersistentRedis(await freePort(), dir);
+    redis = await startRedis({ dir, appendOnly: true });
     stack = await startStack({
       mongoUrl: mongoUri(),
       redisUrl: redis.url,
@@ -123,7 +122,7 @@ describe('Redis stopped and restarted under load', () => {
     const remaining = OUTAGE_MS - (Date.now() - outageStarted);
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     const loadInOutage = load.samples.slice(loadAtStop);
-    await redis.start();
+    redis = await startRedis({ port: redis.port, dir, appendOnly: true });
     const outageMs = Date.now() - outageStarted;
 
     // Queued work resumes: the worker reconnects and runs every delayed touch job.

@@ -16,6 +16,10 @@ export interface ServerHandle {
   port: number;
   /** Human-readable name and version, e.g. "redis-server 7.0.15". */
   description: string;
+  /** "running (pid N)", or how the process ended: for failure messages. */
+  state(): string;
+  /** The last few kilobytes the server printed (stdout and stderr): for failure messages. */
+  output(): string;
   /** Stop the server (SIGTERM, then SIGKILL) and remove its data directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -57,17 +61,34 @@ async function waitForPort(port: number, child: ChildProcess, name: string, time
       });
       socket.once('error', () => resolve(false));
     });
-    if (open) return;
+    if (open) {
+      // A server that cannot bind exits at once; if the port answers while ours died, it is someone else's.
+      await new Promise((r) => setTimeout(r, 250));
+      if (child.exitCode !== null)
+        throw new Error(
+          `${name} exited with code ${child.exitCode} at start, and another process answers on port ${port}`,
+        );
+      return;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${name} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
 }
 
+const OUTPUT_KEPT = 16_384;
+
 function handleFor(
   child: ChildProcess,
   ownedDir: string | null,
-  fields: Omit<ServerHandle, 'stop'>,
+  fields: Omit<ServerHandle, 'stop' | 'state' | 'output'>,
 ): ServerHandle {
+  let printed = '';
+  const keep = (chunk: Buffer) => {
+    printed = (printed + chunk.toString('utf8')).slice(-OUTPUT_KEPT);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let killed = false;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= new Promise<void>((resolve) => {
@@ -77,15 +98,29 @@ function handleFor(
         resolve();
       };
       if (child.exitCode !== null || child.signalCode !== null) return done();
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      const killTimer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, 5_000);
       child.once('exit', done);
       child.kill('SIGTERM');
     }));
-  return { ...fields, stop };
+  const state = () =>
+    child.exitCode !== null || child.signalCode !== null
+      ? `exited (code ${child.exitCode}, signal ${child.signalCode}${killed ? ', SIGKILL after SIGTERM timed out' : ''})`
+      : `running (pid ${child.pid})`;
+  return { ...fields, state, output: () => printed, stop };
 }
 
-/** Start redis-server on a free (or the given) port, with no persistence and `noeviction` (BullMQ needs it). */
-export async function startRedis(options: { port?: number } = {}): Promise<ServerHandle> {
+/**
+ * Start redis-server on a free (or the given) port with `noeviction` (BullMQ needs it). No
+ * persistence by default. With `appendOnly`, every write is fsynced to an append-only file in `dir`
+ * (the caller then owns `dir`), so a restart on the same port and directory keeps the queued jobs,
+ * as a production Redis with AOF does.
+ */
+export async function startRedis(
+  options: { port?: number; dir?: string; appendOnly?: boolean } = {},
+): Promise<ServerHandle> {
   const binary = onPath('redis-server');
   if (!binary) {
     throw new Error(
@@ -95,15 +130,18 @@ export async function startRedis(options: { port?: number } = {}): Promise<Serve
   }
   const version = /v=([\d.]+)/.exec(execFileSync(binary, ['--version'], { encoding: 'utf8' }))?.[1];
   const port = options.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'rr-redis-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rr-redis-'));
+  const persistence = options.appendOnly
+    ? ['--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no'];
   const child = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
       '--maxmemory-policy', 'noeviction', '--dir', dir],
     { stdio: 'ignore' },
   );
   await waitForPort(port, child, 'redis-server', 10_000);
-  return handleFor(child, dir, {
+  return handleFor(child, options.dir ? null : dir, {
     url: `redis://127.0.0.1:${port}`,
     port,
     description: `redis-server ${version ?? '(unknown version)'}`,
@@ -154,7 +192,9 @@ export async function startMongo(options: { port?: number; dir?: string } = {}):
   } else {
     const binary = ferretDbBinary();
     description = `FerretDB ${FERRETDB_VERSION} (SQLite backend)`;
-    child = spawn(binary, ['-listen', `127.0.0.1:${port}`, '-dir', dir], { stdio: 'ignore' });
+    child = spawn(binary, ['-listen', `127.0.0.1:${port}`, '-dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   }
   await waitForPort(port, child, description, 30_000);
   return handleFor(child, options.dir ? null : dir, {

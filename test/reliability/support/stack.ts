@@ -203,6 +203,7 @@ export interface HttpRequestSpec {
 /** Plain HTTP/1.1 to the app over keep-alive sockets. */
 export class HttpClient {
   private readonly agent: Agent;
+  private closedFlag = false;
 
   /** `maxSockets` bounds how many requests are on the wire at once. */
   constructor(
@@ -212,7 +213,13 @@ export class HttpClient {
     this.agent = new Agent({ keepAlive: true, maxSockets });
   }
 
+  /** True once `close()` ran: every later request rejects at once, and load loops end. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
   send(spec: HttpRequestSpec): Promise<HttpAnswer> {
+    if (this.closedFlag) return Promise.reject(new Error('HttpClient is closed'));
     const started = Date.now();
     const url = new URL(spec.path, this.base);
     return new Promise((resolve, reject) => {
@@ -272,6 +279,7 @@ export class HttpClient {
   }
 
   close(): void {
+    this.closedFlag = true;
     this.agent.destroy();
   }
 }
@@ -391,7 +399,8 @@ export interface RefreshLoad {
 
 /**
  * A steady refresh load: one loop per token, each refreshing its own session over and over
- * (keeping the token it was answered), with `pauseMs` between requests.
+ * (keeping the token it was answered), with `pauseMs` between requests. The loops end at `stop()`
+ * or when the client is closed (so a test that fails before `stop()` still lets jest exit).
  */
 export function refreshLoad(http: HttpClient, tokens: string[], pauseMs = 20): RefreshLoad {
   const samples: LoadSample[] = [];
@@ -399,7 +408,7 @@ export function refreshLoad(http: HttpClient, tokens: string[], pauseMs = 20): R
   const started = Date.now();
   let running = true;
   const loop = async (index: number) => {
-    while (running) {
+    while (running && !http.closed) {
       const at = Date.now() - started;
       try {
         const answer = await http.send({
