@@ -14,7 +14,11 @@ import {
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
 } from '../src/adapters/memory';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
+import {
+  MongooseRefreshTokenRepository,
+  MongooseVersionStore,
+  reopenWhenMonitorStuck,
+} from '../src/adapters/mongoose';
 import type { Clock } from '../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../src/domain/refresh-token-repository';
 import type { TokenJobs } from '../src/domain/token-jobs';
@@ -87,9 +91,18 @@ function memoryStores(): Stores {
 }
 
 async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides): Promise<Stores> {
+  const connectOptions = { ...MONGO_TIMEOUTS, bufferCommands: false };
   const connection: Connection = await mongoose
-    .createConnection(env.mongodbUri!, { ...MONGO_TIMEOUTS, bufferCommands: false })
+    .createConnection(env.mongodbUri!, connectOptions)
     .asPromise();
+  // The driver's monitor can get stuck when the server restarts (src/adapters/mongoose/monitor-watchdog.ts).
+  const stopWatchdog = reopenWhenMonitorStuck(connection, {
+    uri: env.mongodbUri!,
+    connectOptions,
+    onStuck: (stuck) => logger.error({ stuck }, 'mongodb monitor stuck: reopening the connection'),
+    onReopened: (attempts) => logger.warn({ attempts }, 'mongodb connection reopened'),
+    onError: (error) => logger.warn({ err: error }, 'mongodb reopen attempt failed'),
+  });
   const redis = env.redisUrl
     ? new Redis(env.redisUrl, {
         enableOfflineQueue: false,
@@ -131,12 +144,14 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
         if (redis) await withTimeout(redis.ping(), 2_000, 'Redis');
       },
       async close() {
+        stopWatchdog();
         await bullmq?.close();
         redis?.disconnect();
         await connection.close();
       },
     };
   } catch (error) {
+    stopWatchdog();
     redis?.disconnect();
     await connection.close();
     throw error;

@@ -8,7 +8,7 @@
 import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import pino, { type Logger } from 'pino';
-import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
+import { MongooseRefreshTokenRepository, reopenWhenMonitorStuck } from '../src/adapters/mongoose';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
 import { startHealthServer, type HealthServer } from './health';
 import { settlesWithin, startTokenWorkers, type TokenWorkers } from './token-workers';
@@ -32,6 +32,7 @@ interface Running {
   workers: TokenWorkers;
   health: HealthServer | null;
   healthLog: NodeJS.Timeout | null;
+  stopWatchdog: () => void;
 }
 
 function readEnvOrExit(): WorkerEnv {
@@ -59,6 +60,13 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
   mongo.on('reconnected', () => logger.info('mongodb reconnected'));
   await mongo.asPromise();
   logger.info({ mongodb: redact(env.mongodbUri) }, 'mongodb connected');
+  // The driver's monitor can get stuck when the server restarts (src/adapters/mongoose/monitor-watchdog.ts).
+  const stopWatchdog = reopenWhenMonitorStuck(mongo, {
+    uri: env.mongodbUri,
+    onStuck: (stuck) => logger.error({ stuck }, 'mongodb monitor stuck: reopening the connection'),
+    onReopened: (attempts) => logger.warn({ attempts }, 'mongodb connection reopened'),
+    onError: (error) => logger.warn({ err: error }, 'mongodb reopen attempt failed'),
+  });
 
   const repository = new MongooseRefreshTokenRepository(mongo);
   await repository.ensureIndexes();
@@ -97,7 +105,7 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
         }, env.worker.healthLogIntervalMs)
       : null;
   healthLog?.unref();
-  return { env, logger, redis, mongo, workers, health, healthLog };
+  return { env, logger, redis, mongo, workers, health, healthLog, stopWatchdog };
 }
 
 async function shutdown(running: Running, signal: string): Promise<void> {
@@ -107,6 +115,7 @@ async function shutdown(running: Running, signal: string): Promise<void> {
     Math.max(0, env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS - (performance.now() - started));
   logger.info({ signal, timeoutMs: env.worker.shutdownTimeoutMs }, 'shutting down');
   if (running.healthLog) clearInterval(running.healthLog);
+  running.stopWatchdog();
   // The workers get most of the budget; closing the connections the rest.
   const closed = await running.workers.close(
     Math.max(500, (env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS) * 0.8),

@@ -58,6 +58,8 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
       noAnswer: 0,
       maxLatencyMs: 0,
       recoveryMs: 0,
+      /** Times the app's monitor watchdog saw the driver's stuck heartbeat and reopened the connection. */
+      monitorReopens: 0,
       sessionsUsableAfter: 0,
     };
     const users = await Promise.all(Array.from({ length: LOAD_LOOPS }, () => signUp(stack.http)));
@@ -74,18 +76,31 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
       figures.outageMs = Math.max(figures.outageMs, restarted - stopped);
       const sampleAtRestart = load.samples.length;
       let recoveredAt: number | null = null;
-      await waitFor(
-        'every loop to be answered 200 again',
-        async () => {
-          const count = load.samples.slice(sampleAtRestart).filter((s) => s.status === 200).length;
-          if (count > 0) recoveredAt ??= Date.now();
-          return count;
-        },
-        (count) => count >= LOAD_LOOPS * 2,
-        30_000,
-      );
+      try {
+        // The probe's value is what a failure prints: the answers since the restart, the last
+        // error body and warning, and the server's state and last output.
+        await waitFor(
+          'every loop to be answered 200 again',
+          async () => {
+            const since = load.samples.slice(sampleAtRestart);
+            const ok = since.filter((s) => s.status === 200).length;
+            if (ok > 0) recoveredAt ??= Date.now();
+            return {
+              ok,
+              byStatus: tally(since.map((s) => s.status)),
+              lastError: since.filter((s) => s.error).at(-1)?.error,
+              lastWarning: stack.logs.lines.filter((l) => l.includes('"level":40')).at(-1),
+              server: mongo.state(),
+              serverOutput: mongo.output().slice(-1_500),
+            };
+          },
+          ({ ok }) => ok >= LOAD_LOOPS * 2,
+          30_000,
+        );
+      } finally {
+        await load.stop();
+      }
       figures.recoveryMs = Math.max(figures.recoveryMs, (recoveredAt ?? Date.now()) - restarted);
-      await load.stop();
       tokens = [...load.tokens];
 
       const unavailable = load.samples.filter((s) => s.status === 503);
@@ -108,6 +123,9 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
     }
     const finals = await Promise.all(tokens.map((token) => stack.http.refresh(token)));
     figures.sessionsUsableAfter = finals.filter((a) => a.status === 200).length;
+    figures.monitorReopens = stack.logs.lines.filter((l) =>
+      l.includes('mongodb connection reopened'),
+    ).length;
     report('fault.mongo', figures);
 
     expect(figures.otherErrors).toBe(0);

@@ -22,3 +22,5 @@ export { createRefreshTokenSchema } from './schema';
 export type { RefreshTokenDocument, RefreshTokenSchemaOptions } from './schema';
 export type { RevocationGuardMode } from './revocation-guard';
 export { isDuplicateKeyError, isUnavailableError, toStoreError } from './errors';
+export { reopenWhenMonitorStuck, watchServerHeartbeats } from './monitor-watchdog';
+export type { HeartbeatWatchOptions, ReopenOptions, StuckHeartbeat } from './monitor-watchdog';
