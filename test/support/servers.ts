@@ -52,7 +52,8 @@ function onPath(command: string): string | null {
 async function waitForPort(port: number, child: ChildProcess, name: string, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} at start`);
+    if (child.exitCode !== null)
+      throw new Error(`${name} exited with code ${child.exitCode} at start`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
       socket.once('connect', () => {
@@ -136,8 +137,19 @@ export async function startRedis(
     : ['--appendonly', 'no'];
   const child = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
-      '--maxmemory-policy', 'noeviction', '--dir', dir],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      ...persistence,
+      '--maxmemory-policy',
+      'noeviction',
+      '--dir',
+      dir,
+    ],
     { stdio: 'ignore' },
   );
   await waitForPort(port, child, 'redis-server', 10_000);
@@ -156,7 +168,10 @@ export function ferretDbBinary(): string {
     .update(readFileSync(join(FERRETDB_SOURCE, 'main.go')))
     .digest('hex')
     .slice(0, 12);
-  const cacheDir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'refresh-rotation');
+  const cacheDir = join(
+    process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'),
+    'refresh-rotation',
+  );
   const binary = join(cacheDir, `ferretdb-${FERRETDB_VERSION}-${digest}`);
   if (existsSync(binary)) return binary;
   if (!onPath('go')) {
@@ -176,7 +191,9 @@ export function ferretDbBinary(): string {
  * Start a MongoDB-wire server: mongod from PATH if present, else FerretDB on SQLite. Pass `dir` to
  * keep the data across a stop and a restart (the caller then owns and removes it).
  */
-export async function startMongo(options: { port?: number; dir?: string } = {}): Promise<ServerHandle> {
+export async function startMongo(
+  options: { port?: number; dir?: string } = {},
+): Promise<ServerHandle> {
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'rr-mongo-'));
   mkdirSync(dir, { recursive: true });
@@ -184,7 +201,9 @@ export async function startMongo(options: { port?: number; dir?: string } = {}):
   let child: ChildProcess;
   let description: string;
   if (mongod) {
-    const version = /db version v([\d.]+)/.exec(execFileSync(mongod, ['--version'], { encoding: 'utf8' }))?.[1];
+    const version = /db version v([\d.]+)/.exec(
+      execFileSync(mongod, ['--version'], { encoding: 'utf8' }),
+    )?.[1];
     description = `mongod ${version ?? '(unknown version)'}`;
     child = spawn(mongod, ['--port', String(port), '--bind_ip', '127.0.0.1', '--dbpath', dir], {
       stdio: 'ignore',

@@ -103,8 +103,20 @@ describe.each([
 
   it('reject a token before its nbf, and accept it from then on', () => {
     const iat = EPOCH.getTime() / 1000;
-    const claims = { sub: 'alice', sid: subject.sessionId, ver: 3, jti: 'j', iss: 'rr', aud: 'api' };
-    const early = signWith(keys as AccessTokenKeyInput, { ...claims, iat, nbf: iat + 60, exp: iat + 900 });
+    const claims = {
+      sub: 'alice',
+      sid: subject.sessionId,
+      ver: 3,
+      jti: 'j',
+      iss: 'rr',
+      aud: 'api',
+    };
+    const early = signWith(keys as AccessTokenKeyInput, {
+      ...claims,
+      iat,
+      nbf: iat + 60,
+      exp: iat + 900,
+    });
     expect(() => signer.verify(early, later(59))).toThrow(InvalidAccessTokenError);
     expect(signer.verify(early, later(60)).sub).toBe('alice');
   });
