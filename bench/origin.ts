@@ -21,13 +21,24 @@ import { v7 as uuidv7 } from 'uuid';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
 import { RotationService } from '../src/rotation-service';
 import type { ServerHandle } from '../test/support/servers';
-import { ACCESS_SECRET, REFRESH_SECRET, fmt, fmtSpread, initialTokens, seedSessions, spread, table, type Spread } from './lib';
+import {
+  ACCESS_SECRET,
+  REFRESH_SECRET,
+  fmt,
+  fmtSpread,
+  initialTokens,
+  seedSessions,
+  spread,
+  table,
+  type Spread,
+} from './lib';
 
 const COST = 12;
 const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 function fakeBcryptHash(): string {
-  const chars = (n: number) => Array.from({ length: n }, () => BCRYPT_ALPHABET[randomInt(64)]).join('');
+  const chars = (n: number) =>
+    Array.from({ length: n }, () => BCRYPT_ALPHABET[randomInt(64)]).join('');
   return `$2b$${COST}$${chars(22)}${chars(31)}`;
 }
 
@@ -49,7 +60,11 @@ export interface OriginResult {
   table: string;
 }
 
-export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: string) => void): Promise<OriginResult> {
+export async function runOrigin(
+  mongo: ServerHandle & { addLookupIndexes?: (database: string, collection: string) => void },
+  full: boolean,
+  log: (m: string) => void,
+): Promise<OriginResult> {
   const capMs = full ? 20_000 : 4_000;
   const plan = full
     ? [
@@ -66,9 +81,13 @@ export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: str
   const rows: OriginRow[] = [];
   try {
     await connection.db!.dropDatabase();
-    const origin = new MongooseRefreshTokenRepository(connection, { collectionName: 'origin_tokens' });
+    const origin = new MongooseRefreshTokenRepository(connection, {
+      collectionName: 'origin_tokens',
+    });
     await origin.ensureIndexes();
-    const originRaw = connection.db!.collection<{ _id: string; tokenHash: string }>('origin_tokens');
+    const originRaw = connection.db!.collection<{ _id: string; tokenHash: string }>(
+      'origin_tokens',
+    );
     const ours = new MongooseRefreshTokenRepository(connection);
     await ours.ensureIndexes();
     const service = new RotationService({
@@ -111,7 +130,10 @@ export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: str
       for (let r = 0; r < refreshes; r += 1) {
         const position = randomInt(tokens);
         const token = randomBytes(48).toString('base64url');
-        await originRaw.updateOne({ _id: ids[position] }, { $set: { tokenHash: await bcrypt.hash(token, COST) } });
+        await originRaw.updateOne(
+          { _id: ids[position] },
+          { $set: { tokenHash: await bcrypt.hash(token, COST) } },
+        );
         let compares = 0;
         const started = performance.now();
         let found = null;
@@ -122,7 +144,11 @@ export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: str
             return bcrypt.compare(presented, hash);
           });
         } catch (error) {
-          if (!(error instanceof CapReached) && !((error as { cause?: unknown }).cause instanceof CapReached)) throw error;
+          if (
+            !(error instanceof CapReached) &&
+            !((error as { cause?: unknown }).cause instanceof CapReached)
+          )
+            throw error;
         }
         const scanMs = performance.now() - started;
         const compareMs = scanMs / Math.max(1, compares);
@@ -136,14 +162,20 @@ export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: str
           ids[position] = (await originRaw.findOne({ tokenHash: nextHash }))!._id;
         } else {
           extrapolated += 1;
-          await originRaw.updateOne({ _id: ids[position] }, { $set: { tokenHash: fakeBcryptHash() } });
+          await originRaw.updateOne(
+            { _id: ids[position] },
+            { $set: { tokenHash: fakeBcryptHash() } },
+          );
         }
         const rotateMs = performance.now() - rotateStarted;
         const total = found ? scanMs + rotateMs : compareMs * (position + 1) + rotateMs;
         times.push(total);
-        log(`origin n=${tokens}: record at ${position + 1}, ${compares} compares in ${fmt(scanMs)} ms${found ? '' : ' (capped)'}, ${fmt(compareMs)} ms/compare → ${fmt(total)} ms per refresh`);
+        log(
+          `origin n=${tokens}: record at ${position + 1}, ${compares} compares in ${fmt(scanMs)} ms${found ? '' : ' (capped)'}, ${fmt(compareMs)} ms/compare → ${fmt(total)} ms per refresh`,
+        );
       }
       const sessions = await seedSessions(connection, tokens, { keep: tokens });
+      mongo.addLookupIndexes?.('bench_origin', 'refresh_tokens');
       const pool = initialTokens(sessions);
       const oursMs: number[] = [];
       for (let i = 0; i < Math.min(60, pool.length * 3); i += 1) {
@@ -174,7 +206,14 @@ export async function runOrigin(mongo: ServerHandle, full: boolean, log: (m: str
     capMs,
     table: table(
       `The origin's lookup (bcrypt cost 12 per token, O(n) bcrypt.compare scan, delete+insert rotation) vs ours (RotationService.refresh, Mongoose adapter), sequential, same server; cap ${fmt(capMs / 1000)} s per origin refresh, extrapolated past it`,
-      ['stored tokens', 'origin ms/refresh', 'measured / extrapolated', 'ms per bcrypt.compare', 'ours ms/refresh', 'origin/ours'],
+      [
+        'stored tokens',
+        'origin ms/refresh',
+        'measured / extrapolated',
+        'ms per bcrypt.compare',
+        'ours ms/refresh',
+        'origin/ours',
+      ],
       rows.map((r) => [
         fmt(r.tokens),
         fmtSpread(r.originMs),

@@ -8,7 +8,11 @@
  * the machine is shared and absolute numbers drift.
  *
  * Flags: --full, --profile (also take a --cpu-prof of the app under refresh load), --only=a,b
- * (sections: refresh, reject, origin, worker).
+ * (sections: refresh, reject, cpu, origin, worker), --sizes=1000,100000, --backend=postgresql|sqlite.
+ *
+ * Database: MONGODB_URI if set; else FerretDB v1.24.2 on a throwaway PostgreSQL cluster with GIN
+ * lookup indexes added in PostgreSQL after each bulk seed (bench/postgres.ts, the default); or,
+ * with --backend=sqlite, FerretDB on SQLite (test/support/servers.ts), which scans on every query.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -16,6 +20,7 @@ import { join } from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
 import { freePort, startMongo, startRedis, type ServerHandle } from '../test/support/servers';
+import { startPostgresFerret } from './postgres';
 import {
   ACCESS_SECRET,
   REFRESH_SECRET,
@@ -39,7 +44,10 @@ import { runWorkerBench, type WorkerResult } from './worker-bench';
 
 const FULL = process.argv.includes('--full');
 const PROFILE = process.argv.includes('--profile') || FULL;
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
 const wants = (section: string) => !ONLY || ONLY.includes(section);
 
 const SIZES = process.argv
@@ -47,11 +55,40 @@ const SIZES = process.argv
   ?.slice('--sizes='.length)
   .split(',')
   .map(Number);
+const BACKEND =
+  process.argv.find((a) => a.startsWith('--backend='))?.slice('--backend='.length) ?? 'postgresql';
+if (BACKEND !== 'postgresql' && BACKEND !== 'sqlite')
+  throw new Error(`--backend=${BACKEND}: expected postgresql or sqlite`);
 // FerretDB v1 on SQLite scans the whole collection on every query (see docs/benchmarks.md), so the
-// quick run stays at 1k and 10k sessions there; on a real MongoDB (MONGODB_URI) use --sizes.
+// quick run stays at 1k and 10k sessions there. The quick run must stay under 3 minutes.
 const CONFIG = FULL
-  ? { sizes: SIZES ?? [1_000, 100_000, 1_000_000], runs: 5, seconds: 8, connections: 8, pool: 20_000, rejectSeconds: 4, rejectRuns: 5 }
-  : { sizes: SIZES ?? [1_000, 10_000], runs: 3, seconds: 5, connections: 8, pool: 10_000, rejectSeconds: 3, rejectRuns: 3 };
+  ? {
+      sizes: SIZES ?? [1_000, 100_000, 1_000_000],
+      runs: 5,
+      seconds: 8,
+      warmSeconds: 2,
+      connections: 8,
+      pool: 20_000,
+      rejectSeconds: 4,
+      rejectRuns: 5,
+    }
+  : {
+      sizes:
+        SIZES ??
+        (BACKEND === 'sqlite' && !process.env.MONGODB_URI ? [1_000, 10_000] : [1_000, 100_000]),
+      runs: 3,
+      seconds: 2,
+      warmSeconds: 1,
+      connections: 8,
+      pool: 10_000,
+      rejectSeconds: 2,
+      rejectRuns: 2,
+    };
+
+/** The MongoDB-wire server; FerretDB on PostgreSQL also adds GIN lookup indexes (bench/postgres.ts). */
+type BenchMongo = ServerHandle & {
+  addLookupIndexes?: (database: string, collection: string) => void;
+};
 
 const work = mkdtempSync(join(tmpdir(), 'rr-bench-'));
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
@@ -86,24 +123,46 @@ interface Target {
   child: Child;
 }
 
-async function startTarget(name: Target['name'], mongoUri: string, redisUrl: string, nodeArgs: string[] = []): Promise<Target> {
+async function startTarget(
+  name: Target['name'],
+  mongoUri: string,
+  redisUrl: string,
+  nodeArgs: string[] = [],
+): Promise<Target> {
   const port = await freePort();
   const child =
     name === 'full'
       ? spawnTs('examples/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
-      : spawnTs('bench/floor-server.ts', { MONGODB_URI: mongoUri, PORT: String(port) }, { nodeArgs });
+      : spawnTs(
+          'bench/floor-server.ts',
+          { MONGODB_URI: mongoUri, PORT: String(port) },
+          { nodeArgs },
+        );
   await waitHttp(`http://127.0.0.1:${port}/healthz`, child);
-  return { name, url: `http://127.0.0.1:${port}${name === 'full' ? '/auth/token' : '/token'}`, child };
+  return {
+    name,
+    url: `http://127.0.0.1:${port}${name === 'full' ? '/auth/token' : '/token'}`,
+    child,
+  };
 }
 
 /** One autocannon run from a separate process. */
-async function load(url: string, mode: 'rotate' | 'fixed', tokens: string[], seconds: number, connections: number): Promise<LoadResult> {
+async function load(
+  url: string,
+  mode: 'rotate' | 'fixed',
+  tokens: string[],
+  seconds: number,
+  connections: number,
+): Promise<LoadResult> {
   const id = ++fileCounter;
   const tokensFile = join(work, `tokens-${id}.json`);
   const out = join(work, `out-${id}.json`);
   const configFile = join(work, `load-${id}.json`);
   writeFileSync(tokensFile, JSON.stringify(tokens));
-  writeFileSync(configFile, JSON.stringify({ url, mode, tokensFile, durationSec: seconds, connections, out }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ url, mode, tokensFile, durationSec: seconds, connections, out }),
+  );
   const child = spawnTs('bench/load.ts', {}, { args: [configFile] });
   const code = await new Promise<number | null>((resolve) => child.process.once('exit', resolve));
   if (code !== 0) throw new Error(`load process failed (${code}):\n${child.output()}`);
@@ -117,6 +176,7 @@ async function load(url: string, mode: 'rotate' | 'fixed', tokens: string[], sec
 interface RefreshRow {
   size: number;
   seedSeconds: number;
+  indexSeconds: number;
   full: { rps: Spread; p50: Spread; p99: Spread; failed: number };
   floor: { rps: Spread; p50: Spread; p99: Spread; failed: number };
   /** full / floor, per iteration. */
@@ -135,14 +195,17 @@ interface RejectRow {
   ratio: Spread;
 }
 
-async function openDb(mongo: ServerHandle, name: string): Promise<{ uri: string; connection: Connection }> {
+async function openDb(
+  mongo: BenchMongo,
+  name: string,
+): Promise<{ uri: string; connection: Connection }> {
   const uri = `${mongo.url}/${name}`;
   const connection = await mongoose.createConnection(uri).asPromise();
   return { uri, connection };
 }
 
 async function refreshAtSize(
-  mongo: ServerHandle,
+  mongo: BenchMongo,
   redis: ServerHandle,
   size: number,
   withRejection: boolean,
@@ -152,9 +215,17 @@ async function refreshAtSize(
   await new MongooseRefreshTokenRepository(connection).ensureIndexes();
   const started = performance.now();
   // Two disjoint pools (full stack, floor) spread over the whole collection.
-  const sessions = await seedSessions(connection, size, { keep: Math.min(size, CONFIG.pool * 2) });
+  const sessions = await seedSessions(connection, size, {
+    keep: Math.min(size, CONFIG.pool * 2),
+    batch: 5_000,
+  });
   const seedSeconds = (performance.now() - started) / 1000;
-  log(`seeded ${fmt(size)} sessions in ${fmt(seedSeconds, 1)} s`);
+  const indexStarted = performance.now();
+  mongo.addLookupIndexes?.(`bench_${size}`, 'refresh_tokens');
+  const indexSeconds = (performance.now() - indexStarted) / 1000;
+  log(
+    `seeded ${fmt(size)} sessions in ${fmt(seedSeconds, 1)} s${mongo.addLookupIndexes ? `, GIN lookup indexes in ${fmt(indexSeconds, 1)} s` : ''}`,
+  );
   // Interleaved, so both pools sit at the same places in the collection's natural order (a server
   // that scans stops at the first match: a pool made of the first half would be favoured).
   const pools: Record<Target['name'], string[]> = {
@@ -167,16 +238,30 @@ async function refreshAtSize(
   const samples = { full: [] as LoadResult[], floor: [] as LoadResult[] };
   try {
     for (const target of [full, floor]) {
-      const warm = await load(target.url, 'rotate', pools[target.name], 2, CONFIG.connections);
+      const warm = await load(
+        target.url,
+        'rotate',
+        pools[target.name],
+        CONFIG.warmSeconds,
+        CONFIG.connections,
+      );
       pools[target.name] = warm.tokens!;
     }
     for (let run = 0; run < CONFIG.runs; run += 1) {
       const order = run % 2 ? [floor, full] : [full, floor];
       for (const target of order) {
-        const result = await load(target.url, 'rotate', pools[target.name], CONFIG.seconds, CONFIG.connections);
+        const result = await load(
+          target.url,
+          'rotate',
+          pools[target.name],
+          CONFIG.seconds,
+          CONFIG.connections,
+        );
         pools[target.name] = result.tokens!;
         samples[target.name].push(result);
-        log(`size ${fmt(size)} run ${run + 1} ${target.name}: ${fmt(result.ok / CONFIG.seconds)} refresh/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}`);
+        log(
+          `size ${fmt(size)} run ${run + 1} ${target.name}: ${fmt(result.ok / CONFIG.seconds)} refresh/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}`,
+        );
       }
     }
     let reject: RejectRow[] | null = null;
@@ -200,6 +285,7 @@ async function refreshAtSize(
       row: {
         size,
         seedSeconds,
+        indexSeconds,
         full: per('full'),
         floor: per('floor'),
         rpsRatio: ratio((r) => r.ok),
@@ -219,7 +305,11 @@ async function refreshAtSize(
 }
 
 /** Forged (right session, wrong MAC), unknown session, and garbage, against valid refreshes. */
-async function rejection(full: Target, connection: Connection, pool: string[]): Promise<RejectRow[]> {
+async function rejection(
+  full: Target,
+  connection: Connection,
+  pool: string[],
+): Promise<RejectRow[]> {
   const sample = pool.slice(0, 1_000);
   const forged = sample.map((token) => {
     const body = Buffer.from(token.slice(3), 'base64url');
@@ -246,15 +336,28 @@ async function rejection(full: Target, connection: Connection, pool: string[]): 
     current = ok.tokens!;
     valid.push(ok.ok / CONFIG.rejectSeconds);
     for (const [kind, tokens] of kinds) {
-      const result = await load(full.url, 'fixed', tokens, CONFIG.rejectSeconds, CONFIG.connections);
+      const result = await load(
+        full.url,
+        'fixed',
+        tokens,
+        CONFIG.rejectSeconds,
+        CONFIG.connections,
+      );
       if (result.ok > 0) throw new Error(`${kind}: ${result.ok} bad tokens were accepted`);
       byKind.get(kind)!.push(result);
     }
-    log(`rejection run ${run + 1}: valid ${fmt(valid[run]!)} /s, ${kinds.map(([k]) => `${k.split(' ')[0]} ${fmt(byKind.get(k)![run]!.rps)} /s`).join(', ')}`);
+    log(
+      `rejection run ${run + 1}: valid ${fmt(valid[run]!)} /s, ${kinds.map(([k]) => `${k.split(' ')[0]} ${fmt(byKind.get(k)![run]!.rps)} /s`).join(', ')}`,
+    );
   }
   pool.splice(0, pool.length, ...current);
   return [
-    { kind: 'valid refresh (200)', rps: spread(valid), p99: spread([]), ratio: spread(valid.map(() => 1)) },
+    {
+      kind: 'valid refresh (200)',
+      rps: spread(valid),
+      p99: spread([]),
+      ratio: spread(valid.map(() => 1)),
+    },
     ...kinds.map(([kind]) => {
       const results = byKind.get(kind)!;
       return {
@@ -280,7 +383,12 @@ async function profileApp(uri: string, redisUrl: string, pool: string[]): Promis
 }
 
 /** Run one section; a failure is reported in the output and the JSON, and the next section runs. */
-async function section(name: string, results: Record<string, unknown>, output: string[], body: () => Promise<void>): Promise<void> {
+async function section(
+  name: string,
+  results: Record<string, unknown>,
+  output: string[],
+  body: () => Promise<void>,
+): Promise<void> {
   try {
     await body();
   } catch (error) {
@@ -293,11 +401,18 @@ async function section(name: string, results: Record<string, unknown>, output: s
 }
 
 /** MONGODB_URI (a real MongoDB, e.g. docker compose) instead of the FerretDB stand-in. */
-function externalMongo(): Promise<ServerHandle> | null {
+function externalMongo(): Promise<BenchMongo> | null {
   const uri = process.env.MONGODB_URI;
   if (!uri) return null;
   const url = uri.replace(/\/[^/]*$/, '').replace(/\/$/, '');
-  return Promise.resolve({ url, port: Number(new URL(url).port || 27017), description: `MONGODB_URI server (${url.replace(/\/\/[^@/]*@/, '//***@')})`, state: () => 'external', output: () => '', stop: async () => undefined });
+  return Promise.resolve({
+    url,
+    port: Number(new URL(url).port || 27017),
+    description: `MONGODB_URI server (${url.replace(/\/\/[^@/]*@/, '//***@')})`,
+    state: () => 'external',
+    output: () => '',
+    stop: async () => undefined,
+  });
 }
 
 /** The example app on the in-memory adapters under refresh load, with --cpu-prof. */
@@ -306,18 +421,33 @@ async function cpuProfileInMemory() {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const tokensOut = join(work, 'memory-tokens.json');
-  const child = spawnTs(
-    'bench/memory-app.ts',
-    { PORT: String(port), SESSIONS: '10000', TOKENS_OUT: tokensOut, PROFILE_OUT: join(dir, 'app.cpuprofile') },
-  );
+  const child = spawnTs('bench/memory-app.ts', {
+    PORT: String(port),
+    SESSIONS: '10000',
+    TOKENS_OUT: tokensOut,
+    PROFILE_OUT: join(dir, 'app.cpuprofile'),
+  });
   await waitHttp(`http://127.0.0.1:${port}/healthz`, child, 120_000);
   const rss = sampleRss(child.pid);
-  const seconds = FULL ? 10 : 6;
-  const result = await load(`http://127.0.0.1:${port}/auth/token`, 'rotate', JSON.parse(readFileSync(tokensOut, 'utf8')) as string[], seconds, CONFIG.connections);
+  const seconds = FULL ? 10 : 4;
+  const result = await load(
+    `http://127.0.0.1:${port}/auth/token`,
+    'rotate',
+    JSON.parse(readFileSync(tokensOut, 'utf8')) as string[],
+    seconds,
+    CONFIG.connections,
+  );
   const rssMiB = rss();
   await child.stop();
   log(`in-memory app: ${fmt(result.ok / seconds)} refresh/s, p99 ${result.p99} ms`);
-  return { seconds, rps: result.ok / seconds, p50: result.p50, p99: result.p99, rssMiB, profile: analyseProfile(dir, ROOT) };
+  return {
+    seconds,
+    rps: result.ok / seconds,
+    p50: result.p50,
+    p99: result.p99,
+    rssMiB,
+    profile: analyseProfile(dir, ROOT),
+  };
 }
 
 function machine() {
@@ -333,16 +463,31 @@ function machine() {
 
 async function main(): Promise<void> {
   const begun = performance.now();
-  log(`${FULL ? 'full' : 'quick'} run; sizes ${CONFIG.sizes.join(', ')}; ${CONFIG.runs} runs × ${CONFIG.seconds} s per target and size`);
-  const [mongo, redis] = await Promise.all([externalMongo() ?? startMongo(), startRedis()]);
+  log(
+    `${FULL ? 'full' : 'quick'} run; sizes ${CONFIG.sizes.join(', ')}; ${CONFIG.runs} runs × ${CONFIG.seconds} s per target and size`,
+  );
+  const [mongo, redis] = await Promise.all([
+    externalMongo() ?? (BACKEND === 'postgresql' ? startPostgresFerret() : startMongo()),
+    startRedis(),
+  ]);
+  log(`servers: ${mongo.description}; ${redis.description}`);
   const output: string[] = [];
-  const results: Record<string, unknown> = { mode: FULL ? 'full' : 'quick', config: CONFIG, machine: machine() };
+  const results: Record<string, unknown> = {
+    mode: FULL ? 'full' : 'quick',
+    config: CONFIG,
+    machine: machine(),
+  };
   results.servers = { mongo: mongo.description, redis: redis.description };
   try {
     if (wants('refresh') || wants('reject')) {
       const rows: RefreshRow[] = [];
       for (const size of CONFIG.sizes) {
-        const { row, reject, profile } = await refreshAtSize(mongo, redis, size, wants('reject') && size === CONFIG.sizes[0]);
+        const { row, reject, profile } = await refreshAtSize(
+          mongo,
+          redis,
+          size,
+          wants('reject') && size === CONFIG.sizes[0],
+        );
         rows.push(row);
         if (reject) results.rejection = reject;
         if (profile) results.profile = profile;
@@ -352,7 +497,18 @@ async function main(): Promise<void> {
       output.push(
         table(
           `Refresh through the full stack (example app POST /auth/token) vs the floor, ${CONFIG.connections} connections; median (min–max) of ${CONFIG.runs} runs of ${CONFIG.seconds} s`,
-          ['stored sessions', 'full refresh/s', 'floor refresh/s', 'full/floor rps', 'full p50 ms', 'floor p50 ms', 'full p99 ms', 'floor p99 ms', 'full/floor p99', 'failed'],
+          [
+            'stored sessions',
+            'full refresh/s',
+            'floor refresh/s',
+            'full/floor rps',
+            'full p50 ms',
+            'floor p50 ms',
+            'full p99 ms',
+            'floor p99 ms',
+            'full/floor p99',
+            'failed',
+          ],
           rows.map((r) => [
             fmt(r.size),
             fmtSpread(r.full.rps),
@@ -381,15 +537,31 @@ async function main(): Promise<void> {
       output.push(
         table(
           `Scaling: ${fmt(last.size)} / ${fmt(first.size)} stored sessions (ratio of medians; each size is a separate run)`,
-          ['target', 'throughput ratio', 'p99 ratio', 'seed time (s) per size'],
           [
-            ['full stack', fmt(scaling.fullRps, 2), fmt(scaling.fullP99, 2), rows.map((r) => fmt(r.seedSeconds, 1)).join(' / ')],
-            ['floor', fmt(scaling.floorRps, 2), fmt(scaling.floorP99, 2), ''],
+            'target',
+            'throughput ratio',
+            'p99 ratio',
+            'seed time (s) per size',
+            'GIN index time (s) per size',
+          ],
+          [
+            [
+              'full stack',
+              fmt(scaling.fullRps, 2),
+              fmt(scaling.fullP99, 2),
+              rows.map((r) => fmt(r.seedSeconds, 1)).join(' / '),
+              rows.map((r) => fmt(r.indexSeconds, 1)).join(' / '),
+            ],
+            ['floor', fmt(scaling.floorRps, 2), fmt(scaling.floorP99, 2), '', ''],
           ],
         ),
       );
       output.push(
-        table('Resident memory under refresh load (peak RSS, MiB)', ['stored sessions', 'example app', 'floor'], rows.map((r) => [fmt(r.size), fmt(r.appRssMiB), fmt(r.floorRssMiB)])),
+        table(
+          'Resident memory under refresh load (peak RSS, MiB)',
+          ['stored sessions', 'example app', 'floor'],
+          rows.map((r) => [fmt(r.size), fmt(r.appRssMiB), fmt(r.floorRssMiB)]),
+        ),
       );
       const reject = results.rejection as RejectRow[] | undefined;
       if (reject) {
@@ -397,7 +569,12 @@ async function main(): Promise<void> {
           table(
             `Rejection cost at ${fmt(CONFIG.sizes[0]!)} sessions (full stack), ${CONFIG.rejectRuns} runs of ${CONFIG.rejectSeconds} s; ratio = rejections/s ÷ valid refreshes/s in the same iteration`,
             ['presented token', 'answers/s', 'p99 ms', 'ratio to valid'],
-            reject.map((r) => [r.kind, fmtSpread(r.rps), r.p99.n ? fmtSpread(r.p99) : '', fmtSpread(r.ratio, 2)]),
+            reject.map((r) => [
+              r.kind,
+              fmtSpread(r.rps),
+              r.p99.n ? fmtSpread(r.p99) : '',
+              fmtSpread(r.ratio, 2),
+            ]),
           ),
         );
       }
@@ -409,7 +586,11 @@ async function main(): Promise<void> {
             ['self %', 'function', 'where'],
             profile.top.map((f) => [fmt(f.selfPct, 1), f.functionName, f.where]),
           ),
-          table('Self time by origin', ['self %', 'origin'], profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin])),
+          table(
+            'Self time by origin',
+            ['self %', 'origin'],
+            profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin]),
+          ),
         );
       }
     }
@@ -428,7 +609,11 @@ async function main(): Promise<void> {
             ['self %', 'function', 'where'],
             cpu.profile.top.map((f) => [fmt(f.selfPct, 1), f.functionName, f.where]),
           ),
-          table('Self time by origin', ['self %', 'origin'], cpu.profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin])),
+          table(
+            'Self time by origin',
+            ['self %', 'origin'],
+            cpu.profile.byOrigin.map((o) => [fmt(o.selfPct, 1), o.origin]),
+          ),
         );
       });
     }
@@ -441,7 +626,14 @@ async function main(): Promise<void> {
     }
     if (wants('worker')) {
       await section('worker', results, output, async () => {
-        const worker: WorkerResult = await runWorkerBench({ mongo, redis, full: FULL, log, load, startTarget });
+        const worker: WorkerResult = await runWorkerBench({
+          mongo,
+          redis,
+          full: FULL,
+          log,
+          load,
+          startTarget,
+        });
         results.worker = worker;
         output.push(...worker.tables);
       });

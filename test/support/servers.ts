@@ -49,7 +49,12 @@ function onPath(command: string): string | null {
   }
 }
 
-async function waitForPort(port: number, child: ChildProcess, name: string, timeoutMs: number) {
+export async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  name: string,
+  timeoutMs: number,
+) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
@@ -78,7 +83,7 @@ async function waitForPort(port: number, child: ChildProcess, name: string, time
 
 const OUTPUT_KEPT = 16_384;
 
-function handleFor(
+export function handleFor(
   child: ChildProcess,
   ownedDir: string | null,
   fields: Omit<ServerHandle, 'stop' | 'state' | 'output'>,
