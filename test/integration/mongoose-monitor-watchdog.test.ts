@@ -11,6 +11,7 @@ import {
   watchServerHeartbeats,
   type StuckHeartbeat,
 } from '../../src/adapters/mongoose';
+import { OptionsError } from '../../src/domain/errors';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy, type FreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, uniqueName } from '../support/services';
@@ -49,6 +50,17 @@ describe('monitor watchdog', () => {
     await connection.dropDatabase().catch(() => undefined);
     await connection.close();
     await proxy.close();
+  });
+
+  it('refuses a bad timeout, retry delay or URI with an OptionsError', () => {
+    const onStuck = () => undefined;
+    expect(() => watchServerHeartbeats(connection, { timeoutMs: 0, onStuck })).toThrow(
+      OptionsError,
+    );
+    expect(() => reopenWhenMonitorStuck(connection, { uri, retryDelayMs: -1 })).toThrow(
+      /retryDelayMs must be a positive number/,
+    );
+    expect(() => reopenWhenMonitorStuck(connection, { uri: '' })).toThrow(OptionsError);
   });
 
   it('stays quiet while heartbeats end in time', async () => {

@@ -15,6 +15,14 @@
  * adapters themselves never open or close the caller's connection).
  */
 import type { Connection, ConnectOptions } from 'mongoose';
+import { OptionsError } from '../../domain/errors';
+
+function checkPositive(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isFinite(value) && value > 0))
+    throw new OptionsError(
+      `${name} must be a positive number of milliseconds; got ${String(value)}`,
+    );
+}
 
 /** What the watchdog saw: a heartbeat that neither succeeded nor failed in time. */
 export interface StuckHeartbeat {
@@ -47,6 +55,7 @@ export function watchServerHeartbeats(
   connection: Connection,
   options: HeartbeatWatchOptions,
 ): () => void {
+  checkPositive('timeoutMs', options.timeoutMs);
   const client = connection.getClient();
   const settings = client.options as Partial<typeof DRIVER_DEFAULTS> | undefined;
   const connectTimeoutMS = settings?.connectTimeoutMS || DRIVER_DEFAULTS.connectTimeoutMS;
@@ -106,6 +115,10 @@ export interface ReopenOptions {
  * Call `stop()` before closing the connection yourself.
  */
 export function reopenWhenMonitorStuck(connection: Connection, options: ReopenOptions): () => void {
+  checkPositive('timeoutMs', options.timeoutMs);
+  checkPositive('retryDelayMs', options.retryDelayMs);
+  if (typeof options.uri !== 'string' || options.uri.length === 0)
+    throw new OptionsError('uri must be the mongodb:// URI the connection was opened with');
   let stopped = false;
   let unwatch: (() => void) | null = null;
   let retry: NodeJS.Timeout | undefined;
