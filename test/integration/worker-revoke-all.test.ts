@@ -2,55 +2,37 @@
  * revoke-all end to end: the service enqueues on real Redis, a worker started as a separate
  * process (`workers/main.ts`) revokes on the real MongoDB-wire server.
  */
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { BullMQTokenJobs, QUEUE_NAMES, RETRY, revokeAllJobId } from '../../src/adapters/bullmq';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
+import { MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { startFreezableProxy } from '../support/freezable-proxy';
-import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import {
-  databaseUri,
-  eventually,
-  startWorkerProcess,
-  uniquePrefix,
-  type WorkerProcess,
-} from '../support/worker-process';
+import { mongoUri, redisUrl } from '../support/services';
+import { databaseUri, eventually, type WorkerProcess } from '../support/worker-process';
+import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(90_000);
 
 const SECRETS = { access: 'a'.repeat(32), refresh: 'r'.repeat(32) };
 
 describe('revoke-all through the worker process', () => {
-  let db: Awaited<ReturnType<typeof openTestDatabase>>;
-  let repository: MongooseRefreshTokenRepository;
-  let redis: Redis;
+  let bed: WorkerTestBed;
+  let db: WorkerTestBed['db'];
+  let repository: WorkerTestBed['repository'];
+  let redis: WorkerTestBed['redis'];
   let prefix: string;
-  let queue: Queue;
+  let queue: WorkerTestBed['queue'];
   let jobs: BullMQTokenJobs;
   let service: RotationService;
   let audit: AuditEvent[];
-  const workers: WorkerProcess[] = [];
 
   function startWorker(env: Record<string, string> = {}): WorkerProcess {
-    const worker = startWorkerProcess({
-      MONGODB_URI: databaseUri(mongoUri(), db.dbName),
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      ...env,
-    });
-    workers.push(worker);
-    return worker;
+    return bed.startWorker(env);
   }
 
   beforeEach(async () => {
-    db = await openTestDatabase();
-    repository = new MongooseRefreshTokenRepository(db.connection);
-    await repository.ensureIndexes();
-    redis = openTestRedis();
-    prefix = uniquePrefix('rr_revoke');
-    queue = new Queue(QUEUE_NAMES.revokeAll, { connection: redis, prefix });
+    bed = await openWorkerTestBed(QUEUE_NAMES.revokeAll, 'rr_revoke');
+    ({ db, repository, redis, prefix, queue } = bed);
     jobs = new BullMQTokenJobs({ connection: redisUrl(), prefix });
     audit = [];
     service = new RotationService({
@@ -64,12 +46,8 @@ describe('revoke-all through the worker process', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+    await bed.close();
     await jobs.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    redis.disconnect();
-    await db.close();
   });
 
   async function finishedJob(id: string) {

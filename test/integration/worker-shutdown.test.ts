@@ -2,20 +2,12 @@
  * Graceful shutdown of the worker process: SIGTERM with jobs in flight exits 0 within
  * WORKER_SHUTDOWN_TIMEOUT, and every job either completed or is back in its queue.
  */
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { BullMQTokenJobs, QUEUE_NAMES, revokeAllJobId } from '../../src/adapters/bullmq';
-import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
-import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import {
-  databaseUri,
-  eventually,
-  startWorkerProcess,
-  uniquePrefix,
-  type WorkerProcess,
-} from '../support/worker-process';
+import { mongoUri, redisUrl } from '../support/services';
+import { databaseUri, eventually, type WorkerProcess } from '../support/worker-process';
+import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(90_000);
 
@@ -24,44 +16,30 @@ const SHUTDOWN_TIMEOUT_MS = 6_000;
 const EXIT_SLACK_MS = 1_000;
 
 describe('worker shutdown on SIGTERM', () => {
-  let db: Awaited<ReturnType<typeof openTestDatabase>>;
-  let repository: MongooseRefreshTokenRepository;
-  let redis: Redis;
+  let bed: WorkerTestBed;
+  let db: WorkerTestBed['db'];
+  let repository: WorkerTestBed['repository'];
   let prefix: string;
-  let queue: Queue;
+  let queue: WorkerTestBed['queue'];
   let jobs: BullMQTokenJobs;
-  const workers: WorkerProcess[] = [];
 
   function startWorker(env: Record<string, string> = {}): WorkerProcess {
-    const worker = startWorkerProcess({
-      MONGODB_URI: databaseUri(mongoUri(), db.dbName),
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
+    return bed.startWorker({
       WORKER_SHUTDOWN_TIMEOUT: `${SHUTDOWN_TIMEOUT_MS}ms`,
       WORKER_CONCURRENCY: '4',
       ...env,
     });
-    workers.push(worker);
-    return worker;
   }
 
   beforeEach(async () => {
-    db = await openTestDatabase();
-    repository = new MongooseRefreshTokenRepository(db.connection);
-    await repository.ensureIndexes();
-    redis = openTestRedis();
-    prefix = uniquePrefix('rr_shutdown');
-    queue = new Queue(QUEUE_NAMES.revokeAll, { connection: redis, prefix });
+    bed = await openWorkerTestBed(QUEUE_NAMES.revokeAll, 'rr_shutdown');
+    ({ db, repository, prefix, queue } = bed);
     jobs = new BullMQTokenJobs({ connection: redisUrl(), prefix });
   });
 
   afterEach(async () => {
-    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+    await bed.close();
     await jobs.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    redis.disconnect();
-    await db.close();
   });
 
   async function stopAndTime(worker: WorkerProcess) {

@@ -3,21 +3,13 @@
  * fewer database writes, and every session ends at its latest touch. Producer in this process,
  * worker as a separate process; counts read from the worker's /healthz.
  */
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { BullMQTokenJobs, QUEUE_NAMES, type BullMQTokenJobsStats } from '../../src/adapters/bullmq';
-import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { TouchJob } from '../../src/domain/token-jobs';
 import type { HealthReport } from '../../workers/token-workers';
 import { aNewRecord } from '../support/builders';
-import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
-import {
-  databaseUri,
-  eventually,
-  startWorkerProcess,
-  uniquePrefix,
-  type WorkerProcess,
-} from '../support/worker-process';
+import { redisUrl } from '../support/services';
+import { eventually } from '../support/worker-process';
+import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(180_000);
 
@@ -27,36 +19,20 @@ const WINDOW_MS = 2_000;
 const DEDUP_ONLY_WINDOW_MS = 8_000;
 
 describe('touch burst through the worker process', () => {
-  let db: Awaited<ReturnType<typeof openTestDatabase>>;
-  let repository: MongooseRefreshTokenRepository;
-  let redis: Redis;
+  let bed: WorkerTestBed;
+  let repository: WorkerTestBed['repository'];
   let prefix: string;
-  let queue: Queue;
-  let worker: WorkerProcess;
+  let db: WorkerTestBed['db'];
   let healthPort: number;
 
   beforeEach(async () => {
-    db = await openTestDatabase();
-    repository = new MongooseRefreshTokenRepository(db.connection);
-    await repository.ensureIndexes();
-    redis = openTestRedis();
-    prefix = uniquePrefix('rr_touch');
-    queue = new Queue(QUEUE_NAMES.touch, { connection: redis, prefix });
-    worker = startWorkerProcess({
-      MONGODB_URI: databaseUri(mongoUri(), db.dbName),
-      REDIS_URL: redisUrl(),
-      QUEUE_PREFIX: prefix,
-      WORKER_HEALTH_PORT: '0',
-    });
-    healthPort = (await worker.ready()).healthPort ?? 0;
+    bed = await openWorkerTestBed(QUEUE_NAMES.touch, 'rr_touch');
+    ({ db, repository, prefix } = bed);
+    healthPort = (await bed.startWorker({ WORKER_HEALTH_PORT: '0' }).ready()).healthPort ?? 0;
   });
 
   afterEach(async () => {
-    await worker.stop();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    redis.disconnect();
-    await db.close();
+    await bed.close();
   });
 
   async function health(): Promise<HealthReport> {
