@@ -29,10 +29,18 @@ async function main(): Promise<void> {
         return void res.status(400).json({ error: 'invalid_grant' });
       }
       const record = await records.findOne({ sessionId: parsed.sessionId });
-      if (!record || !codec.verify(parsed, record.salt as string) || record.generation !== parsed.generation)
+      if (
+        !record ||
+        !codec.verify(parsed, record.salt as string) ||
+        record.generation !== parsed.generation
+      )
         return void res.status(400).json({ error: 'invalid_grant' });
       const now = new Date();
-      const next = codec.encode({ sessionId: parsed.sessionId, generation: parsed.generation + 1, salt: record.salt as string });
+      const next = codec.encode({
+        sessionId: parsed.sessionId,
+        generation: parsed.generation + 1,
+        salt: record.salt as string,
+      });
       const updated = await records.findOneAndUpdate(
         { _id: record._id, generation: parsed.generation, revokedAt: null },
         {
@@ -41,7 +49,9 @@ async function main(): Promise<void> {
             tokenHash: hashToken(next),
             rotatedAt: now,
             lastUsedAt: now,
-            expiresAt: new Date(Math.min(now.getTime() + 30 * DAY, (record.absoluteExpiresAt as Date).getTime())),
+            expiresAt: new Date(
+              Math.min(now.getTime() + 30 * DAY, (record.absoluteExpiresAt as Date).getTime()),
+            ),
           },
         },
         { returnDocument: 'after' },
@@ -49,11 +59,23 @@ async function main(): Promise<void> {
       if (!updated) return void res.status(400).json({ error: 'invalid_grant' });
       const iat = Math.floor(now.getTime() / 1000);
       const accessToken = jwt.sign(
-        { sub: record.userId, sid: parsed.sessionId, ver: 0, jti: randomUUID(), iat, exp: iat + 900 },
+        {
+          sub: record.userId,
+          sid: parsed.sessionId,
+          ver: 0,
+          jti: randomUUID(),
+          iat,
+          exp: iat + 900,
+        },
         key,
         { algorithm: 'HS256' },
       );
-      res.json({ access_token: accessToken, token_type: 'Bearer', expires_in: 900, refresh_token: next });
+      res.json({
+        access_token: accessToken,
+        token_type: 'Bearer',
+        expires_in: 900,
+        refresh_token: next,
+      });
     })().catch((error: unknown) => res.status(500).json({ error: String(error) }));
   });
   const server = app.listen(Number(process.env.PORT));

@@ -30,13 +30,17 @@ export function spread(values: readonly number[]): Spread {
   const n = sorted.length;
   if (n === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
   const mid = Math.floor(n / 2);
-  const median = n % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const median =
+    n % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
   return { median, min: sorted[0] as number, max: sorted[n - 1] as number, n };
 }
 
 export function fmt(value: number, digits = 0): string {
   if (!Number.isFinite(value)) return 'n/a';
-  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return value.toLocaleString('en-US', {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
 }
 
 export function fmtSpread(s: Spread, digits = 0): string {
@@ -46,7 +50,8 @@ export function fmtSpread(s: Spread, digits = 0): string {
 /** A plain-text table with aligned columns. */
 export function table(title: string, head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   return [
     `\n${title}`,
     line(head),
@@ -69,9 +74,17 @@ export interface SeededSession {
 export async function seedSessions(
   connection: Connection,
   count: number,
-  options: { collection?: string; expired?: boolean; keep?: number; batch?: number; usersPerSession?: number } = {},
+  options: {
+    collection?: string;
+    expired?: boolean;
+    keep?: number;
+    batch?: number;
+    usersPerSession?: number;
+  } = {},
 ): Promise<SeededSession[]> {
-  const collection = connection.db!.collection<{ _id: string }>(options.collection ?? 'refresh_tokens');
+  const collection = connection.db!.collection<{ _id: string }>(
+    options.collection ?? 'refresh_tokens',
+  );
   const keepEvery = options.keep ? Math.max(1, Math.floor(count / options.keep)) : 0;
   const kept: SeededSession[] = [];
   const batchSize = options.batch ?? 2_000;
@@ -101,7 +114,8 @@ export async function seedSessions(
         revokedAt: null,
         revokedReason: null,
       });
-      if (keepEvery && i % keepEvery === 0 && kept.length < (options.keep ?? 0)) kept.push({ sessionId, salt });
+      if (keepEvery && i % keepEvery === 0 && kept.length < (options.keep ?? 0))
+        kept.push({ sessionId, salt });
     }
     await collection.insertMany(docs, { ordered: false });
   }
@@ -183,7 +197,8 @@ export function spawnTs(
 export async function waitHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.process.exitCode !== null) throw new Error(`process exited early:\n${child.output()}`);
+    if (child.process.exitCode !== null)
+      throw new Error(`process exited early:\n${child.output()}`);
     try {
       const response = await fetch(url);
       if (response.ok) return;

@@ -74,7 +74,8 @@ async function main(): Promise<void> {
         onResponse: (status: number, body: string, context: { token?: string }) => {
           if (status === 200) ok += 1;
           if (config.mode !== 'rotate') return;
-          if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+          if (status === 200)
+            pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
           else dropped += 1;
           context.token = undefined;
         },

@@ -10,7 +10,11 @@ import { Session } from 'node:inspector/promises';
 import { createApp } from '../examples/app';
 import { createLogger } from '../examples/serve';
 import { MemoryUserStore } from '../examples/users';
-import { InlineTokenJobs, MemoryRefreshTokenRepository, MemoryVersionStore } from '../src/adapters/memory';
+import {
+  InlineTokenJobs,
+  MemoryRefreshTokenRepository,
+  MemoryVersionStore,
+} from '../src/adapters/memory';
 import { RotationService } from '../src/rotation-service';
 import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
 

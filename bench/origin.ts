@@ -20,7 +20,7 @@ import mongoose from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
 import { RotationService } from '../src/rotation-service';
-import type { ServerHandle } from '../test/support/servers';
+import type { BenchMongo } from './postgres';
 import {
   ACCESS_SECRET,
   REFRESH_SECRET,
@@ -61,7 +61,7 @@ export interface OriginResult {
 }
 
 export async function runOrigin(
-  mongo: ServerHandle & { addLookupIndexes?: (database: string, collection: string) => void },
+  mongo: BenchMongo,
   full: boolean,
   log: (m: string) => void,
 ): Promise<OriginResult> {

@@ -19,6 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  FERRETDB_VERSION,
   ferretDbBinary,
   freePort,
   handleFor,
@@ -28,6 +29,11 @@ import {
 
 /** Fields our refresh path and worker look records up by (all equality filters). */
 export const LOOKUP_FIELDS = ['sessionId', '_id', 'tokenHash', 'userId'] as const;
+
+/** A benchmark's MongoDB-wire server; FerretDB on PostgreSQL can also add GIN lookup indexes. */
+export type BenchMongo = ServerHandle & {
+  addLookupIndexes?: (database: string, collection: string) => void;
+};
 
 export interface PostgresFerretHandle extends ServerHandle {
   /** PostgreSQL URL of the database FerretDB stores everything in. */
@@ -163,7 +169,7 @@ export async function startPostgresFerret(): Promise<PostgresFerretHandle> {
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const description = `FerretDB v1.24.2 on PostgreSQL ${version} with GIN lookup indexes`;
+  const description = `FerretDB ${FERRETDB_VERSION} on PostgreSQL ${version} with GIN lookup indexes`;
   const ferret = handleFor(child, null, { url: `mongodb://127.0.0.1:${port}`, port, description });
   try {
     await waitForPort(port, child, description, 30_000);

@@ -55,7 +55,11 @@ export function analyseProfile(dir: string, root: string, limit = 15): ProfileRe
       ? `${callFrame.url.startsWith('node:') ? callFrame.url : relative(root, callFrame.url.replace(/^file:\/\//, ''))}:${callFrame.lineNumber + 1}`
       : '';
     const key = `${callFrame.functionName}@${where}`;
-    const frame = frames.get(key) ?? { ms: 0, functionName: callFrame.functionName || '(anonymous)', where };
+    const frame = frames.get(key) ?? {
+      ms: 0,
+      functionName: callFrame.functionName || '(anonymous)',
+      where,
+    };
     frame.ms += micros / 1000;
     frames.set(key, frame);
     const origin = originOf(callFrame.url, root);
@@ -66,7 +70,11 @@ export function analyseProfile(dir: string, root: string, limit = 15): ProfileRe
     top: [...frames.values()]
       .sort((a, b) => b.ms - a.ms)
       .slice(0, limit)
-      .map((f) => ({ selfPct: (f.ms * 1000 * 100) / total, functionName: f.functionName, where: f.where })),
+      .map((f) => ({
+        selfPct: (f.ms * 1000 * 100) / total,
+        functionName: f.functionName,
+        where: f.where,
+      })),
     byOrigin: [...origins]
       .sort((a, b) => b[1] - a[1])
       .slice(0, limit)

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
 import { freePort, startMongo, startRedis, type ServerHandle } from '../test/support/servers';
-import { startPostgresFerret } from './postgres';
+import { startPostgresFerret, type BenchMongo } from './postgres';
 import {
   ACCESS_SECRET,
   REFRESH_SECRET,
@@ -84,11 +84,6 @@ const CONFIG = FULL
       rejectSeconds: 2,
       rejectRuns: 2,
     };
-
-/** The MongoDB-wire server; FerretDB on PostgreSQL also adds GIN lookup indexes (bench/postgres.ts). */
-type BenchMongo = ServerHandle & {
-  addLookupIndexes?: (database: string, collection: string) => void;
-};
 
 const work = mkdtempSync(join(tmpdir(), 'rr-bench-'));
 const RESULTS_DIR = join(ROOT, 'bench', 'results');

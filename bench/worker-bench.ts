@@ -11,6 +11,7 @@ import { BullMQTokenJobs } from '../src/adapters/bullmq';
 import { JOB_NAMES, QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
 import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
 import { freePort, type ServerHandle } from '../test/support/servers';
+import type { BenchMongo } from './postgres';
 import type { HealthReport } from '../workers/token-workers';
 import {
   fmt,
@@ -67,7 +68,7 @@ export interface WorkerResult {
 }
 
 interface Deps {
-  mongo: ServerHandle & { addLookupIndexes?: (database: string, collection: string) => void };
+  mongo: BenchMongo;
   redis: ServerHandle;
   full: boolean;
   log: (message: string) => void;

@@ -25,7 +25,7 @@ export interface ServerHandle {
 }
 
 const FERRETDB_SOURCE = join(__dirname, 'ferretdb');
-const FERRETDB_VERSION = 'v1.24.2';
+export const FERRETDB_VERSION = 'v1.24.2';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
