@@ -16,7 +16,7 @@
  * followed by a re-application, so the record ends revoked. The guard is on for FerretDB and off
  * for MongoDB by default (`revocationGuard: 'auto'`), where it would only cost a read per rotation.
  */
-import type { Connection, Model } from 'mongoose';
+import type { Connection, Model, mongo } from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
 import { StoreUnavailableError } from '../../domain/errors';
 import type { RefreshTokenDocument, RevocationNoteDocument } from './schema';
@@ -112,14 +112,17 @@ export class RevocationGuard {
     const covered = new Set<string>();
     if (written.length === 0) return covered;
     const userIds = [...new Set(written.map((record) => record.userId))];
-    const notes = await this.notes
+    // On every rotation: the driver's collection, as the repository's hot path (no casting needed).
+    const notes = await (
+      this.notes.collection as unknown as mongo.Collection<RevocationNoteDocument>
+    )
       .find({
         $or: [
           { _id: { $in: written.map((record) => sessionNoteId(record.sessionId)) } },
           { userId: { $in: userIds } },
         ],
       })
-      .lean<RevocationNoteDocument[]>();
+      .toArray();
     if (notes.length === 0) return covered;
     notes.sort(byWrittenAt);
     for (const record of written) {
