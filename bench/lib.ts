@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Connection } from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
@@ -138,6 +138,76 @@ export function rssMiB(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds (user + system) and parent pid of every process, from /proc. */
+function processTable(): Map<number, { ppid: number; cpu: number }> {
+  const ticks = 100; // USER_HZ on Linux
+  const table = new Map<number, { ppid: number; cpu: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after "(comm)": state ppid … utime(12th) stime(13th).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), {
+        ppid: Number(fields[1]),
+        cpu: (Number(fields[11]) + Number(fields[12])) / ticks,
+      });
+    } catch {
+      // the process ended while we read
+    }
+  }
+  return table;
+}
+
+/** CPU seconds of the whole machine (all cores, busy time only), from /proc/stat. */
+function machineCpu(): number {
+  const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return (user! + nice! + system! + irq! + softirq!) / 100;
+}
+
+/** CPU seconds spent by each named process tree (a root pid and its descendants) and the machine. */
+export type CpuUse = Record<string, number> & { machine: number };
+
+/**
+ * Start measuring CPU use of process trees (e.g. `{ app: pid, PostgreSQL: postmasterPid }`);
+ * the returned function gives the seconds each tree and the whole machine used since. Processes
+ * that end in between are not counted (their time is in `machine` only).
+ */
+export function cpuMeter(roots: Record<string, number>): () => CpuUse {
+  const treeTimes = () => {
+    const table = processTable();
+    const rootOf = (pid: number): string | undefined => {
+      for (let current = pid, hops = 0; current > 1 && hops < 64; hops += 1) {
+        const name = Object.keys(roots).find((key) => roots[key] === current);
+        if (name) return name;
+        current = table.get(current)?.ppid ?? 0;
+      }
+      return undefined;
+    };
+    const totals = new Map<number, { name: string; cpu: number }>();
+    for (const [pid, { cpu }] of table) {
+      const name = rootOf(pid);
+      if (name) totals.set(pid, { name, cpu });
+    }
+    return totals;
+  };
+  const before = treeTimes();
+  const machineBefore = machineCpu();
+  return () => {
+    const after = treeTimes();
+    const use: CpuUse = Object.assign(
+      Object.fromEntries(Object.keys(roots).map((name) => [name, 0])),
+      { machine: machineCpu() - machineBefore },
+    );
+    for (const [pid, { name, cpu }] of after) use[name]! += cpu - (before.get(pid)?.cpu ?? 0);
+    return use;
+  };
+}
+
 /** Samples a process's RSS every `ms` until stopped; returns the peak. */
 export function sampleRss(pid: number | undefined, ms = 250): () => number {
   let peak = rssMiB(pid);
@@ -212,4 +282,17 @@ export async function waitHttp(url: string, child: Child, timeoutMs = 60_000): P
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `promise`'s value, or `fallback` if it takes longer than `ms` (the timer never outlives it). */
+export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

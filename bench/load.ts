@@ -32,6 +32,8 @@ export interface LoadResult {
   /** rotate: the pool's tokens at the end (sessions whose answer failed are dropped). */
   tokens?: string[];
   dropped?: number;
+  /** CPU seconds the load generator itself used during the run. */
+  cpuSeconds: number;
 }
 
 async function main(): Promise<void> {
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
     }
     return token;
   };
+  const cpuBefore = process.cpuUsage();
   const instance = autocannon({
     url: config.url,
     connections: config.connections,
@@ -83,6 +86,7 @@ async function main(): Promise<void> {
     ],
   });
   const result = await instance;
+  const cpu = process.cpuUsage(cpuBefore);
   const out: LoadResult = {
     requests: result.requests.total,
     ok,
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
     p90: result.requests.total > 0 ? result.latency.p90 : NaN,
     p99: result.requests.total > 0 ? result.latency.p99 : NaN,
     max: result.requests.total > 0 ? result.latency.max : NaN,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
   if (config.mode === 'rotate') {
     // A request cut off by the end of the run may have rotated its session without us seeing the

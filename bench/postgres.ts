@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   appendFileSync,
 } from 'node:fs';
@@ -33,6 +34,8 @@ export const LOOKUP_FIELDS = ['sessionId', '_id', 'tokenHash', 'userId'] as cons
 /** A benchmark's MongoDB-wire server; FerretDB on PostgreSQL can also add GIN lookup indexes. */
 export type BenchMongo = ServerHandle & {
   addLookupIndexes?: (database: string, collection: string) => void;
+  /** Root process ids of the database's processes by name, for CPU accounting (bench/lib.ts). */
+  processes?: () => Record<string, number>;
 };
 
 export interface PostgresFerretHandle extends ServerHandle {
@@ -40,6 +43,8 @@ export interface PostgresFerretHandle extends ServerHandle {
   postgresUrl: string;
   /** GIN indexes on LOOKUP_FIELDS of the table backing `<database>.<collection>`, then ANALYZE. */
   addLookupIndexes(database: string, collection: string): void;
+  /** FerretDB's pid and PostgreSQL's postmaster pid (its backends are the postmaster's children). */
+  processes(): Record<string, number>;
 }
 
 function postgresBin(): string {
@@ -183,6 +188,10 @@ export async function startPostgresFerret(): Promise<PostgresFerretHandle> {
     ...ferret,
     postgresUrl,
     stop: () => (stopping ??= ferret.stop().then(() => stopPostgres())),
+    processes: () => ({
+      FerretDB: child.pid ?? 0,
+      PostgreSQL: Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
+    }),
     addLookupIndexes(database: string, collection: string): void {
       const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
       const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;

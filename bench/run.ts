@@ -7,8 +7,14 @@
  * bench/results/. Every ratio is taken between runs of the same iteration (interleaved), because
  * the machine is shared and absolute numbers drift.
  *
- * Flags: --full, --profile (also take a --cpu-prof of the app under refresh load), --only=a,b
- * (sections: refresh, reject, cpu, origin, worker), --sizes=1000,100000, --backend=postgresql|sqlite.
+ * Flags: --full, --profile (also take a --cpu-prof of the app under refresh load, and run the `cpu`
+ * section), --only=a,b (sections: refresh, layers, reject, cpu, origin, worker),
+ * --sizes=1000,100000, --backend=postgresql|sqlite.
+ *
+ * `layers` adds two targets at the first size, between the full stack and the floor: the library
+ * alone (bench/router-server.ts: the token router on RotationService and the Mongoose adapter, no
+ * example-app middleware), with FerretDB's revocation guard on and off. Every run also records the
+ * CPU time each process tree used (app, database servers, load generator, whole machine).
  *
  * Database: MONGODB_URI if set; else FerretDB v1.24.2 on a throwaway PostgreSQL cluster with GIN
  * lookup indexes added in PostgreSQL after each bulk seed (bench/postgres.ts, the default); or,
@@ -25,6 +31,7 @@ import {
   ACCESS_SECRET,
   REFRESH_SECRET,
   ROOT,
+  cpuMeter,
   fmt,
   fmtSpread,
   initialTokens,
@@ -60,7 +67,9 @@ const BACKEND =
 if (BACKEND !== 'postgresql' && BACKEND !== 'sqlite')
   throw new Error(`--backend=${BACKEND}: expected postgresql or sqlite`);
 // FerretDB v1 on SQLite scans the whole collection on every query (see docs/benchmarks.md), so the
-// quick run stays at 1k and 10k sessions there. The quick run must stay under 3 minutes.
+// quick run stays at 1k and 10k sessions there. The quick run must stay under 3 minutes on a
+// loaded 2-core machine: 50,000 sessions (seeded in ~12 s), not 100,000 (~20 s); the full run
+// does 1,000 / 100,000 / 1,000,000.
 const CONFIG = FULL
   ? {
       sizes: SIZES ?? [1_000, 100_000, 1_000_000],
@@ -75,13 +84,13 @@ const CONFIG = FULL
   : {
       sizes:
         SIZES ??
-        (BACKEND === 'sqlite' && !process.env.MONGODB_URI ? [1_000, 10_000] : [1_000, 100_000]),
+        (BACKEND === 'sqlite' && !process.env.MONGODB_URI ? [1_000, 10_000] : [1_000, 50_000]),
       runs: 3,
       seconds: 2,
       warmSeconds: 1,
       connections: 8,
       pool: 10_000,
-      rejectSeconds: 2,
+      rejectSeconds: 1.5,
       rejectRuns: 2,
     };
 
@@ -111,32 +120,47 @@ function appEnv(mongoUri: string, redisUrl: string, port: number): Record<string
   };
 }
 
-/** A running HTTP target: the example app or the floor. */
+/**
+ * The refresh targets: the example app (full stack), the library alone with FerretDB's revocation
+ * guard on (what runs on FerretDB) and off (what runs on MongoDB), and the floor.
+ */
+const TARGETS = {
+  full: 'full stack (example app)',
+  library: 'library alone, guard on',
+  unguarded: 'library alone, guard off',
+  floor: 'floor',
+} as const;
+type TargetName = keyof typeof TARGETS;
+
+/** A running HTTP target. */
 interface Target {
-  name: 'full' | 'floor';
+  name: TargetName;
   url: string;
   child: Child;
 }
 
 async function startTarget(
-  name: Target['name'],
+  name: TargetName,
   mongoUri: string,
   redisUrl: string,
   nodeArgs: string[] = [],
 ): Promise<Target> {
   const port = await freePort();
+  const bare = { MONGODB_URI: mongoUri, PORT: String(port) };
   const child =
     name === 'full'
       ? spawnTs('examples/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
-      : spawnTs(
-          'bench/floor-server.ts',
-          { MONGODB_URI: mongoUri, PORT: String(port) },
-          { nodeArgs },
-        );
+      : name === 'floor'
+        ? spawnTs('bench/floor-server.ts', bare, { nodeArgs })
+        : spawnTs(
+            'bench/router-server.ts',
+            { ...bare, REVOCATION_GUARD: name === 'library' ? 'auto' : 'off' },
+            { nodeArgs },
+          );
   await waitHttp(`http://127.0.0.1:${port}/healthz`, child);
   return {
     name,
-    url: `http://127.0.0.1:${port}${name === 'full' ? '/auth/token' : '/token'}`,
+    url: `http://127.0.0.1:${port}${name === 'floor' ? '/token' : '/auth/token'}`,
     child,
   };
 }
@@ -168,12 +192,55 @@ async function load(
   return result;
 }
 
+/** CPU milliseconds per successful refresh, by process tree (app, database servers, load, machine). */
+type CpuPerRefresh = Record<string, number>;
+
+/** A load run and the CPU each process used during it. */
+interface MeasuredLoad extends LoadResult {
+  cpuMs: CpuPerRefresh;
+}
+
+/** One rotate-mode run against a target, with CPU accounting for it and the database's processes. */
+async function measuredLoad(
+  mongo: BenchMongo,
+  target: Target,
+  pool: string[],
+  seconds: number,
+): Promise<MeasuredLoad> {
+  const meter = cpuMeter({ app: target.child.pid, ...mongo.processes?.() });
+  const result = await load(target.url, 'rotate', pool, seconds, CONFIG.connections);
+  const used = meter();
+  const perRefresh = (cpuSeconds: number) => (cpuSeconds * 1000) / Math.max(1, result.ok);
+  const cpuMs: CpuPerRefresh = {};
+  for (const [name, cpuSeconds] of Object.entries(used)) cpuMs[name] = perRefresh(cpuSeconds);
+  cpuMs.load = perRefresh(result.cpuSeconds);
+  return { ...result, cpuMs };
+}
+
+interface TargetStats {
+  rps: Spread;
+  p50: Spread;
+  p99: Spread;
+  failed: number;
+  /** CPU ms per refresh by process tree: app, FerretDB, PostgreSQL, load, machine. */
+  cpuMs: Record<string, Spread>;
+}
+
+interface LayerRow {
+  name: TargetName;
+  stats: TargetStats;
+  /** This target's refresh/s ÷ the floor's, per iteration. */
+  rpsToFloor: Spread;
+}
+
 interface RefreshRow {
   size: number;
   seedSeconds: number;
   indexSeconds: number;
-  full: { rps: Spread; p50: Spread; p99: Spread; failed: number };
-  floor: { rps: Spread; p50: Spread; p99: Spread; failed: number };
+  full: TargetStats;
+  floor: TargetStats;
+  /** All targets at this size, when the `layers` section ran here. */
+  layers?: LayerRow[];
   /** full / floor, per iteration. */
   rpsRatio: Spread;
   p50Ratio: Spread;
@@ -205,13 +272,17 @@ async function refreshAtSize(
   size: number,
   withRejection: boolean,
 ): Promise<{ row: RefreshRow; reject: RejectRow[] | null; profile: ProfileReading | null }> {
+  const layered = wants('layers') && size === CONFIG.sizes[0];
+  const names: TargetName[] = layered
+    ? ['full', 'library', 'unguarded', 'floor']
+    : ['full', 'floor'];
   const { uri, connection } = await openDb(mongo, `bench_${size}`);
   await connection.db!.dropDatabase();
   await new MongooseRefreshTokenRepository(connection).ensureIndexes();
   const started = performance.now();
-  // Two disjoint pools (full stack, floor) spread over the whole collection.
+  // Disjoint pools (one per target) spread over the whole collection.
   const sessions = await seedSessions(connection, size, {
-    keep: Math.min(size, CONFIG.pool * 2),
+    keep: Math.min(size, CONFIG.pool * names.length),
     batch: 5_000,
   });
   const seedSeconds = (performance.now() - started) / 1000;
@@ -223,16 +294,29 @@ async function refreshAtSize(
   );
   // Interleaved, so both pools sit at the same places in the collection's natural order (a server
   // that scans stops at the first match: a pool made of the first half would be favoured).
-  const pools: Record<Target['name'], string[]> = {
-    full: initialTokens(sessions.filter((_s, i) => i % 2 === 0)),
-    floor: initialTokens(sessions.filter((_s, i) => i % 2 === 1)),
-  };
-  const full = await startTarget('full', uri, redis.url);
-  const floor = await startTarget('floor', uri, redis.url);
+  const pools = Object.fromEntries(
+    names.map((name, n) => [
+      name,
+      initialTokens(sessions.filter((_s, i) => i % names.length === n)),
+    ]),
+  ) as Record<TargetName, string[]>;
+  // Started side by side (each takes seconds to compile and connect); measured one at a time.
+  const launched = await Promise.allSettled(names.map((name) => startTarget(name, uri, redis.url)));
+  const targets = launched.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stopAll = () => Promise.all(targets.map((target) => target.child.stop()));
+  const failed = launched.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stopAll();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const [full, floor] = [targets[0]!, targets[targets.length - 1]!];
   const rss = { full: sampleRss(full.child.pid), floor: sampleRss(floor.child.pid) };
-  const samples = { full: [] as LoadResult[], floor: [] as LoadResult[] };
+  const samples = Object.fromEntries(names.map((name) => [name, []])) as unknown as Record<
+    TargetName,
+    MeasuredLoad[]
+  >;
   try {
-    for (const target of [full, floor]) {
+    for (const target of targets) {
       const warm = await load(
         target.url,
         'rotate',
@@ -243,19 +327,13 @@ async function refreshAtSize(
       pools[target.name] = warm.tokens!;
     }
     for (let run = 0; run < CONFIG.runs; run += 1) {
-      const order = run % 2 ? [floor, full] : [full, floor];
+      const order = run % 2 ? [...targets].reverse() : targets;
       for (const target of order) {
-        const result = await load(
-          target.url,
-          'rotate',
-          pools[target.name],
-          CONFIG.seconds,
-          CONFIG.connections,
-        );
+        const result = await measuredLoad(mongo, target, pools[target.name], CONFIG.seconds);
         pools[target.name] = result.tokens!;
         samples[target.name].push(result);
         log(
-          `size ${fmt(size)} run ${run + 1} ${target.name}: ${fmt(result.ok / CONFIG.seconds)} refresh/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}`,
+          `size ${fmt(size)} run ${run + 1} ${target.name}: ${fmt(result.ok / CONFIG.seconds)} refresh/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, app CPU ${fmt(result.cpuMs.app!, 2)} ms/refresh`,
         );
       }
     }
@@ -267,15 +345,21 @@ async function refreshAtSize(
       await full.child.stop();
       profile = await profileApp(uri, redis.url, pools.full);
     }
-    const per = (name: Target['name']) => ({
+    const per = (name: TargetName): TargetStats => ({
       rps: spread(samples[name].map((r) => r.ok / CONFIG.seconds)),
       p50: spread(samples[name].map((r) => r.p50 ?? NaN)),
       p99: spread(samples[name].map((r) => r.p99 ?? NaN)),
       failed: samples[name].reduce((sum, r) => sum + r.non2xx + r.errors, 0),
+      cpuMs: Object.fromEntries(
+        Object.keys(samples[name][0]?.cpuMs ?? {}).map((group) => [
+          group,
+          spread(samples[name].map((r) => r.cpuMs[group] ?? NaN)),
+        ]),
+      ),
     });
-    const ratio = (pick: (r: LoadResult) => number) =>
+    const ratio = (pick: (r: LoadResult) => number, name: TargetName = 'full') =>
       // JSON turns a NaN latency (nothing completed) into null: keep it NaN, not 0.
-      spread(samples.full.map((r, i) => (pick(r) ?? NaN) / (pick(samples.floor[i]!) ?? NaN)));
+      spread(samples[name].map((r, i) => (pick(r) ?? NaN) / (pick(samples.floor[i]!) ?? NaN)));
     return {
       row: {
         size,
@@ -288,12 +372,21 @@ async function refreshAtSize(
         p99Ratio: ratio((r) => r.p99),
         appRssMiB: peak.full,
         floorRssMiB: peak.floor,
+        ...(layered
+          ? {
+              layers: names.map((name) => ({
+                name,
+                stats: per(name),
+                rpsToFloor: ratio((r) => r.ok, name),
+              })),
+            }
+          : {}),
       },
       reject,
       profile,
     };
   } finally {
-    await Promise.all([full.child.stop(), floor.child.stop()]);
+    await stopAll();
     await connection.db!.dropDatabase().catch(() => undefined);
     await connection.close();
   }
@@ -518,6 +611,23 @@ async function main(): Promise<void> {
           ]),
         ),
       );
+      const layers = rows[0]?.layers;
+      if (layers) {
+        const groups = Object.keys(layers[0]!.stats.cpuMs);
+        output.push(
+          table(
+            `From the full stack to the floor at ${fmt(rows[0]!.size)} sessions, same runs (interleaved): throughput, and CPU ms per refresh by process (${cpus().length} cores = ${fmt(cpus().length * 1000)} ms of CPU per second; "machine" counts every process, other users' too)`,
+            ['target', 'refresh/s', '÷ floor', 'p99 ms', ...groups.map((g) => `${g} CPU ms`)],
+            layers.map((layer) => [
+              TARGETS[layer.name],
+              fmtSpread(layer.stats.rps),
+              fmtSpread(layer.rpsToFloor, 2),
+              fmtSpread(layer.stats.p99),
+              ...groups.map((g) => fmtSpread(layer.stats.cpuMs[g]!, 2)),
+            ]),
+          ),
+        );
+      }
       const first = rows[0]!;
       const last = rows[rows.length - 1]!;
       const scaling = {
@@ -589,7 +699,8 @@ async function main(): Promise<void> {
         );
       }
     }
-    if (wants('cpu')) {
+    // The in-memory profile runs with --profile / --full (or --only=cpu): the quick run has no room.
+    if (ONLY ? wants('cpu') : PROFILE) {
       await section('cpu', results, output, async () => {
         const cpu = await cpuProfileInMemory();
         results.cpuInMemory = cpu;

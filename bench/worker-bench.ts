@@ -21,6 +21,7 @@ import {
   seedSessions,
   sleep,
   spawnTs,
+  within,
   spread,
   table,
   waitHttp,
@@ -155,7 +156,10 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     await cleanupQueue.add(JOB_NAMES.cleanup, {});
     const during: LoadResult[] = [];
     const cleanupStarted = performance.now();
-    const capMs = (full ? 30 : 1) * 60_000;
+    // On FerretDB every cleanup batch scans the table (range filters are not pushed down), so
+    // 1,000,000 records cannot be cleaned in a benchmark's time: the full run stops at 10 minutes
+    // and reports the rate it reached.
+    const capMs = (full ? 10 : 1) * 60_000;
     let finished = false;
     for (;;) {
       const result = await run();
@@ -168,12 +172,13 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     const cleanupElapsedMs = performance.now() - cleanupStarted;
     if (finished) for (let i = 0; i < (full ? 3 : 2); i += 1) without.push(await run());
     const cleaned = finished ? (await health(healthPort)).lastCleanup : null;
-    const remaining = await Promise.race([
+    const remaining = await within(
       connection
         .db!.collection('refresh_tokens')
         .countDocuments({ expiresAt: { $lt: new Date() } }),
-      sleep(30_000).then(() => NaN),
-    ]);
+      30_000,
+      NaN,
+    );
     log(
       `cleanup: ${finished ? JSON.stringify(cleaned) : `NOT finished after ${fmt(cleanupElapsedMs / 1000)} s`}; expired left ${remaining}; ${during.length} load runs during it`,
     );
@@ -328,7 +333,11 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     queueConnection.disconnect();
     await producer.close();
     // FerretDB may still be busy with the worker's last write: do not wait for it for ever.
-    await Promise.race([connection.db!.dropDatabase().catch(() => undefined), sleep(15_000)]);
-    await Promise.race([connection.close(true), sleep(5_000)]);
+    await within(
+      connection.db!.dropDatabase().catch(() => undefined),
+      15_000,
+      undefined,
+    );
+    await within(connection.close(true), 5_000, undefined);
   }
 }

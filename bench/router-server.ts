@@ -1,0 +1,42 @@
+/**
+ * The product without the example app's middleware: a bare Express app with only the token router
+ * (`createRefreshRouter`) on `RotationService`, the Mongoose adapter and version store, and inline
+ * jobs (a refresh enqueues nothing). Used to split the full stack / floor gap into what the example
+ * app adds (helmet, request logs, rate limit) and what the library does. Env: MONGODB_URI, PORT,
+ * REVOCATION_GUARD (auto | off; `off` on FerretDB is for measuring only: it is what MongoDB runs).
+ */
+import express from 'express';
+import mongoose from 'mongoose';
+import { createRefreshRouter } from '../src/adapters/express';
+import { InlineTokenJobs } from '../src/adapters/memory';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
+import type { RevocationGuardMode } from '../src/adapters/mongoose';
+import { RotationService } from '../src/rotation-service';
+import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
+
+async function main(): Promise<void> {
+  const connection = await mongoose.createConnection(process.env.MONGODB_URI!).asPromise();
+  const repository = new MongooseRefreshTokenRepository(connection, {
+    revocationGuard: (process.env.REVOCATION_GUARD ?? 'auto') as RevocationGuardMode,
+  });
+  const service = new RotationService({
+    repository,
+    versions: new MongooseVersionStore(connection),
+    jobs: new InlineTokenJobs(repository),
+    accessToken: { algorithm: 'HS256', secret: ACCESS_SECRET },
+    refreshToken: { secrets: [REFRESH_SECRET] },
+  });
+  const app = express();
+  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  app.use('/auth', createRefreshRouter({ service, cookie: false, logger: console }));
+  const server = app.listen(Number(process.env.PORT));
+  const stop = () => {
+    server.close();
+    server.closeIdleConnections();
+    void connection.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+void main();
