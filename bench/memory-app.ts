@@ -2,14 +2,17 @@
  * The example app (examples/app.ts: helmet, request logs at info, rate limit, router, service) on
  * the in-memory adapters, with `SESSIONS` sessions issued in-process and their tokens written to
  * `TOKENS_OUT`. No database in the way: what its CPU profile shows is the product's own refresh
- * path. Env: PORT, SESSIONS, TOKENS_OUT, and PROFILE_OUT: a V8 CPU profile taken from the moment
- * the app listens (start-up and seeding excluded) until SIGTERM.
+ * path. Env: PORT, SESSIONS, TOKENS_OUT, APP (`example`, the default, or `library`: the token
+ * router alone), and PROFILE_OUT: a V8 CPU profile taken from the moment the app listens
+ * (start-up and seeding excluded) until SIGTERM.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import express, { type Express } from 'express';
 import { createApp } from '../examples/app';
 import { createLogger } from '../examples/serve';
 import { MemoryUserStore } from '../examples/users';
+import { createRefreshRouter } from '../src/adapters/express';
 import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
@@ -17,6 +20,14 @@ import {
 } from '../src/adapters/memory';
 import { RotationService } from '../src/rotation-service';
 import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
+
+/** Only the token router, as bench/router-server.ts mounts it: no helmet, request log or rate limit. */
+function libraryAlone(service: RotationService): Express {
+  const app = express();
+  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  app.use('/auth', createRefreshRouter({ service, cookie: false, logger: console }));
+  return app;
+}
 
 async function main(): Promise<void> {
   const repository = new MemoryRefreshTokenRepository();
@@ -32,16 +43,19 @@ async function main(): Promise<void> {
     tokens.push((await service.issue({ userId: `user-${Math.floor(i / 2)}` })).refreshToken);
   }
   writeFileSync(process.env.TOKENS_OUT!, JSON.stringify(tokens));
-  const app = createApp({
-    service,
-    users: new MemoryUserStore(),
-    logger: createLogger('info'),
-    cookie: false,
-    rateLimit: { loginPerMinute: 1_000_000, tokenPerMinute: 1_000_000 },
-    ready: async () => undefined,
-    bcryptRounds: 4,
-    serveStaticPage: false,
-  });
+  const app =
+    process.env.APP === 'library'
+      ? libraryAlone(service)
+      : createApp({
+          service,
+          users: new MemoryUserStore(),
+          logger: createLogger('info'),
+          cookie: false,
+          rateLimit: { loginPerMinute: 1_000_000, tokenPerMinute: 1_000_000 },
+          ready: async () => undefined,
+          bcryptRounds: 4,
+          serveStaticPage: false,
+        });
   const profiler = process.env.PROFILE_OUT ? new Session() : null;
   if (profiler) {
     profiler.connect();

@@ -538,6 +538,58 @@ async function cpuProfileInMemory() {
   };
 }
 
+/**
+ * What the example app's middleware (helmet, request log, rate limit) costs without a database:
+ * the example app and the token router alone, both on the in-memory adapters, no profiler,
+ * alternated; CPU ms per refresh of each app process.
+ */
+async function middlewareCost() {
+  const seconds = 4;
+  const apps = await Promise.all(
+    (['example', 'library'] as const).map(async (name) => {
+      const port = await freePort();
+      const tokensOut = join(work, `memory-${name}-tokens.json`);
+      const child = spawnTs('bench/memory-app.ts', {
+        PORT: String(port),
+        SESSIONS: '5000',
+        TOKENS_OUT: tokensOut,
+        APP: name,
+      });
+      await waitHttp(`http://127.0.0.1:${port}/healthz`, child, 120_000);
+      return {
+        name,
+        child,
+        url: `http://127.0.0.1:${port}/auth/token`,
+        pool: JSON.parse(readFileSync(tokensOut, 'utf8')) as string[],
+        rps: [] as number[],
+        cpuMs: [] as number[],
+      };
+    }),
+  );
+  try {
+    for (const app of apps) app.pool = (await load(app.url, 'rotate', app.pool, 2, 8)).tokens!;
+    for (let run = 0; run < CONFIG.runs; run += 1) {
+      for (const app of run % 2 ? [...apps].reverse() : apps) {
+        const meter = cpuMeter({ app: app.child.pid });
+        const result = await load(app.url, 'rotate', app.pool, seconds, CONFIG.connections);
+        const used = meter();
+        app.pool = result.tokens!;
+        app.rps.push(result.ok / seconds);
+        app.cpuMs.push((used.app! * 1000) / Math.max(1, result.ok));
+      }
+    }
+  } finally {
+    await Promise.all(apps.map((app) => app.child.stop()));
+  }
+  const [example, library] = apps;
+  return {
+    seconds,
+    example: { rps: spread(example!.rps), cpuMs: spread(example!.cpuMs) },
+    library: { rps: spread(library!.rps), cpuMs: spread(library!.cpuMs) },
+    rpsRatio: spread(example!.rps.map((rps, i) => rps / library!.rps[i]!)),
+  };
+}
+
 function machine() {
   return {
     date: new Date().toISOString(),
@@ -702,6 +754,28 @@ async function main(): Promise<void> {
     // The in-memory profile runs with --profile / --full (or --only=cpu): the quick run has no room.
     if (ONLY ? wants('cpu') : PROFILE) {
       await section('cpu', results, output, async () => {
+        const middleware = await middlewareCost();
+        results.middlewareInMemory = middleware;
+        output.push(
+          table(
+            `No database: the example app vs the token router alone, in-memory adapters, no profiler, ${CONFIG.runs} alternated runs of ${middleware.seconds} s; CPU ms per refresh of the app process`,
+            ['app', 'refresh/s', 'app CPU ms per refresh', 'example ÷ library refresh/s'],
+            [
+              [
+                'example app (helmet, request log, rate limit)',
+                fmtSpread(middleware.example.rps),
+                fmtSpread(middleware.example.cpuMs, 3),
+                fmtSpread(middleware.rpsRatio, 2),
+              ],
+              [
+                'token router alone',
+                fmtSpread(middleware.library.rps),
+                fmtSpread(middleware.library.cpuMs, 3),
+                '',
+              ],
+            ],
+          ),
+        );
         const cpu = await cpuProfileInMemory();
         results.cpuInMemory = cpu;
         output.push(

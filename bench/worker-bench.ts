@@ -14,6 +14,7 @@ import { freePort, type ServerHandle } from '../test/support/servers';
 import type { BenchMongo } from './postgres';
 import type { HealthReport } from '../workers/token-workers';
 import {
+  codec,
   fmt,
   fmtSpread,
   initialTokens,
@@ -144,7 +145,31 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     const appRss = sampleRss(app.child.pid);
     let pool = initialTokens(sessions);
     const seconds = full ? 3 : 2;
+    const records = connection.db!.collection<{ sessionId: string; generation: number }>(
+      'refresh_tokens',
+    );
+    // Each run loses the sessions whose answer it did not see (cut off at its end): over the
+    // hundreds of runs of a long cleanup the pool would run dry. Rebuild it from the stored
+    // generations (a request still in flight is covered by the reuse grace window).
+    const refill = async () => {
+      await sleep(1_000);
+      const current = new Map<string, number>();
+      for (let start = 0; start < sessions.length; start += 50) {
+        const found = await Promise.all(
+          sessions
+            .slice(start, start + 50)
+            .map((session) => records.findOne({ sessionId: session.sessionId, revokedAt: null })),
+        );
+        for (const doc of found) if (doc) current.set(doc.sessionId, doc.generation);
+      }
+      pool = sessions.flatMap((session) => {
+        const generation = current.get(session.sessionId);
+        return generation === undefined ? [] : [codec.encode({ ...session, generation })];
+      });
+      log(`refilled the refresh pool: ${pool.length} of ${sessions.length} sessions live`);
+    };
     const run = async () => {
+      if (pool.length < sessions.length / 2) await refill();
       const result = await deps.load(app!.url, 'rotate', pool, seconds, 8);
       pool = result.tokens!;
       return result;
@@ -163,6 +188,9 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     let finished = false;
     for (;;) {
       const result = await run();
+      log(
+        `during cleanup: ${fmt(result.ok / seconds)} refresh/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}`,
+      );
       finished = ((await health(healthPort)).processed.cleanup?.completed ?? 0) > before;
       // Only runs that ended while the cleanup was still running count as "during".
       if (finished) break;
