@@ -215,6 +215,8 @@ export function sampleRss(pid: number | undefined, ms = 250): () => number {
     const now = rssMiB(pid);
     if (now > peak || !Number.isFinite(peak)) peak = now;
   }, ms);
+  // A section that fails before reading its peak must not keep the harness alive for ever.
+  timer.unref();
   return () => {
     clearInterval(timer);
     return peak;

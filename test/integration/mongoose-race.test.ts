@@ -116,6 +116,41 @@ describe('revocation racing writes of the same session', () => {
     expect(lost).toBe(0);
   });
 
+  // The window in which FerretDB's read-then-write undoes a revocation is narrow; these two make it
+  // happen on purpose: the record is written back to live after the revocation, as a racing
+  // touch would, and the next touchMany must revoke it again from the note.
+  it.each([
+    ['a session revocation', 'session'],
+    ['a user-wide revocation', 'user'],
+  ] as const)(
+    'with the guard on, touchMany re-applies %s that a racing write undid',
+    async (_name, kind) => {
+      const collectionName = uniqueName('race');
+      const repository = new MongooseRefreshTokenRepository(db.connection, {
+        collectionName,
+        revocationGuard: 'on',
+      });
+      await repository.ensureIndexes();
+      const record = await repository.save(aNewRecord({ userId: uniqueName('user') }));
+      const bystander = await repository.save(aNewRecord({ userId: uniqueName('user') }));
+      if (kind === 'session')
+        await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
+      else await repository.revokeAllForUser(record.userId, 'password_changed', { at: at(MINUTE) });
+      const undone = await db.connection
+        .collection(collectionName)
+        .updateOne({ _id: record.id as never }, { $set: { revokedAt: null, revokedReason: null } });
+      expect(undone.modifiedCount).toBe(1);
+
+      await repository.touchMany([
+        { sessionId: record.sessionId, at: at(2 * MINUTE) },
+        { sessionId: bystander.sessionId, at: at(2 * MINUTE) },
+      ]);
+
+      expect((await repository.findById(record.id))?.revokedAt).toEqual(at(MINUTE));
+      expect((await repository.findById(bystander.id))?.revokedAt).toBeNull();
+    },
+  );
+
   it('without the guard, MongoDB keeps every revocation while FerretDB loses some (why the guard exists)', async () => {
     const repository = await repositoryOn(db.connection, 'off');
     const lost = await lostRevocations(repository, ROUNDS, (record, round) =>

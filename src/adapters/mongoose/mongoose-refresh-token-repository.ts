@@ -401,13 +401,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
         const chunk = updates.slice(start, start + TOUCH_WRITE_CHUNK);
         modified += (await this.records.bulkWrite(chunk, { ordered: false })).modifiedCount;
       }
-      const guard = await this.guard();
-      if (guard) {
-        const touched = await this.records
-          .find({ sessionId: { $in: [...latest.keys()] } })
-          .lean<RefreshTokenDocument[]>();
-        await guard.reassert(touched);
-      }
+      await (await this.guard())?.reassertSessions([...latest.keys()]);
       return modified;
     });
   }

@@ -113,9 +113,7 @@ export class RevocationGuard {
     if (written.length === 0) return covered;
     const userIds = [...new Set(written.map((record) => record.userId))];
     // On every rotation: the driver's collection, as the repository's hot path (no casting needed).
-    const notes = await (
-      this.notes.collection as unknown as mongo.Collection<RevocationNoteDocument>
-    )
+    const notes = await this.noteCollection()
       .find({
         $or: [
           { _id: { $in: written.map((record) => sessionNoteId(record.sessionId)) } },
@@ -134,6 +132,33 @@ export class RevocationGuard {
     return covered;
   }
 
+  /**
+   * After writing the records of `sessionIds` (a batch of touches): re-apply any note covering
+   * them. Reads the notes first (a short-lived collection) and then only the records a note may
+   * cover, each by an equality filter: on FerretDB an `$in` over the sessions scans the whole
+   * record collection, whose size is the number of stored sessions.
+   */
+  async reassertSessions(sessionIds: readonly string[]): Promise<void> {
+    const notes = await this.noteCollection().find({}).toArray();
+    if (notes.length === 0 || sessionIds.length === 0) return;
+    const touched = new Set(sessionIds);
+    const records = new Map<string, RefreshTokenDocument>();
+    const keep = (docs: readonly RefreshTokenDocument[]) => {
+      for (const doc of docs) if (touched.has(doc.sessionId)) records.set(doc._id, doc);
+    };
+    const collection = this.recordCollection();
+    for (const note of notes) {
+      if (note.sessionId !== null) {
+        if (!touched.has(note.sessionId)) continue;
+        const doc = await collection.findOne({ sessionId: note.sessionId });
+        keep(doc ? [doc] : []);
+      } else if (note.userId !== null) {
+        keep(await collection.find({ userId: note.userId }).toArray());
+      }
+    }
+    await this.reassert([...records.values()]);
+  }
+
   /** Mark the record revoked with the note's time and reason until a read shows it revoked (or gone). */
   async enforce(id: string, note: Pick<RevocationNoteDocument, 'at' | 'reason'>): Promise<void> {
     for (let attempt = 0; attempt < MAX_ENFORCE_ATTEMPTS; attempt += 1) {
@@ -149,6 +174,14 @@ export class RevocationGuard {
     throw new StoreUnavailableError(
       `could not make the revocation of record ${id} stick after ${MAX_ENFORCE_ATTEMPTS} attempts`,
     );
+  }
+
+  private noteCollection(): mongo.Collection<RevocationNoteDocument> {
+    return this.notes.collection as unknown as mongo.Collection<RevocationNoteDocument>;
+  }
+
+  private recordCollection(): mongo.Collection<RefreshTokenDocument> {
+    return this.records.collection as unknown as mongo.Collection<RefreshTokenDocument>;
   }
 
   /** Delete at most `limit` notes written before `before`. */
