@@ -147,15 +147,18 @@ export class RevocationGuard {
       for (const doc of docs) if (touched.has(doc.sessionId)) records.set(doc._id, doc);
     };
     const collection = this.recordCollection();
-    for (const note of notes) {
-      if (note.sessionId !== null) {
-        if (!touched.has(note.sessionId)) continue;
-        const doc = await collection.findOne({ sessionId: note.sessionId });
-        keep(doc ? [doc] : []);
-      } else if (note.userId !== null) {
-        keep(await collection.find({ userId: note.userId }).toArray());
-      }
+    const sessions = new Set(notes.flatMap((note) => note.sessionId ?? []));
+    const users = new Set(
+      notes.flatMap((note) =>
+        note.sessionId === null && note.userId !== null ? [note.userId] : [],
+      ),
+    );
+    for (const sessionId of sessions) {
+      if (!touched.has(sessionId)) continue;
+      const doc = await collection.findOne({ sessionId });
+      keep(doc ? [doc] : []);
     }
+    for (const userId of users) keep(await collection.find({ userId }).toArray());
     await this.reassert([...records.values()]);
   }
 
