@@ -10,7 +10,7 @@ import express from 'express';
 import jwt from 'jsonwebtoken';
 import mongoose from 'mongoose';
 import { hashToken } from '../src/domain/token-codec';
-import { ACCESS_SECRET, codec } from './lib';
+import { ACCESS_SECRET, codec, serveUntilSignal } from './lib';
 
 const DAY = 86_400_000;
 
@@ -78,14 +78,7 @@ async function main(): Promise<void> {
       });
     })().catch((error: unknown) => res.status(500).json({ error: String(error) }));
   });
-  const server = app.listen(Number(process.env.PORT));
-  const stop = () => {
-    server.close();
-    server.closeIdleConnections();
-    void connection.close().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  serveUntilSignal(app, () => connection.close());
 }
 
 void main();

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Express } from 'express';
 import type { Connection } from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
 import { hashToken, TokenCodec } from '../src/domain/token-codec';
@@ -297,4 +298,16 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A bench server's life: listen on $PORT; on SIGTERM or SIGINT stop listening, `close`, exit 0. */
+export function serveUntilSignal(app: Express, close: () => Promise<unknown>): void {
+  const server = app.listen(Number(process.env.PORT));
+  const stop = () => {
+    server.close();
+    server.closeIdleConnections();
+    void close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

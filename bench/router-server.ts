@@ -12,7 +12,7 @@ import { InlineTokenJobs } from '../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
 import type { RevocationGuardMode } from '../src/adapters/mongoose';
 import { RotationService } from '../src/rotation-service';
-import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
+import { ACCESS_SECRET, REFRESH_SECRET, serveUntilSignal } from './lib';
 
 async function main(): Promise<void> {
   const connection = await mongoose.createConnection(process.env.MONGODB_URI!).asPromise();
@@ -29,14 +29,7 @@ async function main(): Promise<void> {
   const app = express();
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   app.use('/auth', createRefreshRouter({ service, cookie: false, logger: console }));
-  const server = app.listen(Number(process.env.PORT));
-  const stop = () => {
-    server.close();
-    server.closeIdleConnections();
-    void connection.close().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  serveUntilSignal(app, () => connection.close());
 }
 
 void main();
