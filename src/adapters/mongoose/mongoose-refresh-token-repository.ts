@@ -21,6 +21,7 @@ import {
 import {
   createRefreshTokenSchema,
   createRevocationNoteSchema,
+  driverCollection,
   modelOn,
   type RefreshTokenDocument,
   type RevocationNoteDocument,
@@ -351,7 +352,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
 
   async advance(input: AdvanceInput): Promise<RefreshTokenRecord | null> {
     return mapStoreErrors('advance', async () => {
-      const advanced = await this.hotPath().findOneAndUpdate(
+      const advanced = await driverCollection(this.records).findOneAndUpdate(
         { _id: input.id, generation: input.fromGeneration, revokedAt: null },
         {
           $set: {
@@ -439,19 +440,9 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     filter: mongo.Filter<RefreshTokenDocument>,
   ): Promise<RefreshTokenRecord | null> {
     return mapStoreErrors(operation, async () => {
-      const doc = await this.hotPath().findOne(filter);
+      const doc = await driverCollection(this.records).findOne(filter);
       return doc ? toRecord(doc) : null;
     });
-  }
-
-  /**
-   * The model's collection, for the reads and the compare-and-set of every refresh: the filters and
-   * values there are already the stored types (strings, numbers, Dates), so Mongoose's query
-   * building and casting (~0.1 ms of CPU per call, docs/benchmarks.md) buys nothing. Still the
-   * connection's collection, so `bufferCommands` and the connection's settings apply.
-   */
-  private hotPath(): mongo.Collection<RefreshTokenDocument> {
-    return this.records.collection as unknown as mongo.Collection<RefreshTokenDocument>;
   }
 
   /** The revocation guard if it is on for this server; decided once (retried after a failure). */

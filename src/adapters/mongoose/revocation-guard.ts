@@ -16,10 +16,10 @@
  * followed by a re-application, so the record ends revoked. The guard is on for FerretDB and off
  * for MongoDB by default (`revocationGuard: 'auto'`), where it would only cost a read per rotation.
  */
-import type { Connection, Model, mongo } from 'mongoose';
+import type { Connection, Model } from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
 import { StoreUnavailableError } from '../../domain/errors';
-import type { RefreshTokenDocument, RevocationNoteDocument } from './schema';
+import { driverCollection, type RefreshTokenDocument, type RevocationNoteDocument } from './schema';
 
 /** How the repository decides whether to use the guard. */
 export type RevocationGuardMode = 'auto' | 'on' | 'off';
@@ -109,11 +109,9 @@ export class RevocationGuard {
    * records a note covers (the caller's write did not stand as a live record).
    */
   async reassert(written: readonly RecordRef[]): Promise<Set<string>> {
-    const covered = new Set<string>();
-    if (written.length === 0) return covered;
+    if (written.length === 0) return new Set();
     const userIds = [...new Set(written.map((record) => record.userId))];
-    // On every rotation: the driver's collection, as the repository's hot path (no casting needed).
-    const notes = await this.noteCollection()
+    const notes = await driverCollection(this.notes)
       .find({
         $or: [
           { _id: { $in: written.map((record) => sessionNoteId(record.sessionId)) } },
@@ -121,15 +119,7 @@ export class RevocationGuard {
         ],
       })
       .toArray();
-    if (notes.length === 0) return covered;
-    notes.sort(byWrittenAt);
-    for (const record of written) {
-      const note = notes.find((candidate) => covers(candidate, record));
-      if (!note) continue;
-      covered.add(record._id);
-      await this.enforce(record._id, note);
-    }
-    return covered;
+    return this.apply(notes, written);
   }
 
   /**
@@ -139,14 +129,14 @@ export class RevocationGuard {
    * record collection, whose size is the number of stored sessions.
    */
   async reassertSessions(sessionIds: readonly string[]): Promise<void> {
-    const notes = await this.noteCollection().find({}).toArray();
+    const notes = await driverCollection(this.notes).find({}).toArray();
     if (notes.length === 0 || sessionIds.length === 0) return;
     const touched = new Set(sessionIds);
     const records = new Map<string, RefreshTokenDocument>();
     const keep = (docs: readonly RefreshTokenDocument[]) => {
       for (const doc of docs) if (touched.has(doc.sessionId)) records.set(doc._id, doc);
     };
-    const collection = this.recordCollection();
+    const collection = driverCollection(this.records);
     const sessions = new Set(notes.flatMap((note) => note.sessionId ?? []));
     const users = new Set(
       notes.flatMap((note) =>
@@ -159,7 +149,24 @@ export class RevocationGuard {
       keep(doc ? [doc] : []);
     }
     for (const userId of users) keep(await collection.find({ userId }).toArray());
-    await this.reassert([...records.values()]);
+    await this.apply(notes, [...records.values()]);
+  }
+
+  /** Enforce, on each record, the earliest of `notes` that covers it; the ids of those covered. */
+  private async apply(
+    notes: RevocationNoteDocument[],
+    written: readonly RecordRef[],
+  ): Promise<Set<string>> {
+    const covered = new Set<string>();
+    if (notes.length === 0) return covered;
+    notes.sort(byWrittenAt);
+    for (const record of written) {
+      const note = notes.find((candidate) => covers(candidate, record));
+      if (!note) continue;
+      covered.add(record._id);
+      await this.enforce(record._id, note);
+    }
+    return covered;
   }
 
   /** Mark the record revoked with the note's time and reason until a read shows it revoked (or gone). */
@@ -177,14 +184,6 @@ export class RevocationGuard {
     throw new StoreUnavailableError(
       `could not make the revocation of record ${id} stick after ${MAX_ENFORCE_ATTEMPTS} attempts`,
     );
-  }
-
-  private noteCollection(): mongo.Collection<RevocationNoteDocument> {
-    return this.notes.collection as unknown as mongo.Collection<RevocationNoteDocument>;
-  }
-
-  private recordCollection(): mongo.Collection<RefreshTokenDocument> {
-    return this.records.collection as unknown as mongo.Collection<RefreshTokenDocument>;
   }
 
   /** Delete at most `limit` notes written before `before`. */
