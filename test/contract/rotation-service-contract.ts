@@ -231,7 +231,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
 
       it('a token signed with an older secret still refreshes after the secret list is rotated, and is re-signed with the new one', async () => {
         const login = await service().issue({ userId: 'alice' });
-        const newSecret = aSecret();
+        const newSecret = aSecret(refreshSecret);
         const rotated = service({ refreshToken: { secrets: [newSecret, refreshSecret] } });
         clock.advance('1m');
         const refreshed = await rotated.refresh(login.refreshToken);
@@ -379,7 +379,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       });
 
       it('a token whose key id names another configured secret is rejected as forged', async () => {
-        const other = aSecret();
+        const other = aSecret(refreshSecret);
         const twoKeys = service({
           refreshToken: { secrets: [refreshSecret, other], idleTtl: '1d', absoluteTtl: '3d' },
         });

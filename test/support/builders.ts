@@ -5,6 +5,7 @@ import type {
   NewRefreshTokenRecord,
   RefreshTokenRecord,
 } from '../../src/domain/refresh-token';
+import { keyIdOf } from '../../src/domain/token-codec';
 import { EPOCH } from './fake-clock';
 
 const DAY = 86_400_000;
@@ -82,7 +83,15 @@ export function tamperToken(token: string, mutate: (body: Buffer) => void): stri
   return `rt_${body.toString('base64url')}`;
 }
 
-/** A 32-byte secret, unique per call. */
-export function aSecret(): string {
-  return randomBytes(32).toString('base64url');
+/**
+ * A 32-byte secret, unique per call. Given other secrets, one whose key id differs from all of
+ * theirs: the key id is one byte, so two random secrets collide once in 256 pairs and the codec
+ * then refuses the list (as it should).
+ */
+export function aSecret(...distinctFrom: string[]): string {
+  const taken = new Set(distinctFrom.map((other) => keyIdOf(Buffer.from(other))));
+  for (;;) {
+    const secret = randomBytes(32).toString('base64url');
+    if (!taken.has(keyIdOf(Buffer.from(secret)))) return secret;
+  }
 }

@@ -148,7 +148,7 @@ describe('TokenCodec', () => {
 
   describe('several secrets', () => {
     const older = aSecret();
-    const newer = aSecret();
+    const newer = aSecret(older);
     const subject = { sessionId: randomHex(16), generation: 5, salt: randomHex(32) };
 
     it('the first secret signs; tokens of every listed secret verify, whatever the order', () => {
