@@ -8,7 +8,9 @@ const noFrameworks = {
     name,
     message: 'src/domain stays framework-free: put this in src/adapters/ instead.',
   })),
-  patterns: [{ group: frameworks.map((name) => `${name}/*`), message: 'src/domain stays framework-free.' }],
+  patterns: [
+    { group: frameworks.map((name) => `${name}/*`), message: 'src/domain stays framework-free.' },
+  ],
 };
 const noProcessEnv = {
   selector: "MemberExpression[object.name='process'][property.name='env']",
@@ -23,12 +25,18 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } },
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   {
     files: ['**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', require: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

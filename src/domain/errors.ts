@@ -17,13 +17,7 @@ export type RefreshRotationErrorCode =
 
 /** Why a grant was refused. Internal: logged and sent to the audit hook, never to the client. */
 export type InvalidGrantReason =
-  | 'malformed'
-  | 'unknown_session'
-  | 'forged'
-  | 'revoked'
-  | 'expired'
-  | 'version'
-  | 'reused';
+  'malformed' | 'unknown_session' | 'forged' | 'revoked' | 'expired' | 'version' | 'reused';
 
 /** Base class of every error this library throws on purpose. */
 export class RefreshRotationError extends Error {

@@ -12,15 +12,22 @@ declare global {
 }
 
 async function describeRedis(url: string): Promise<string> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  });
   try {
     await client.connect();
     const info = await client.info('server');
     return `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${url}`;
   } catch (error) {
-    throw new Error(`REDIS_URL=${url} is not reachable (${String(error)}). Start Redis or unset REDIS_URL.`, {
-      cause: error,
-    });
+    throw new Error(
+      `REDIS_URL=${url} is not reachable (${String(error)}). Start Redis or unset REDIS_URL.`,
+      {
+        cause: error,
+      },
+    );
   } finally {
     client.disconnect();
   }
@@ -48,13 +55,20 @@ export default async function globalSetup(): Promise<void> {
   globalThis.__RR_SERVERS__ = started;
   const redis = process.env.REDIS_URL
     ? { url: process.env.REDIS_URL, note: 'from REDIS_URL' }
-    : await startRedis().then((s) => (started.push(s), { url: s.url, note: `started ${s.description}` }));
+    : await startRedis().then(
+        (s) => (started.push(s), { url: s.url, note: `started ${s.description}` }),
+      );
   const mongo = process.env.MONGODB_URI
     ? { url: process.env.MONGODB_URI, note: 'from MONGODB_URI' }
-    : await startMongo().then((s) => (started.push(s), { url: s.url, note: `started ${s.description}` }));
+    : await startMongo().then(
+        (s) => (started.push(s), { url: s.url, note: `started ${s.description}` }),
+      );
   process.env.REDIS_URL = redis.url;
   process.env.MONGODB_URI = mongo.url;
   process.env.RR_TEST_SERVICES = '1';
-  const [redisLine, mongoLine] = await Promise.all([describeRedis(redis.url), describeMongo(mongo.url)]);
+  const [redisLine, mongoLine] = await Promise.all([
+    describeRedis(redis.url),
+    describeMongo(mongo.url),
+  ]);
   console.log(`\nTest services: ${redisLine} (${redis.note}); ${mongoLine} (${mongo.note})`);
 }

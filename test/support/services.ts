@@ -9,7 +9,9 @@ import mongoose, { type Connection } from 'mongoose';
 function required(name: 'MONGODB_URI' | 'REDIS_URL'): string {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run this test through jest (its global setup starts the servers).`);
+    throw new Error(
+      `${name} is not set: run this test through jest (its global setup starts the servers).`,
+    );
   }
   return value;
 }
