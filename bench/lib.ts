@@ -179,11 +179,12 @@ export type CpuUse = Record<string, number> & { machine: number };
  * that end in between are not counted (their time is in `machine` only).
  */
 export function cpuMeter(roots: Record<string, number>): () => CpuUse {
+  const names = new Map(Object.entries(roots).map(([name, pid]) => [pid, name]));
   const treeTimes = () => {
     const table = processTable();
     const rootOf = (pid: number): string | undefined => {
       for (let current = pid, hops = 0; current > 1 && hops < 64; hops += 1) {
-        const name = Object.keys(roots).find((key) => roots[key] === current);
+        const name = names.get(current);
         if (name) return name;
         current = table.get(current)?.ppid ?? 0;
       }
@@ -298,6 +299,11 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** CPU milliseconds per successful refresh, from CPU seconds over a run that answered `ok`. */
+export function cpuMsPerRefresh(cpuSeconds: number, ok: number): number {
+  return (cpuSeconds * 1000) / Math.max(1, ok);
 }
 
 /** A bench server's life: listen on $PORT; on SIGTERM or SIGINT stop listening, `close`, exit 0. */

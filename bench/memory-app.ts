@@ -8,11 +8,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import express, { type Express } from 'express';
 import { createApp } from '../examples/app';
 import { createLogger } from '../examples/serve';
 import { MemoryUserStore } from '../examples/users';
-import { createRefreshRouter } from '../src/adapters/express';
 import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
@@ -20,14 +18,7 @@ import {
 } from '../src/adapters/memory';
 import { RotationService } from '../src/rotation-service';
 import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
-
-/** Only the token router, as bench/router-server.ts mounts it: no helmet, request log or rate limit. */
-function libraryAlone(service: RotationService): Express {
-  const app = express();
-  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-  app.use('/auth', createRefreshRouter({ service, cookie: false, logger: console }));
-  return app;
-}
+import { tokenRouterApp } from './token-router-app';
 
 async function main(): Promise<void> {
   const repository = new MemoryRefreshTokenRepository();
@@ -45,7 +36,7 @@ async function main(): Promise<void> {
   writeFileSync(process.env.TOKENS_OUT!, JSON.stringify(tokens));
   const app =
     process.env.APP === 'library'
-      ? libraryAlone(service)
+      ? tokenRouterApp(service)
       : createApp({
           service,
           users: new MemoryUserStore(),

@@ -5,14 +5,13 @@
  * app adds (helmet, request logs, rate limit) and what the library does. Env: MONGODB_URI, PORT,
  * REVOCATION_GUARD (auto | off; `off` on FerretDB is for measuring only: it is what MongoDB runs).
  */
-import express from 'express';
 import mongoose from 'mongoose';
-import { createRefreshRouter } from '../src/adapters/express';
 import { InlineTokenJobs } from '../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
 import type { RevocationGuardMode } from '../src/adapters/mongoose';
 import { RotationService } from '../src/rotation-service';
 import { ACCESS_SECRET, REFRESH_SECRET, serveUntilSignal } from './lib';
+import { tokenRouterApp } from './token-router-app';
 
 async function main(): Promise<void> {
   const connection = await mongoose.createConnection(process.env.MONGODB_URI!).asPromise();
@@ -26,10 +25,7 @@ async function main(): Promise<void> {
     accessToken: { algorithm: 'HS256', secret: ACCESS_SECRET },
     refreshToken: { secrets: [REFRESH_SECRET] },
   });
-  const app = express();
-  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-  app.use('/auth', createRefreshRouter({ service, cookie: false, logger: console }));
-  serveUntilSignal(app, () => connection.close());
+  serveUntilSignal(tokenRouterApp(service), () => connection.close());
 }
 
 void main();

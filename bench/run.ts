@@ -32,6 +32,7 @@ import {
   REFRESH_SECRET,
   ROOT,
   cpuMeter,
+  cpuMsPerRefresh,
   fmt,
   fmtSpread,
   initialTokens,
@@ -210,10 +211,10 @@ async function measuredLoad(
   const meter = cpuMeter({ app: target.child.pid, ...mongo.processes?.() });
   const result = await load(target.url, 'rotate', pool, seconds, CONFIG.connections);
   const used = meter();
-  const perRefresh = (cpuSeconds: number) => (cpuSeconds * 1000) / Math.max(1, result.ok);
   const cpuMs: CpuPerRefresh = {};
-  for (const [name, cpuSeconds] of Object.entries(used)) cpuMs[name] = perRefresh(cpuSeconds);
-  cpuMs.load = perRefresh(result.cpuSeconds);
+  for (const [name, cpuSeconds] of Object.entries(used))
+    cpuMs[name] = cpuMsPerRefresh(cpuSeconds, result.ok);
+  cpuMs.load = cpuMsPerRefresh(result.cpuSeconds, result.ok);
   return { ...result, cpuMs };
 }
 
@@ -575,7 +576,7 @@ async function middlewareCost() {
         const used = meter();
         app.pool = result.tokens!;
         app.rps.push(result.ok / seconds);
-        app.cpuMs.push((used.app! * 1000) / Math.max(1, result.ok));
+        app.cpuMs.push(cpuMsPerRefresh(used.app!, result.ok));
       }
     }
   } finally {
