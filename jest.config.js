@@ -1,7 +1,8 @@
 /**
  * Two projects: `unit` (pure, no services) and `integration` (real Redis and a real
  * MongoDB-wire server, started by test/support/global-setup.ts unless REDIS_URL / MONGODB_URI
- * are set). `npm test` runs both; `npm run test:unit` only the first.
+ * are set; it also holds the real-browser tests in test/browser and the packed-tarball tests in
+ * test/package). `npm test` runs both; `npm run test:unit` only the first.
  */
 const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
@@ -25,6 +26,8 @@ module.exports = {
         '<rootDir>/test/contract/**/*.test.ts',
         '<rootDir>/test/integration/**/*.test.ts',
         '<rootDir>/test/reliability/**/*.test.ts',
+        '<rootDir>/test/browser/**/*.test.ts',
+        '<rootDir>/test/package/**/*.test.ts',
       ],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
