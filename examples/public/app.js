@@ -176,6 +176,7 @@ async function login() {
 async function me() {
   const { ok, json } = await call('GET', '/me', { bearer: true });
   $('who').textContent = ok ? json.email : 'nobody';
+  return ok;
 }
 
 function sessionRow(session) {
@@ -283,7 +284,7 @@ $('password-form').addEventListener('submit', guard(changePassword));
 $('tour').addEventListener('click', guard(tour));
 
 // For the browser tests and the curious: the same functions the buttons use.
-window.refreshDemo = { refresh, logout, state: () => ({ signedIn: !!accessToken, refreshes }) };
+window.refreshDemo = { refresh, logout, me, state: () => ({ signedIn: !!accessToken, refreshes }) };
 
 if (location.hash === '#tour') guard(tour)();
 else guard(restore)();

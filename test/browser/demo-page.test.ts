@@ -16,7 +16,13 @@ import {
   type Cookie,
   type Page,
 } from 'playwright-core';
-import { mongoBackend, PASSWORD, type TestBackend } from '../integration/http-harness';
+import {
+  memoryBackend,
+  mongoBackend,
+  PASSWORD,
+  signUp,
+  type TestBackend,
+} from '../integration/http-harness';
 import { uniqueName } from '../support/services';
 
 // What the functions passed to page.evaluate() see in the page (the project compiles without DOM types).
@@ -24,7 +30,9 @@ declare const document: {
   cookie: string;
   getElementById(id: string): { textContent: string | null } | null;
 };
-declare const window: { refreshDemo: { refresh(): Promise<boolean> } };
+declare const window: {
+  refreshDemo: { refresh(): Promise<boolean>; me(): Promise<boolean> };
+};
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const COOKIE = '__Secure-refresh_token';
@@ -338,6 +346,37 @@ describe('the demo page in Chromium', () => {
     expect(posts).toEqual(['/auth/token']);
     if (process.env.DEMO_SCREENSHOT) await page.screenshot({ path: process.env.DEMO_SCREENSHOT });
     await context.close();
+  });
+
+  it('the page refreshes by itself before the access token expires', async () => {
+    const shortLived = await memoryBackend({ ACCESS_TOKEN_TTL: '2s' });
+    const server = await listen((req, res) => shortLived.app(req, res));
+    const context = await browser.newContext();
+    try {
+      context.setDefaultTimeout(10_000);
+      const { email } = await signUp(shortLived.app);
+      const page = await context.newPage();
+      const refreshedAt: number[] = [];
+      page.on('request', (request) => {
+        if (request.url().endsWith('/auth/token')) refreshedAt.push(Date.now());
+      });
+      await page.goto(`http://localhost:${portOf(server)}`);
+      await page.waitForSelector('body[data-state="signed-out"]');
+      await page.fill('#email', email);
+      await page.fill('#password', PASSWORD);
+      const loggedInAt = Date.now();
+      await page.click('#login');
+      await signedIn(page, email);
+      refreshedAt.length = 0; // the restore attempt at load, before the login
+      await page.waitForTimeout(2_500);
+      expect(refreshedAt.length).toBeGreaterThanOrEqual(1);
+      expect(refreshedAt[0]! - loggedInAt).toBeLessThan(2_000);
+      expect(await page.evaluate(() => window.refreshDemo.me())).toBe(true);
+    } finally {
+      await context.close();
+      await close(server);
+      await shortLived.close();
+    }
   });
 
   it('log out clears the cookie, and every tab shows it', async () => {
