@@ -179,11 +179,19 @@ async function me() {
   return ok;
 }
 
+/** "Chrome 156 on X11" from a user agent; the raw start of it when it is not recognised. */
+function describeClient(client) {
+  const agent = client.user_agent || '';
+  const browser = /(Edg|Firefox|HeadlessChrome|Chrome|Safari)\/(\d+)/.exec(agent);
+  const platform = /\(([^;)]+)/.exec(agent);
+  if (browser) return `${browser[1]} ${browser[2]}${platform ? ` on ${platform[1]}` : ''}`;
+  return agent.slice(0, 40) || client.ip || 'unknown client';
+}
+
 function sessionRow(session) {
   const row = document.createElement('tr');
-  const client = session.client.user_agent
-    ? session.client.user_agent.replace(/^Mozilla\/5\.0 /, '').slice(0, 48)
-    : session.client.ip || '?';
+  if (session.current) row.className = 'current';
+  const client = describeClient(session.client);
   const cells = [
     session.current ? `${client} (this browser)` : client,
     new Date(session.created_at).toLocaleString(),

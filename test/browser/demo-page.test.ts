@@ -29,6 +29,7 @@ import { uniqueName } from '../support/services';
 declare const document: {
   cookie: string;
   getElementById(id: string): { textContent: string | null } | null;
+  querySelectorAll(selector: string): { length: number };
 };
 declare const window: {
   refreshDemo: { refresh(): Promise<boolean>; me(): Promise<boolean> };
@@ -387,6 +388,59 @@ describe('the demo page in Chromium', () => {
     expect(await refreshCookie(context)).toBeUndefined();
     await pages[1]!.reload();
     await pages[1]!.waitForSelector('body[data-state="signed-out"]');
+    await context.close();
+  });
+
+  it('revokes another session from the list, logs out everywhere, and changes the password', async () => {
+    const { context, pages, user } = await profile();
+    const page = pages[0]!;
+    // A second device: its own profile, the same user.
+    const device = await browser.newContext();
+    device.setDefaultTimeout(10_000);
+    const phone = await device.newPage();
+    await phone.goto(origin);
+    await phone.waitForSelector('body[data-state="signed-out"]');
+    await phone.fill('#email', user.email);
+    await phone.fill('#password', PASSWORD);
+    await phone.click('#login');
+    await signedIn(phone, user.email);
+
+    await page.click('#reload-sessions');
+    await page.waitForFunction(() => document.querySelectorAll('#sessions tr').length === 2);
+    await page.click('#sessions tr:not(.current) button.revoke');
+    await page.waitForFunction(() => document.querySelectorAll('#sessions tr').length === 1);
+    expect(await phone.evaluate(() => window.refreshDemo.refresh())).toBe(false);
+    await phone.waitForSelector('body[data-state="signed-out"]');
+    expect(await rawRefresh(page)).toBe(200);
+
+    await page.click('#logout-all');
+    await page.waitForSelector('body[data-state="signed-out"]');
+    // Dead at once by version; the worker's revoke-all job then marks the records.
+    expect(
+      await backend.settle(
+        () => liveSessions(user.id),
+        (live) => live === 0,
+      ),
+    ).toBe(0);
+    expect(await refreshCookie(context)).toBeUndefined();
+
+    await page.fill('#email', user.email);
+    await page.fill('#password', PASSWORD);
+    await page.click('#login');
+    await signedIn(page, user.email);
+    await page.fill('#current-password', PASSWORD);
+    await page.fill('#new-password', 'a brand new passphrase');
+    await page.click('#change-password');
+    await page.waitForSelector('body[data-state="signed-out"]');
+    await page.reload();
+    await page.waitForSelector('body[data-state="signed-out"]');
+    const old = await fetch(`${origin}/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email: user.email, password: PASSWORD }),
+    });
+    expect(old.status).toBe(401);
+    await device.close();
     await context.close();
   });
 
