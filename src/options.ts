@@ -48,7 +48,11 @@ export interface RefreshRotationOptions {
     idleTtl?: Duration;
     /** Absolute lifetime of a session; never slides. Default `'90d'`. Must be ≥ `idleTtl`. */
     absoluteTtl?: Duration;
-    /** How long the previous token is answered with the same new token (tabs, lost responses). Default `'10s'`; 0 disables. */
+    /**
+     * How long after a rotation an older token is answered with the current one instead of being
+     * treated as reuse (concurrent tabs, a straggler several rotations behind, lost responses).
+     * Counted from when that token's generation was superseded. Default `'10s'`; 0 disables.
+     */
     reuseGrace?: Duration;
   };
   /** Default: the system clock. */

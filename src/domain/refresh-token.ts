@@ -31,6 +31,11 @@ export interface RefreshTokenRecord {
   createdAt: Date;
   /** When the current generation was issued by a rotation; null before the first. */
   rotatedAt: Date | null;
+  /**
+   * When each of the last few generations was superseded, oldest first, at most
+   * {@link SUPERSEDED_KEPT} entries (the reuse-grace rule, {@link decideGeneration}).
+   */
+  superseded: SupersededGeneration[];
   lastUsedAt: Date | null;
   /** Idle expiry; slides on rotation, never past `absoluteExpiresAt`. */
   expiresAt: Date;
@@ -41,12 +46,25 @@ export interface RefreshTokenRecord {
   client: ClientInfo;
 }
 
+/** The moment a generation stopped being the current one (a rotation moved past it). */
+export interface SupersededGeneration {
+  generation: number;
+  at: Date;
+}
+
+/**
+ * How many supersede times a record keeps. A straggler more generations behind than this is
+ * reuse even inside the grace window (docs/decisions.md: why 16 is enough, and why the other
+ * choice would forgive an old stolen token).
+ */
+export const SUPERSEDED_KEPT = 16;
+
 /** What `save` takes: a new, live session at generation 0. */
 export type NewRefreshTokenRecord = Omit<
   RefreshTokenRecord,
-  'rotatedAt' | 'lastUsedAt' | 'revokedAt' | 'revokedReason'
+  'rotatedAt' | 'superseded' | 'lastUsedAt' | 'revokedAt' | 'revokedReason'
 > &
-  Partial<Pick<RefreshTokenRecord, 'rotatedAt' | 'lastUsedAt'>>;
+  Partial<Pick<RefreshTokenRecord, 'rotatedAt' | 'superseded' | 'lastUsedAt'>>;
 
 /** Reasons kept for audit. Free strings are allowed; these are the ones the library uses. */
 export type RevocationReason =
@@ -66,6 +84,8 @@ export interface AdvanceInput {
   /** Hash of the token for `fromGeneration + 1`. */
   tokenHash: string;
   rotatedAt: Date;
+  /** The record's supersede list after this rotation (see {@link supersede}); stored as given. */
+  superseded: SupersededGeneration[];
   expiresAt: Date;
   lastUsedAt: Date;
 }
@@ -134,27 +154,63 @@ export function judgeVersions(
   return oneBehind && inWindow ? 'global_grace' : 'outdated';
 }
 
-/** What to do with a presented generation whose MAC is valid (DESIGN §3 step 6). */
+/**
+ * The supersede list after rotating away from `record.generation` at `at`: the generation just
+ * left is appended, and only the newest {@link SUPERSEDED_KEPT} entries stay. Computed from the
+ * record the caller read, so the compare-and-set that stores it writes the same list on every
+ * backend (FerretDB v1 accepts `$push` with `$slice` but does not apply the slice).
+ */
+export function supersede(
+  record: Pick<RefreshTokenRecord, 'generation' | 'superseded'>,
+  at: Date,
+): SupersededGeneration[] {
+  const kept = record.superseded
+    .filter((entry) => entry.generation < record.generation)
+    .map((entry) => ({ generation: entry.generation, at: new Date(entry.at.getTime()) }));
+  kept.push({ generation: record.generation, at: new Date(at.getTime()) });
+  return kept.slice(-SUPERSEDED_KEPT);
+}
+
+/**
+ * When `generation` was superseded, or null when the record no longer knows (older than its
+ * list, or never rotated). The earliest entry wins: two racing winners on a backend without
+ * atomic find-and-modify may both record it, and the first time is the true one.
+ */
+export function supersededAt(
+  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt' | 'superseded'>,
+  generation: number,
+): Date | null {
+  let earliest: Date | null = null;
+  for (const entry of record.superseded) {
+    if (entry.generation !== generation) continue;
+    if (earliest === null || entry.at.getTime() < earliest.getTime()) earliest = entry.at;
+  }
+  // Records written before the list existed still know when `cur - 1` was superseded.
+  if (earliest === null && generation === record.generation - 1) return record.rotatedAt;
+  return earliest;
+}
+
+/** What to do with a presented generation whose MAC is valid (DESIGN §3 step 3). */
 export type GenerationDecision = 'advance' | 'grace' | 'reuse';
 
 /**
  * - `advance`: the presented generation is the current one: rotate.
- * - `grace`: it is the one just before, rotated at most `reuseGraceMs` ago (a concurrent tab or a
- *   retry after a lost response): answer with the current token, no write. `reuseGraceMs = 0` disables.
- * - `reuse`: anything else. A valid MAC on a rotated generation means the token was copied:
- *   the session must die.
+ * - `grace`: an older generation superseded at most `reuseGraceMs` ago, however far behind `cur`
+ *   (concurrent tabs, a straggler request started before two other tabs rotated, a retry after a
+ *   lost response): answer with the current token, no write. `reuseGraceMs = 0` disables.
+ * - `reuse`: anything else, including a generation older than the record's supersede list (its
+ *   time is unknown, so it is never forgiven). A valid MAC on a rotated generation outside the
+ *   window means the token was copied: the session must die.
  */
 export function decideGeneration(
   presented: number,
-  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt'>,
+  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt' | 'superseded'>,
   now: Date,
   reuseGraceMs: number,
 ): GenerationDecision {
   if (presented === record.generation) return 'advance';
-  const justRotated =
-    presented === record.generation - 1 &&
-    reuseGraceMs > 0 &&
-    record.rotatedAt !== null &&
-    now.getTime() - record.rotatedAt.getTime() <= reuseGraceMs;
-  return justRotated ? 'grace' : 'reuse';
+  if (presented > record.generation || reuseGraceMs <= 0) return 'reuse';
+  const at = supersededAt(record, presented);
+  const inWindow = at !== null && now.getTime() - at.getTime() <= reuseGraceMs;
+  return inWindow ? 'grace' : 'reuse';
 }

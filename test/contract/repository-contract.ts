@@ -340,6 +340,7 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
           keyId: 9,
           tokenHash: input.tokenHash,
           rotatedAt: input.rotatedAt,
+          superseded: [{ generation: 0, at: input.rotatedAt }],
           expiresAt: input.expiresAt,
           lastUsedAt: input.lastUsedAt,
         };
@@ -382,6 +383,26 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
         const final = await repository.findById(record.id);
         expect(final).toMatchObject({ generation: 1, tokenHash: input.tokenHash, revokedAt: null });
         for (const winner of winners) expect(winner).toEqual(final);
+      });
+
+      it('stores the supersede list exactly as given, replacing the previous one', async () => {
+        let record = await saved();
+        const lists = [
+          [{ generation: 0, at: at(MINUTE) }],
+          [
+            { generation: 0, at: at(MINUTE) },
+            { generation: 1, at: at(2 * MINUTE) },
+          ],
+          [{ generation: 2, at: at(3 * MINUTE) }],
+        ];
+        for (const [index, superseded] of lists.entries()) {
+          const next = await repository.advance(
+            anAdvance(record, at((index + 1) * MINUTE), { superseded }),
+          );
+          expect(next?.superseded).toEqual(superseded);
+          record = next!;
+        }
+        expect((await repository.findById(record.id))?.superseded).toEqual(lists[2]);
       });
 
       it('advances step by step: generation counts rotations', async () => {

@@ -10,13 +10,14 @@
  * says otherwise.
  */
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import {
   InvalidGrantError,
   InvalidRequestError,
   StoreUnavailableError,
   type InvalidGrantReason,
 } from '../../src/domain/errors';
-import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
+import { SUPERSEDED_KEPT, type RefreshTokenRecord } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { RevokeAllJob, TokenJobs } from '../../src/domain/token-jobs';
 import { TokenCodec } from '../../src/domain/token-codec';
@@ -73,6 +74,11 @@ class UnreachableJobs implements TokenJobs {
   async touch(): Promise<void> {
     throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
   }
+}
+
+/** The generation a refresh token carries (bytes [18..22) of its body, big-endian). */
+function generationOf(token: string): number {
+  return Buffer.from(token.slice(3), 'base64url').readUInt32BE(18);
 }
 
 function sha256Hex(text: string): string {
@@ -300,14 +306,140 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         );
       });
 
-      it('a token two generations old is reuse even inside the grace window', async () => {
+      it('a straggler two generations behind inside the grace window gets the current token, and nothing is revoked', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1m');
+        const second = await rotation.refresh(login.refreshToken);
+        clock.advance('9ms');
+        const third = await rotation.refresh(second.refreshToken);
+        clock.advance('9ms');
+        const writesBefore = writes.length;
+
+        const straggler = await rotation.refresh(login.refreshToken);
+
+        expect(straggler.refreshToken).toBe(third.refreshToken);
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toMatchObject({ generation: 2, revokedAt: null });
+        expect(events.map((event) => event.type)).not.toContain('token.reuse_detected');
+      });
+
+      it('a generation superseded before the window is reuse even when a newer one is inside it', async () => {
         const rotation = service({ refreshToken: { reuseGrace: '10s' } });
         const login = await rotation.issue({ userId: 'alice' });
         const second = await rotation.refresh(login.refreshToken);
-        clock.advance('1s');
+        clock.advance('10001ms');
         await rotation.refresh(second.refreshToken);
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
         expect((await record(login.sessionId)).revokedReason).toBe('reuse_detected');
+      });
+
+      it(`a generation more than ${SUPERSEDED_KEPT} rotations behind is reuse even inside the window (the record keeps ${SUPERSEDED_KEPT} supersede times)`, async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        let current = login.refreshToken;
+        for (let step = 0; step <= SUPERSEDED_KEPT; step += 1) {
+          current = (await rotation.refresh(current)).refreshToken;
+        }
+        const kept = await record(login.sessionId);
+        expect(kept.superseded).toHaveLength(SUPERSEDED_KEPT);
+        expect(kept.superseded[0]?.generation).toBe(1);
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+      });
+
+      it('any interleaving of tabs sharing one cookie inside the window revokes nothing, and every answer is a current token', async () => {
+        const grace = 10_000;
+        const rotation = (repo: RefreshTokenRepository) =>
+          service({ repository: repo, refreshToken: { reuseGrace: grace } });
+        await fc.assert(
+          fc.asyncProperty(
+            fc.scheduler(),
+            fc.integer({ min: 2, max: 4 }),
+            fc.integer({ min: 1, max: 3 }),
+            fc.array(fc.integer({ min: 0, max: 80 }), { minLength: 1, maxLength: 20 }),
+            async (scheduler, tabs, rounds, delays) => {
+              const start = clock.now();
+              let step = 0;
+              const currentHashes = new Set<string>();
+              // Every read and write waits for the scheduler before it runs and before it answers,
+              // and moves the clock a little: the scheduler picks the interleaving of the calls.
+              // Each call runs alone, as one command does on MongoDB: this property is about the
+              // grace rule, not about FerretDB's read-then-write find-and-modify (test/reliability).
+              let exclusive: Promise<unknown> = Promise.resolve();
+              const scheduled = new Proxy(repository, {
+                get(target, property, receiver) {
+                  const value: unknown = Reflect.get(target, property, receiver);
+                  if (typeof value !== 'function') return value;
+                  return async (...args: unknown[]) => {
+                    await scheduler.schedule(Promise.resolve(), `${String(property)} starts`);
+                    const run = exclusive.then(() => {
+                      clock.advance(delays[step++ % delays.length]!);
+                      return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+                    });
+                    exclusive = run.catch(() => undefined);
+                    const result = await run;
+                    if (property === 'advance' && result !== null)
+                      currentHashes.add((result as RefreshTokenRecord).tokenHash);
+                    return scheduler.schedule(Promise.resolve(result), `${String(property)} ends`);
+                  };
+                },
+              });
+              const tokens = rotation(scheduled);
+              const login = await rotation(repository).issue({ userId: 'tabs' });
+              currentHashes.add(sha256Hex(login.refreshToken));
+              let cookie = login.refreshToken;
+              const answers: { presented: string; answer: string }[] = [];
+              const tab = async () => {
+                for (let round = 0; round < rounds; round += 1) {
+                  const presented = cookie;
+                  const answer = (await tokens.refresh(presented)).refreshToken;
+                  answers.push({ presented, answer });
+                  cookie = answer; // Set-Cookie: the last answer to arrive wins, as in a browser.
+                }
+              };
+              await scheduler.waitFor(Promise.all(Array.from({ length: tabs }, tab)));
+
+              expect(clock.now().getTime() - start.getTime()).toBeLessThanOrEqual(grace);
+              expect(answers).toHaveLength(tabs * rounds);
+              for (const { presented, answer } of answers) {
+                expect(currentHashes.has(sha256Hex(answer))).toBe(true);
+                expect(generationOf(answer)).toBeGreaterThan(generationOf(presented));
+              }
+              const final = await record(login.sessionId);
+              expect(final.revokedAt).toBeNull();
+              await expect(rotation(repository).refresh(cookie)).resolves.toMatchObject({
+                sessionId: login.sessionId,
+              });
+            },
+          ),
+          { numRuns: subject.atomicAdvance === false ? 15 : 60 },
+        );
+        expect(events.map((event) => event.type)).not.toContain('token.reuse_detected');
+      });
+
+      it('outside the window, any older generation presented revokes the session', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.integer({ min: 1, max: SUPERSEDED_KEPT + 3 }),
+            fc.nat(),
+            fc.integer({ min: 1, max: 60_000 }),
+            async (rotations, pick, late) => {
+              const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+              const login = await rotation.issue({ userId: 'late' });
+              const issued = [login.refreshToken];
+              for (let step = 0; step < rotations; step += 1) {
+                clock.advance('1s');
+                issued.push((await rotation.refresh(issued.at(-1)!)).refreshToken);
+              }
+              const old = issued[pick % rotations]!;
+              // Superseded at most (rotations - 1) s before the last rotation; now past the window.
+              clock.advance(10_000 + late);
+              await expectGrantRejected(rotation.refresh(old), 'reused');
+              expect((await record(login.sessionId)).revokedReason).toBe('reuse_detected');
+            },
+          ),
+          { numRuns: subject.atomicAdvance === false ? 10 : 50 },
+        );
       });
 
       it('100 concurrent refreshes of the same token all return the same new token, and the generation advances once', async () => {

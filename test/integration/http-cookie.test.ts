@@ -211,9 +211,57 @@ describe('the cookie transport of the example app', () => {
     );
     const again = await request(backend.app).post('/auth/logout').set('X-Refresh-CSRF', '1');
     expect(again.status).toBe(204);
+    expect(again.headers['set-cookie']).toBeUndefined(); // nothing was authenticated: nothing cleared
     const nothing = await request(backend.app).post('/auth/logout');
     expect(nothing.status).toBe(400);
     expect(nothing.body.error).toBe('invalid_request');
+  });
+
+  it('a logout by body token never touches the cookie, even from a cross-site form with junk', async () => {
+    const { cookie } = await browserLogin();
+    const crossSite = await request(backend.app)
+      .post('/auth/logout')
+      .set('Host', HOST)
+      .set('Origin', 'http://evil.example')
+      .set('Sec-Fetch-Site', 'cross-site')
+      .set('Cookie', `${COOKIE}=${cookie}`)
+      .type('form')
+      .send({ refresh_token: 'junk' });
+    expect(crossSite.status).toBe(204);
+    expect(crossSite.headers['set-cookie']).toBeUndefined();
+
+    const other = await browserLogin();
+    const byBody = await request(backend.app)
+      .post('/auth/logout')
+      .set('Host', HOST)
+      .set('Cookie', `${COOKIE}=${cookie}`)
+      .set('X-Refresh-CSRF', '1')
+      .send({ refresh_token: other.cookie });
+    expect(byBody.status).toBe(204);
+    expect(byBody.headers['set-cookie']).toBeUndefined();
+    // The body's session is gone; the cookie's session was never touched.
+    expect((await cookieRefresh(other.cookie).set('X-Refresh-CSRF', '1')).status).toBe(400);
+    expect((await cookieRefresh(cookie).set('X-Refresh-CSRF', '1')).status).toBe(200);
+  });
+
+  it('refuses a request carrying two refresh cookies (cookie tossing) on /token and /logout, and changes nothing', async () => {
+    const victim = await browserLogin();
+    const attacker = await browserLogin();
+    const tossed = `${COOKIE}=${attacker.cookie}; ${COOKIE}=${victim.cookie}`;
+    for (const path of ['/auth/token', '/auth/logout']) {
+      const response = await request(backend.app)
+        .post(path)
+        .set('Host', HOST)
+        .set('X-Refresh-CSRF', '1')
+        .set('Cookie', tossed);
+      expect(response.status).toBe(400);
+      expect(response.body.error).toBe('invalid_request');
+      expect(response.body.error_description).toMatch(/2 __Secure-refresh_token cookies/);
+      expect(response.headers['set-cookie']).toBeUndefined();
+    }
+    for (const { cookie } of [victim, attacker]) {
+      expect((await cookieRefresh(cookie).set('X-Refresh-CSRF', '1')).status).toBe(200);
+    }
   });
 
   it('deleting the current session through /auth/sessions clears the cookie', async () => {

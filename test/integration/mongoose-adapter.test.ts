@@ -102,6 +102,7 @@ describe("the caller's connection", () => {
         'globalVersionAtIssuance',
         'createdAt',
         'rotatedAt',
+        'superseded',
         'lastUsedAt',
         'expiresAt',
         'absoluteExpiresAt',

@@ -49,6 +49,7 @@ export function savedFrom(input: NewRefreshTokenRecord): RefreshTokenRecord {
   return {
     ...input,
     rotatedAt: input.rotatedAt ?? null,
+    superseded: input.superseded ?? [],
     lastUsedAt: input.lastUsedAt ?? null,
     revokedAt: null,
     revokedReason: null,
@@ -67,6 +68,7 @@ export function anAdvance(
     keyId: 7,
     tokenHash: aTokenHash(),
     rotatedAt: at,
+    superseded: [{ generation: record.generation, at }],
     expiresAt: new Date(at.getTime() + 30 * DAY),
     lastUsedAt: at,
     ...overrides,

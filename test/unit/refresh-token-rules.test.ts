@@ -1,5 +1,7 @@
 import {
   decideGeneration,
+  supersede,
+  SUPERSEDED_KEPT,
   isExpired,
   judgeVersions,
   slideExpiry,
@@ -87,27 +89,82 @@ describe('judgeVersions', () => {
 });
 
 describe('decideGeneration', () => {
-  const record = { generation: 5, rotatedAt: at(0) };
+  /** A record at generation 5 whose generations 0..4 were superseded at 1 s, 2 s, ... 5 s. */
+  const superseded = [0, 1, 2, 3, 4].map((generation) => ({
+    generation,
+    at: at((generation + 1) * 1_000),
+  }));
+  const record = { generation: 5, rotatedAt: at(5_000), superseded };
 
   it('advances when the presented generation is the current one', () => {
     expect(decideGeneration(5, record, at(60_000), 10_000)).toBe('advance');
   });
 
   it('answers from grace for the previous generation up to and including the grace period', () => {
-    expect(decideGeneration(4, record, at(10_000), 10_000)).toBe('grace');
-    expect(decideGeneration(4, record, at(10_001), 10_000)).toBe('reuse');
+    expect(decideGeneration(4, record, at(15_000), 10_000)).toBe('grace');
+    expect(decideGeneration(4, record, at(15_001), 10_000)).toBe('reuse');
   });
 
-  it('treats the previous generation as reuse when grace is disabled', () => {
-    expect(decideGeneration(4, record, at(0), 0)).toBe('reuse');
+  it('answers from grace for any generation superseded inside the window, however far behind', () => {
+    expect(decideGeneration(2, record, at(13_000), 10_000)).toBe('grace');
+    expect(decideGeneration(0, record, at(11_000), 10_000)).toBe('grace');
   });
 
-  it('treats older and later generations as reuse', () => {
-    expect(decideGeneration(3, record, at(1), 10_000)).toBe('reuse');
-    expect(decideGeneration(6, record, at(1), 10_000)).toBe('reuse');
+  it('treats an older generation superseded before the window as reuse, even when newer ones are inside it', () => {
+    expect(decideGeneration(2, record, at(13_001), 10_000)).toBe('reuse');
+    expect(decideGeneration(4, record, at(13_001), 10_000)).toBe('grace');
+  });
+
+  it('treats a generation older than the supersede list as reuse, even inside the window', () => {
+    const trimmed = { ...record, superseded: superseded.slice(2) };
+    expect(decideGeneration(1, trimmed, at(2_000), 10_000)).toBe('reuse');
+    expect(decideGeneration(2, trimmed, at(2_000), 10_000)).toBe('grace');
+  });
+
+  it('treats any older generation as reuse when grace is disabled', () => {
+    expect(decideGeneration(4, record, at(5_000), 0)).toBe('reuse');
+  });
+
+  it('treats later generations as reuse', () => {
+    expect(decideGeneration(6, record, at(5_001), 10_000)).toBe('reuse');
   });
 
   it('has no grace before the first rotation', () => {
-    expect(decideGeneration(0, { generation: 1, rotatedAt: null }, at(1), 10_000)).toBe('reuse');
+    expect(
+      decideGeneration(0, { generation: 1, rotatedAt: null, superseded: [] }, at(1), 10_000),
+    ).toBe('reuse');
+  });
+
+  it('falls back to rotatedAt for the previous generation of a record written before the list', () => {
+    const legacy = { generation: 5, rotatedAt: at(0), superseded: [] };
+    expect(decideGeneration(4, legacy, at(10_000), 10_000)).toBe('grace');
+    expect(decideGeneration(3, legacy, at(1), 10_000)).toBe('reuse');
+  });
+
+  it('uses the earliest time when racing winners recorded a generation twice', () => {
+    const twice = {
+      generation: 1,
+      rotatedAt: at(3_000),
+      superseded: [
+        { generation: 0, at: at(0) },
+        { generation: 0, at: at(3_000) },
+      ],
+    };
+    expect(decideGeneration(0, twice, at(10_001), 10_000)).toBe('reuse');
+  });
+});
+
+describe('supersede', () => {
+  it('appends the generation left behind and keeps only the newest SUPERSEDED_KEPT', () => {
+    let record = { generation: 0, superseded: [] as { generation: number; at: Date }[] };
+    for (let step = 1; step <= SUPERSEDED_KEPT + 5; step += 1) {
+      record = { generation: step, superseded: supersede(record, at(step)) };
+    }
+    expect(record.superseded).toHaveLength(SUPERSEDED_KEPT);
+    expect(record.superseded[0]).toEqual({ generation: 5, at: at(6) });
+    expect(record.superseded.at(-1)).toEqual({
+      generation: SUPERSEDED_KEPT + 4,
+      at: at(SUPERSEDED_KEPT + 5),
+    });
   });
 });

@@ -43,7 +43,10 @@ export interface CookieTransport {
   readonly csrfHeader: string;
   /** Whether the request asked for the cookie transport. */
   wanted(req: Request): boolean;
-  /** The refresh token from the cookie, or undefined. */
+  /**
+   * The refresh token from the cookie, or undefined. Throws `InvalidRequestError` when the request
+   * carries more than one cookie of this name (cookie tossing: never pick one).
+   */
   read(req: Request): string | undefined;
   /** Throws `InvalidRequestError` unless the request passes the CSRF checks (header, origin). */
   assertSameOrigin(req: Request): void;
@@ -104,9 +107,10 @@ function normaliseOrigin(origin: string): string {
   }
 }
 
-/** Minimal `Cookie` header parsing: the first cookie named `name`, percent-decoded. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
+/** Minimal `Cookie` header parsing: every cookie named `name`, in order, percent-decoded. */
+export function readCookies(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  const values: string[] = [];
   for (const pair of header.split(';')) {
     const index = pair.indexOf('=');
     if (index < 0 || pair.slice(0, index).trim() !== name) continue;
@@ -114,12 +118,17 @@ export function readCookie(header: string | undefined, name: string): string | u
     if (value.startsWith('"') && value.endsWith('"') && value.length >= 2)
       value = value.slice(1, -1);
     try {
-      return decodeURIComponent(value);
+      values.push(decodeURIComponent(value));
     } catch {
-      return value;
+      values.push(value);
     }
   }
-  return undefined;
+  return values;
+}
+
+/** The first cookie named `name`, percent-decoded, or undefined. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  return readCookies(header, name)[0];
 }
 
 function hostOf(origin: string): string | null {
@@ -182,7 +191,19 @@ export function createCookieTransport(
     name,
     csrfHeader,
     wanted: (req) => req.get(transportHeader)?.trim().toLowerCase() === 'cookie',
-    read: (req) => readCookie(req.get('cookie'), name) || undefined,
+    read(req) {
+      const values = readCookies(req.get('cookie'), name);
+      // Why: a sibling subdomain (or a page on a longer path) can plant a second cookie of this
+      // name, and the browser sends both in an order the attacker can influence. Taking either one
+      // could run the victim's browser on the attacker's session, so refuse the request.
+      if (values.length > 1) {
+        throw new InvalidRequestError(
+          `The request carries ${values.length} ${name} cookies; exactly one is accepted. ` +
+            'Remove the cookie set by another site or path.',
+        );
+      }
+      return values[0] || undefined;
+    },
     assertSameOrigin(req) {
       // Why: SameSite=Strict already keeps the cookie off cross-site requests in current browsers;
       // the custom header and the Origin / Sec-Fetch-Site checks cover older browsers and

@@ -208,15 +208,13 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const grantType = singleString(field(body, 'grant_type'), 'grant_type');
     if (grantType !== undefined && grantType !== 'refresh_token')
       throw new UnsupportedGrantTypeError();
+    const fromCookie = cookie?.read(req);
     let presented: unknown = field(body, 'refresh_token');
     let viaCookie = false;
-    if (presented === undefined && cookie) {
-      const fromCookie = cookie.read(req);
-      if (fromCookie !== undefined) {
-        cookie.assertSameOrigin(req);
-        presented = fromCookie;
-        viaCookie = true;
-      }
+    if (presented === undefined && cookie && fromCookie !== undefined) {
+      cookie.assertSameOrigin(req);
+      presented = fromCookie;
+      viaCookie = true;
     }
     if (presented === undefined) throw new InvalidRequestError('refresh_token is required.');
     let result: TokenResponse;
@@ -232,25 +230,33 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     res.status(200).json(tokenBody(result, !useCookie));
   }
 
+  /**
+   * Why the cookie is cleared only on the cookie branch: a clearing Set-Cookie is applied by the
+   * browser whoever caused it, so an answer to a request the cookie did not authenticate (a body
+   * token, which a cross-site form can send) must leave the cookie alone, or any site could log
+   * the browser out.
+   */
   async function logout(req: Request, res: Response): Promise<void> {
     const fromBody = singleString(field(bodyOf(req), 'refresh_token'), 'refresh_token');
-    const fromCookie = fromBody === undefined ? cookie?.read(req) : undefined;
+    const fromCookie = cookie?.read(req);
     const bearer = bearerToken(req);
     if (fromBody !== undefined) {
       await service.revokeByRefreshToken(fromBody, 'logout');
     } else if (cookie && fromCookie !== undefined) {
       cookie.assertSameOrigin(req);
       await service.revokeByRefreshToken(fromCookie, 'logout');
+      cookie.clear(req, res);
     } else if (bearer) {
       const claims = service.verifyAccessToken(bearer);
       await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'logout' });
     } else if (bearer === false) {
       throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
-    } else if (!(cookie && req.get(cookie.csrfHeader))) {
+    } else if (cookie && req.get(cookie.csrfHeader)) {
       // A browser whose cookie is already gone (second logout) gets its 204: logout is idempotent.
+      cookie.assertSameOrigin(req);
+    } else {
       throw new InvalidRequestError('refresh_token or an access token is required.');
     }
-    if (cookie) cookie.clear(req, res);
     res.status(204).end();
   }
 

@@ -7,6 +7,7 @@ import {
   type NewRefreshTokenRecord,
   type RefreshTokenRecord,
   type RevocationReason,
+  type SupersededGeneration,
   type Touch,
 } from '../../domain/refresh-token';
 
@@ -22,12 +23,17 @@ function copyDate(date: Date | null): Date | null {
   return date === null ? null : new Date(date.getTime());
 }
 
+function copySuperseded(list: readonly SupersededGeneration[]): SupersededGeneration[] {
+  return list.map((entry) => ({ generation: entry.generation, at: copyDate(entry.at) }));
+}
+
 /** A deep copy (not `structuredClone`: its Dates come from another realm under some runners). */
 function copy(record: RefreshTokenRecord): RefreshTokenRecord {
   return {
     ...record,
     createdAt: copyDate(record.createdAt),
     rotatedAt: copyDate(record.rotatedAt),
+    superseded: copySuperseded(record.superseded),
     lastUsedAt: copyDate(record.lastUsedAt),
     expiresAt: copyDate(record.expiresAt),
     absoluteExpiresAt: copyDate(record.absoluteExpiresAt),
@@ -90,6 +96,7 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     const record = copy({
       ...input,
       rotatedAt: input.rotatedAt ?? null,
+      superseded: input.superseded ?? [],
       lastUsedAt: input.lastUsedAt ?? null,
       revokedAt: null,
       revokedReason: null,
@@ -181,6 +188,7 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     record.keyId = input.keyId;
     record.tokenHash = input.tokenHash;
     record.rotatedAt = new Date(input.rotatedAt.getTime());
+    record.superseded = copySuperseded(input.superseded);
     record.expiresAt = new Date(input.expiresAt.getTime());
     record.lastUsedAt = new Date(input.lastUsedAt.getTime());
     this.idByHash.set(record.tokenHash, record.id);

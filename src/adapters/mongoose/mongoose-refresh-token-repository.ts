@@ -81,6 +81,10 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
     globalVersionAtIssuance: doc.globalVersionAtIssuance,
     createdAt: doc.createdAt,
     rotatedAt: doc.rotatedAt ?? null,
+    superseded: (doc.superseded ?? []).map((entry) => ({
+      generation: entry.generation,
+      at: entry.at,
+    })),
     lastUsedAt: doc.lastUsedAt ?? null,
     expiresAt: doc.expiresAt,
     absoluteExpiresAt: doc.absoluteExpiresAt,
@@ -96,6 +100,7 @@ function toDocument(input: NewRefreshTokenRecord): RefreshTokenDocument {
     ...fields,
     _id: id,
     rotatedAt: input.rotatedAt ?? null,
+    superseded: input.superseded ?? [],
     lastUsedAt: input.lastUsedAt ?? null,
     revokedAt: null,
     revokedReason: null,
@@ -360,6 +365,9 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
             keyId: input.keyId,
             tokenHash: input.tokenHash,
             rotatedAt: input.rotatedAt,
+            // The whole bounded list, computed by the caller from the record it read: FerretDB v1
+            // accepts $push with $slice but ignores the slice, so the list would grow forever.
+            superseded: input.superseded,
             expiresAt: input.expiresAt,
             lastUsedAt: input.lastUsedAt,
           },

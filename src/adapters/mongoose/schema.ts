@@ -7,8 +7,13 @@ import { Schema, type Connection, type Model, type mongo } from 'mongoose';
 import type { ClientInfo, RefreshTokenRecord } from '../../domain/refresh-token';
 
 /** A session record as stored: the record's UUIDv7 `id` is the document's `_id`. */
-export interface RefreshTokenDocument extends Omit<RefreshTokenRecord, 'id' | 'client'> {
+export interface RefreshTokenDocument extends Omit<
+  RefreshTokenRecord,
+  'id' | 'client' | 'superseded'
+> {
   _id: string;
+  /** Absent on records written before the reuse-grace list existed. */
+  superseded?: RefreshTokenRecord['superseded'];
   /** Absent when the client told us nothing (Mongoose drops empty objects). */
   client?: ClientInfo;
 }
@@ -54,6 +59,16 @@ export function createRefreshTokenSchema(
       globalVersionAtIssuance: { type: Number, required: true },
       createdAt: { type: Date, required: true },
       rotatedAt: { type: Date, default: null },
+      superseded: {
+        type: [
+          {
+            _id: false,
+            generation: { type: Number, required: true },
+            at: { type: Date, required: true },
+          },
+        ],
+        default: [],
+      },
       lastUsedAt: { type: Date, default: null },
       expiresAt: { type: Date, required: true },
       absoluteExpiresAt: { type: Date, required: true },
