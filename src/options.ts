@@ -12,6 +12,7 @@ import {
 import { OptionsError, type InvalidGrantReason } from './domain/errors';
 import { systemClock, type Clock } from './domain/refresh-token';
 import type { RefreshTokenRepository } from './domain/refresh-token-repository';
+import type { RevocationBus } from './domain/revocation-bus';
 import type { TokenJobs } from './domain/token-jobs';
 import { TokenCodec } from './domain/token-codec';
 import type { VersionStore } from './domain/version-store';
@@ -51,6 +52,21 @@ export interface RefreshRotationOptions {
     /** How long the previous token is answered with the same new token (tabs, lost responses). Default `'10s'`; 0 disables. */
     reuseGrace?: Duration;
   };
+  /**
+   * Fan-out of revocations between app instances (`RedisRevocationBus` from
+   * `refresh-rotation/redis`). With it, a revocation (revoke-all, breach rotation, one session)
+   * is published before the call that made it returns, and every instance drops its cached
+   * versions and session states at once; without it (or while it is down) other instances see the
+   * change when their caches expire (1 s by default). Default: none (right for one instance).
+   */
+  revocationBus?: RevocationBus;
+  /**
+   * The cache of session states behind `authenticate({ checkRevocation: { sessions: true } })`.
+   * `ttl`: how long a session's state may be reused, default `'1s'` (0 reads the record on every
+   * request); `maxEntries`: default 10 000 (the oldest go first). Revocations through this
+   * service clear an entry at once; revocations elsewhere via the `revocationBus`, else after `ttl`.
+   */
+  sessionCache?: { ttl?: Duration; maxEntries?: number };
   /** Default: the system clock. */
   clock?: Clock;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
@@ -93,6 +109,8 @@ export interface ResolvedOptions {
   readonly versions: VersionStore;
   readonly jobs: TokenJobs;
   readonly clock: Clock;
+  readonly revocationBus: RevocationBus | undefined;
+  readonly sessionCache: Readonly<{ ttlMs: number; maxEntries: number }>;
   readonly onAuditEvent: ((event: AuditEvent) => void) | undefined;
   readonly accessToken: Readonly<
     AccessTokenKeys & { ttlMs: number; issuer: string | undefined; audience: string | undefined }
@@ -219,6 +237,23 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
     throw new OptionsError('onAuditEvent must be a function');
   }
 
+  const revocationBus =
+    options.revocationBus === undefined
+      ? undefined
+      : requirePort<RevocationBus>(options.revocationBus, 'revocationBus', [
+          'publish',
+          'subscribe',
+        ]);
+  const sessionCache = options.sessionCache ?? {};
+  if (typeof sessionCache !== 'object' || sessionCache === null)
+    throw new OptionsError('sessionCache must be an object such as { ttl: "1s" }');
+  const maxEntries = sessionCache.maxEntries ?? 10_000;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw new OptionsError(
+      `sessionCache.maxEntries must be a whole number >= 1; got ${String(maxEntries)}`,
+    );
+  }
+
   const access = requireObject(options.accessToken, 'accessToken');
   const keys = resolveAccessTokenKeys(access);
   const refresh = requireObject(options.refreshToken, 'refreshToken');
@@ -241,6 +276,11 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
     versions,
     jobs,
     clock,
+    revocationBus,
+    sessionCache: Object.freeze({
+      ttlMs: durationOption(sessionCache.ttl, 'sessionCache.ttl', '1s', 0),
+      maxEntries,
+    }),
     onAuditEvent: options.onAuditEvent,
     accessToken: Object.freeze({
       ...keys,

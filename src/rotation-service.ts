@@ -14,6 +14,7 @@ import {
   StoreUnavailableError,
   type InvalidGrantReason,
 } from './domain/errors';
+import { ExpiringCache } from './domain/expiring-cache';
 import {
   decideGeneration,
   isExpired,
@@ -23,6 +24,7 @@ import {
   type GlobalVersion,
   type RefreshTokenRecord,
 } from './domain/refresh-token';
+import type { RevocationNotice, RevocationSignal } from './domain/revocation-bus';
 import {
   hashToken,
   MAX_GENERATION,
@@ -102,10 +104,15 @@ async function store<T>(operation: () => Promise<T>): Promise<T> {
 export class RotationService {
   private readonly options: ResolvedOptions;
   private readonly accessTokens: AccessTokens;
+  private readonly sessionStates: ExpiringCache<boolean>;
   private dropped = 0;
+  private unpublished = 0;
 
   constructor(options: RefreshRotationOptions) {
     this.options = resolveOptions(options);
+    const { ttlMs: sessionTtlMs, maxEntries } = this.options.sessionCache;
+    this.sessionStates = new ExpiringCache(sessionTtlMs, maxEntries, this.options.clock);
+    this.options.revocationBus?.subscribe((signal) => this.forget(signal));
     const { ttlMs, issuer, audience, ...keys } = this.options.accessToken;
     this.accessTokens = new AccessTokens({
       ...keys,
@@ -118,6 +125,14 @@ export class RotationService {
   /** How many `touch` calls were dropped because the job port rejected them. */
   get droppedTouches(): number {
     return this.dropped;
+  }
+
+  /**
+   * How many revocation notices could not be published on the `revocationBus` (other instances
+   * then saw those revocations only when their caches expired).
+   */
+  get unpublishedNotices(): number {
+    return this.unpublished;
   }
 
   /**
@@ -246,6 +261,7 @@ export class RotationService {
     const { repository, versions, jobs, clock } = this.options;
     const now = clock.now();
     const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
+    await this.announce({ kind: 'user', userId });
     let inline = false;
     try {
       await jobs.revokeAll({ userId, reason, requestedAt: now });
@@ -272,6 +288,7 @@ export class RotationService {
     const global = await store(() =>
       this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
     );
+    await this.announce({ kind: 'global' });
     this.emit({ type: 'global.rotated', at, minVersion: global.minVersion, reason, gracePeriodMs });
     return global;
   }
@@ -306,10 +323,30 @@ export class RotationService {
     return this.accessTokens.verify(token, this.options.clock.now());
   }
 
-  /** Whether the token's `ver` is still at or above the user's minimum (instant cut-off after revoke-all). */
-  async isAccessTokenCurrent(claims: AccessTokenClaims): Promise<boolean> {
-    const minimum = await store(() => this.options.versions.getUserMinVersion(claims.sub));
-    return claims.ver >= minimum;
+  /**
+   * Whether an access token's session may still act (instant cut-off): its `ver` is at or above
+   * the user's minimum, its `gv` passes the global minimum (with the breach grace rule of
+   * `judgeVersions`), and, with `sessions: true`, its session is neither revoked nor gone. Reads
+   * go through short caches (versions: the version store's; sessions: `sessionCache`) that a
+   * revocation through this service, or a notice on the `revocationBus`, clears at once. Throws
+   * `StoreUnavailableError` when the stores cannot answer.
+   */
+  async isAccessTokenCurrent(
+    claims: AccessTokenClaims,
+    check: { sessions?: boolean } = {},
+  ): Promise<boolean> {
+    const { versions, clock } = this.options;
+    const [userMinVersion, global, sessionLive] = await store(() =>
+      Promise.all([
+        versions.getUserMinVersion(claims.sub),
+        versions.getGlobal(),
+        check.sessions ? this.isSessionLive(claims) : true,
+      ]),
+    );
+    const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
+    return (
+      sessionLive && judgeVersions(session, userMinVersion, global, clock.now()) !== 'outdated'
+    );
   }
 
   /** Report activity on a session (via the job port). Never throws: a rejected job is counted in `droppedTouches`. */
@@ -318,6 +355,49 @@ export class RotationService {
       await this.options.jobs.touch({ sessionId, at: this.options.clock.now() });
     } catch {
       this.dropped += 1;
+    }
+  }
+
+  private isSessionLive(claims: AccessTokenClaims): Promise<boolean> {
+    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
+    return this.sessionStates.read(claims.sid, async () => {
+      const record = await this.options.repository.findBySessionId(claims.sid);
+      return record !== null && record.revokedAt === null && record.userId === claims.sub;
+    });
+  }
+
+  /** Drop what this instance cached about a revocation announced on the bus. */
+  private forget(signal: RevocationSignal): void {
+    const { versions } = this.options;
+    switch (signal.kind) {
+      case 'session':
+        this.sessionStates.invalidate(signal.sessionId);
+        break;
+      case 'user':
+        versions.forgetCached?.({ kind: 'user', userId: signal.userId });
+        break;
+      case 'global':
+        versions.forgetCached?.({ kind: 'global' });
+        break;
+      case 'resync':
+        this.sessionStates.clear();
+        versions.forgetCached?.({ kind: 'all' });
+        break;
+    }
+  }
+
+  /**
+   * Tell the other instances, before the caller answers (so a request that starts after the answer
+   * meets no stale cache anywhere). The revocation itself is already stored: a bus failure is
+   * counted, not thrown, and the others fall back to their cache lifetime.
+   */
+  private async announce(notice: RevocationNotice): Promise<void> {
+    const bus = this.options.revocationBus;
+    if (!bus) return;
+    try {
+      await bus.publish(notice);
+    } catch {
+      this.unpublished += 1;
     }
   }
 
@@ -385,6 +465,8 @@ export class RotationService {
     const revoked = await store(() =>
       this.options.repository.revokeBySession(record.sessionId, reason, { at }),
     );
+    this.sessionStates.invalidate(record.sessionId);
+    if (revoked) await this.announce({ kind: 'session', sessionId: record.sessionId });
     if (revoked)
       this.emit({
         type: 'session.revoked',
@@ -399,7 +481,12 @@ export class RotationService {
   private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
     return {
       accessToken: this.accessTokens.sign(
-        { userId: record.userId, sessionId: record.sessionId, version: record.tokenVersion },
+        {
+          userId: record.userId,
+          sessionId: record.sessionId,
+          version: record.tokenVersion,
+          globalVersion: record.globalVersionAtIssuance,
+        },
         now,
       ),
       tokenType: 'Bearer',
