@@ -185,7 +185,12 @@ export class RotationService {
     const parsed = this.parse(refreshToken);
     if (!parsed) throw this.reject('malformed');
 
-    let record = await store(() => repository.findBySessionId(parsed.sessionId));
+    // In parallel with the read: revocations announced before this request are then in the caches.
+    const [found] = await Promise.all([
+      store(() => repository.findBySessionId(parsed.sessionId)),
+      this.syncRevocations(),
+    ]);
+    let record = found;
     if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
     const who = { userId: record.userId, sessionId: record.sessionId };
     if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
@@ -336,6 +341,7 @@ export class RotationService {
     check: { sessions?: boolean } = {},
   ): Promise<boolean> {
     const { versions, clock } = this.options;
+    await this.syncRevocations();
     const [userMinVersion, global, sessionLive] = await store(() =>
       Promise.all([
         versions.getUserMinVersion(claims.sub),
@@ -364,6 +370,15 @@ export class RotationService {
       const record = await this.options.repository.findBySessionId(claims.sid);
       return record !== null && record.revokedAt === null && record.userId === claims.sub;
     });
+  }
+
+  /** Wait until notices published before now have reached this instance (see `RevocationBus.sync`). */
+  private async syncRevocations(): Promise<void> {
+    try {
+      await this.options.revocationBus?.sync?.();
+    } catch {
+      // the caches' lifetime bounds what a failed sync can miss
+    }
   }
 
   /** Drop what this instance cached about a revocation announced on the bus. */

@@ -33,4 +33,14 @@ export interface RevocationBus {
 
   /** Call `listener` for every signal from now on; returns the function that stops it. */
   subscribe(listener: (signal: RevocationSignal) => void): () => void;
+
+  /**
+   * Resolves once every notice published before this call (by any instance) has reached this
+   * instance's listeners, so that a cached value read afterwards is not older than an answer the
+   * caller may already have seen. Pub/sub alone gives no such order: the publisher's reply and the
+   * subscriber's message leave the broker separately. Resolves without that promise, never
+   * rejects, when it cannot be kept (the bus is down): the caches' lifetime is then the bound.
+   * Optional: a bus that delivers synchronously has nothing to wait for.
+   */
+  sync?(): Promise<void>;
 }
