@@ -3,11 +3,12 @@
  * a reader after notices already published, garbage on the channel is ignored, and closing the
  * bus closes only its own subscriber connection, never the caller's.
  */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { RedisRevocationBus } from '../../src/adapters/redis';
 import { OptionsError } from '../../src/domain/errors';
 import type { RevocationSignal } from '../../src/domain/revocation-bus';
-import { openTestRedis, uniqueName } from '../support/services';
+import { startFreezableProxy } from '../support/freezable-proxy';
+import { openTestRedis, redisUrl, uniqueName } from '../support/services';
 
 describe('RedisRevocationBus', () => {
   const connections: Redis[] = [];
@@ -55,6 +56,44 @@ describe('RedisRevocationBus', () => {
     await publisher.publish(channel, JSON.stringify({ kind: 'user', userId: 'bob' }));
     await bus.sync();
     expect(heard).toEqual([{ kind: 'user', userId: 'bob' }]);
+  });
+
+  it('while Redis stalls, sync() waits at most syncTimeoutMs once and then not at all; notices held meanwhile arrive when it is back', async () => {
+    const channel = uniqueName('rr_bus');
+    const proxy = await startFreezableProxy(Number(new URL(redisUrl()).port));
+    const viaProxy = new Redis({ port: proxy.port, host: '127.0.0.1', maxRetriesPerRequest: null });
+    connections.push(viaProxy);
+    const bus = new RedisRevocationBus({ connection: viaProxy, channel, syncTimeoutMs: 100 });
+    buses.push(bus);
+    const heard: RevocationSignal[] = [];
+    bus.subscribe((signal) => heard.push(signal));
+    const publisher = open(channel).bus;
+    try {
+      await bus.ready();
+      proxy.freeze();
+      await publisher.publish({ kind: 'user', userId: 'carol' });
+      let started = performance.now();
+      await bus.sync();
+      expect(performance.now() - started).toBeGreaterThanOrEqual(90);
+      started = performance.now();
+      await bus.sync();
+      expect(performance.now() - started).toBeLessThan(50);
+      expect(heard).toEqual([]);
+      proxy.thaw();
+      for (let i = 0; i < 100 && heard.length === 0; i += 1)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(heard).toEqual([{ kind: 'user', userId: 'carol' }]);
+      // Once the held PING is answered, sync() waits for its round trip again.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await publisher.publish({ kind: 'global' });
+      await bus.sync();
+      expect(heard).toEqual([{ kind: 'user', userId: 'carol' }, { kind: 'global' }]);
+    } finally {
+      proxy.thaw();
+      await bus.close();
+      viaProxy.disconnect();
+      await proxy.close();
+    }
   });
 
   it('close() closes its own subscriber only: the caller’s connection keeps working', async () => {

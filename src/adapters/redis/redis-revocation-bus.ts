@@ -69,6 +69,7 @@ export class RedisRevocationBus implements RevocationBus {
   private readonly syncTimeoutMs: number;
   private wasSubscribed = false;
   private listening = false;
+  private stalled = false;
   private syncBatch: Promise<void> | null = null;
   private closing: Promise<void> | undefined;
 
@@ -109,6 +110,7 @@ export class RedisRevocationBus implements RevocationBus {
     });
     this.subscriber.on('close', () => {
       this.listening = false;
+      this.stalled = false;
       if (this.wasSubscribed) this.emit({ kind: 'resync' });
     });
     let resolveSubscribed!: () => void;
@@ -152,17 +154,24 @@ export class RedisRevocationBus implements RevocationBus {
    * A PING on the subscriber connection: Redis answers commands in order, and a notice published
    * before the PING was queued on this connection before its reply, which ioredis hands over
    * first. Calls made in the same tick share one PING; one made after it was sent waits for the
-   * next, since the sent one may have passed a later publish. Resolves at once while unsubscribed,
-   * and after `syncTimeoutMs` at worst.
+   * next, since the sent one may have passed a later publish. Resolves at once while unsubscribed
+   * or while a PING has gone unanswered past `syncTimeoutMs` (Redis stalled), and after
+   * `syncTimeoutMs` at worst.
    */
   sync(): Promise<void> {
-    if (!this.listening) return Promise.resolve();
+    if (!this.listening || this.stalled) return Promise.resolve();
     this.syncBatch ??= new Promise<void>((resolve) => {
       process.nextTick(() => {
         this.syncBatch = null;
-        const timer = setTimeout(resolve, this.syncTimeoutMs);
+        const timer = setTimeout(() => {
+          // A stalled Redis must not add this wait to every request: until the PING is answered,
+          // sync() resolves at once and the caches' lifetime is the bound.
+          this.stalled = true;
+          resolve();
+        }, this.syncTimeoutMs);
         const done = () => {
           clearTimeout(timer);
+          this.stalled = false;
           resolve();
         };
         this.subscriber.ping().then(done, done);
