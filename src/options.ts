@@ -57,16 +57,21 @@ export interface RefreshRotationOptions {
    * `refresh-rotation/redis`). With it, a revocation (revoke-all, breach rotation, one session)
    * is published before the call that made it returns, and every instance drops its cached
    * versions and session states at once; without it (or while it is down) other instances see the
-   * change when their caches expire (1 s by default). Default: none (right for one instance).
+   * change when their caches expire (1 s by default). While it is synced, the service keeps
+   * revocation state for longer (`revocationCache.ttlWithBus`), so checks rarely read the store.
+   * Default: none (right for one instance).
    */
   revocationBus?: RevocationBus;
   /**
-   * The cache of session states behind `authenticate({ checkRevocation: { sessions: true } })`.
-   * `ttl`: how long a session's state may be reused, default `'1s'` (0 reads the record on every
-   * request); `maxEntries`: default 10 000 (the oldest go first). Revocations through this
-   * service clear an entry at once; revocations elsewhere via the `revocationBus`, else after `ttl`.
+   * The service's cache of revocation state: user and global minimum versions and session states,
+   * read by `authenticate({ checkRevocation })` and by refresh. While the `revocationBus` is synced
+   * (every revocation is pushed to this instance before it is answered) entries are trusted for
+   * `ttlWithBus`, default `'1m'`; otherwise versions come from the version store (its own short
+   * cache) and session states are kept for `ttl`, default `'1s'` (0: the record is read on every
+   * request). `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations
+   * through this service clear their entries at once.
    */
-  sessionCache?: { ttl?: Duration; maxEntries?: number };
+  revocationCache?: { ttl?: Duration; ttlWithBus?: Duration; maxEntries?: number };
   /** Default: the system clock. */
   clock?: Clock;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
@@ -110,7 +115,7 @@ export interface ResolvedOptions {
   readonly jobs: TokenJobs;
   readonly clock: Clock;
   readonly revocationBus: RevocationBus | undefined;
-  readonly sessionCache: Readonly<{ ttlMs: number; maxEntries: number }>;
+  readonly revocationCache: Readonly<{ ttlMs: number; ttlWithBusMs: number; maxEntries: number }>;
   readonly onAuditEvent: ((event: AuditEvent) => void) | undefined;
   readonly accessToken: Readonly<
     AccessTokenKeys & { ttlMs: number; issuer: string | undefined; audience: string | undefined }
@@ -244,13 +249,13 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
           'publish',
           'subscribe',
         ]);
-  const sessionCache = options.sessionCache ?? {};
-  if (typeof sessionCache !== 'object' || sessionCache === null)
-    throw new OptionsError('sessionCache must be an object such as { ttl: "1s" }');
-  const maxEntries = sessionCache.maxEntries ?? 10_000;
+  const revocationCache = options.revocationCache ?? {};
+  if (typeof revocationCache !== 'object' || revocationCache === null)
+    throw new OptionsError('revocationCache must be an object such as { ttl: "1s" }');
+  const maxEntries = revocationCache.maxEntries ?? 10_000;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new OptionsError(
-      `sessionCache.maxEntries must be a whole number >= 1; got ${String(maxEntries)}`,
+      `revocationCache.maxEntries must be a whole number >= 1; got ${String(maxEntries)}`,
     );
   }
 
@@ -277,8 +282,14 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
     jobs,
     clock,
     revocationBus,
-    sessionCache: Object.freeze({
-      ttlMs: durationOption(sessionCache.ttl, 'sessionCache.ttl', '1s', 0),
+    revocationCache: Object.freeze({
+      ttlMs: durationOption(revocationCache.ttl, 'revocationCache.ttl', '1s', 0),
+      ttlWithBusMs: durationOption(
+        revocationCache.ttlWithBus,
+        'revocationCache.ttlWithBus',
+        '1m',
+        0,
+      ),
       maxEntries,
     }),
     onAuditEvent: options.onAuditEvent,

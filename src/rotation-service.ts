@@ -68,6 +68,9 @@ export interface SessionView {
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
 const MAX_CLIENT_FIELD = 512;
+const GLOBAL_KEY = 'g';
+const userKey = (userId: string) => `u:${userId}`;
+const sessionKey = (sessionId: string) => `s:${sessionId}`;
 /** Compare-and-set rounds before giving up; a loss means someone else moved the generation, so one reload settles it. */
 const MAX_ADVANCE_ATTEMPTS = 3;
 
@@ -104,14 +107,15 @@ async function store<T>(operation: () => Promise<T>): Promise<T> {
 export class RotationService {
   private readonly options: ResolvedOptions;
   private readonly accessTokens: AccessTokens;
-  private readonly sessionStates: ExpiringCache<boolean>;
+  /** Revocation state by key: `u:<user>` (minimum version), `g` (global), `s:<session>` (live). */
+  private readonly revocationState: ExpiringCache<unknown>;
   private dropped = 0;
   private unpublished = 0;
 
   constructor(options: RefreshRotationOptions) {
     this.options = resolveOptions(options);
-    const { ttlMs: sessionTtlMs, maxEntries } = this.options.sessionCache;
-    this.sessionStates = new ExpiringCache(sessionTtlMs, maxEntries, this.options.clock);
+    const { maxEntries } = this.options.revocationCache;
+    this.revocationState = new ExpiringCache(maxEntries, this.options.clock);
     this.options.revocationBus?.subscribe((signal) => this.forget(signal));
     const { ttlMs, issuer, audience, ...keys } = this.options.accessToken;
     this.accessTokens = new AccessTokens({
@@ -181,12 +185,12 @@ export class RotationService {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
-    const { repository, versions, clock, refreshToken: settings } = this.options;
+    const { repository, clock, refreshToken: settings } = this.options;
     const parsed = this.parse(refreshToken);
     if (!parsed) throw this.reject('malformed');
 
     // In parallel with the read: revocations announced before this request are then in the caches.
-    const [found] = await Promise.all([
+    const [found, synced] = await Promise.all([
       store(() => repository.findBySessionId(parsed.sessionId)),
       this.syncRevocations(),
     ]);
@@ -197,10 +201,7 @@ export class RotationService {
     if (record.revokedAt !== null) throw this.reject('revoked', who);
     if (isExpired(record, clock.now())) throw this.reject('expired', who);
 
-    const userId = record.userId;
-    const [userMinVersion, global] = await store(() =>
-      Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
-    );
+    const [userMinVersion, global] = await store(() => this.readVersions(record!.userId, synced));
     if (judgeVersions(record, userMinVersion, global, clock.now()) === 'outdated')
       throw this.reject('version', who);
 
@@ -266,6 +267,7 @@ export class RotationService {
     const { repository, versions, jobs, clock } = this.options;
     const now = clock.now();
     const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
+    this.revocationState.invalidate(userKey(userId));
     await this.announce({ kind: 'user', userId });
     let inline = false;
     try {
@@ -293,6 +295,7 @@ export class RotationService {
     const global = await store(() =>
       this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
     );
+    this.revocationState.invalidate(GLOBAL_KEY);
     await this.announce({ kind: 'global' });
     this.emit({ type: 'global.rotated', at, minVersion: global.minVersion, reason, gracePeriodMs });
     return global;
@@ -332,26 +335,24 @@ export class RotationService {
    * Whether an access token's session may still act (instant cut-off): its `ver` is at or above
    * the user's minimum, its `gv` passes the global minimum (with the breach grace rule of
    * `judgeVersions`), and, with `sessions: true`, its session is neither revoked nor gone. Reads
-   * go through short caches (versions: the version store's; sessions: `sessionCache`) that a
-   * revocation through this service, or a notice on the `revocationBus`, clears at once. Throws
-   * `StoreUnavailableError` when the stores cannot answer.
+   * go through `revocationCache`, which a revocation through this service, or a notice on the
+   * `revocationBus`, clears at once. Throws `StoreUnavailableError` when the stores cannot answer.
    */
   async isAccessTokenCurrent(
     claims: AccessTokenClaims,
     check: { sessions?: boolean } = {},
   ): Promise<boolean> {
-    const { versions, clock } = this.options;
-    await this.syncRevocations();
-    const [userMinVersion, global, sessionLive] = await store(() =>
+    const synced = await this.syncRevocations();
+    const [[userMinVersion, global], sessionLive] = await store(() =>
       Promise.all([
-        versions.getUserMinVersion(claims.sub),
-        versions.getGlobal(),
-        check.sessions ? this.isSessionLive(claims) : true,
+        this.readVersions(claims.sub, synced),
+        check.sessions ? this.isSessionLive(claims, synced) : true,
       ]),
     );
     const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
     return (
-      sessionLive && judgeVersions(session, userMinVersion, global, clock.now()) !== 'outdated'
+      sessionLive &&
+      judgeVersions(session, userMinVersion, global, this.options.clock.now()) !== 'outdated'
     );
   }
 
@@ -364,20 +365,43 @@ export class RotationService {
     }
   }
 
-  private isSessionLive(claims: AccessTokenClaims): Promise<boolean> {
-    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
-    return this.sessionStates.read(claims.sid, async () => {
-      const record = await this.options.repository.findBySessionId(claims.sid);
-      return record !== null && record.revokedAt === null && record.userId === claims.sub;
-    });
+  /**
+   * The user's minimum and the global version. While the bus is synced they are kept for
+   * `ttlWithBus` (every change is pushed here first); otherwise they come from the version store,
+   * whose own short cache is then the only one.
+   */
+  private readVersions(userId: string, synced: boolean): Promise<[number, GlobalVersion]> {
+    const { versions, revocationCache } = this.options;
+    if (!synced) return Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]);
+    const maxAge = revocationCache.ttlWithBusMs;
+    return Promise.all([
+      this.revocationState.read(userKey(userId), () => versions.getUserMinVersion(userId), maxAge),
+      this.revocationState.read(GLOBAL_KEY, () => versions.getGlobal(), maxAge),
+    ]) as Promise<[number, GlobalVersion]>;
   }
 
-  /** Wait until notices published before now have reached this instance (see `RevocationBus.sync`). */
-  private async syncRevocations(): Promise<void> {
+  private isSessionLive(claims: AccessTokenClaims, synced: boolean): Promise<boolean> {
+    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
+    const { ttlMs, ttlWithBusMs } = this.options.revocationCache;
+    return this.revocationState.read(
+      sessionKey(claims.sid),
+      async () => {
+        const record = await this.options.repository.findBySessionId(claims.sid);
+        return record !== null && record.revokedAt === null && record.userId === claims.sub;
+      },
+      synced ? ttlWithBusMs : ttlMs,
+    ) as Promise<boolean>;
+  }
+
+  /**
+   * Whether every revocation announced before now has reached this instance (see
+   * `RevocationBus.sync`); false without a bus or when it cannot tell.
+   */
+  private async syncRevocations(): Promise<boolean> {
     try {
-      await this.options.revocationBus?.sync?.();
+      return (await this.options.revocationBus?.sync?.()) ?? false;
     } catch {
-      // the caches' lifetime bounds what a failed sync can miss
+      return false;
     }
   }
 
@@ -386,16 +410,18 @@ export class RotationService {
     const { versions } = this.options;
     switch (signal.kind) {
       case 'session':
-        this.sessionStates.invalidate(signal.sessionId);
+        this.revocationState.invalidate(sessionKey(signal.sessionId));
         break;
       case 'user':
+        this.revocationState.invalidate(userKey(signal.userId));
         versions.forgetCached?.({ kind: 'user', userId: signal.userId });
         break;
       case 'global':
+        this.revocationState.invalidate(GLOBAL_KEY);
         versions.forgetCached?.({ kind: 'global' });
         break;
       case 'resync':
-        this.sessionStates.clear();
+        this.revocationState.clear();
         versions.forgetCached?.({ kind: 'all' });
         break;
     }
@@ -480,7 +506,7 @@ export class RotationService {
     const revoked = await store(() =>
       this.options.repository.revokeBySession(record.sessionId, reason, { at }),
     );
-    this.sessionStates.invalidate(record.sessionId);
+    this.revocationState.invalidate(sessionKey(record.sessionId));
     if (revoked) await this.announce({ kind: 'session', sessionId: record.sessionId });
     if (revoked)
       this.emit({

@@ -35,12 +35,12 @@ export interface RevocationBus {
   subscribe(listener: (signal: RevocationSignal) => void): () => void;
 
   /**
-   * Resolves once every notice published before this call (by any instance) has reached this
-   * instance's listeners, so that a cached value read afterwards is not older than an answer the
-   * caller may already have seen. Pub/sub alone gives no such order: the publisher's reply and the
-   * subscriber's message leave the broker separately. Resolves without that promise, never
-   * rejects, when it cannot be kept (the bus is down): the caches' lifetime is then the bound.
-   * Optional: a bus that delivers synchronously has nothing to wait for.
+   * Resolves `true` once every notice published before this call (by any instance) has reached
+   * this instance's listeners, so that a cached value read afterwards is not older than an answer
+   * the caller may already have seen; pub/sub alone gives no such order (the publisher's reply and
+   * the subscriber's message leave the broker separately). Resolves `false`, never rejects, when
+   * that cannot be known (the bus is down or stalled): callers then fall back to short cache
+   * lifetimes. Optional: a bus without it counts as never synced.
    */
-  sync?(): Promise<void>;
+  sync?(): Promise<boolean>;
 }

@@ -16,6 +16,11 @@ export class MemoryRevocationBus implements RevocationBus {
     for (const listener of [...this.listeners]) listener({ ...notice });
   }
 
+  /** Always synced: `publish` reaches every listener before it returns. */
+  async sync(): Promise<boolean> {
+    return true;
+  }
+
   subscribe(listener: (signal: RevocationSignal) => void): () => void {
     const own = (signal: RevocationSignal) => listener(signal);
     this.listeners.add(own);

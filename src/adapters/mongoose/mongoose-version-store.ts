@@ -86,6 +86,7 @@ function wholeNumber(value: unknown, option: string, fallback: number): number {
 export class MongooseVersionStore implements VersionStore {
   private readonly steps: Model<VersionStepDocument>;
   private readonly cache: ExpiringCache<number | GlobalVersion>;
+  private readonly cacheTtlMs: number;
 
   constructor(connection: Connection, options: MongooseVersionStoreOptions = {}) {
     const collectionName = options.collectionName ?? DEFAULT_COLLECTION;
@@ -94,8 +95,8 @@ export class MongooseVersionStore implements VersionStore {
         `collectionName must be a non-empty collection name; got ${JSON.stringify(collectionName)}`,
       );
     }
+    this.cacheTtlMs = wholeNumber(options.cacheTtlMs, 'cacheTtlMs', 1_000);
     this.cache = new ExpiringCache(
-      wholeNumber(options.cacheTtlMs, 'cacheTtlMs', 1_000),
       Math.max(1, wholeNumber(options.cacheMaxEntries, 'cacheMaxEntries', 10_000)),
       options.clock ?? systemClock,
     );
@@ -105,7 +106,7 @@ export class MongooseVersionStore implements VersionStore {
   async getUserMinVersion(userId: string): Promise<number> {
     const key = userKey(userId);
     return mapStoreErrors('getUserMinVersion', () =>
-      this.cache.read(key, async () => (await this.latest(key))?.version ?? 0),
+      this.cache.read(key, async () => (await this.latest(key))?.version ?? 0, this.cacheTtlMs),
     ) as Promise<number>;
   }
 
@@ -130,8 +131,10 @@ export class MongooseVersionStore implements VersionStore {
   async getGlobal(): Promise<GlobalVersion> {
     return mapStoreErrors('getGlobal', async () =>
       copyGlobal(
-        (await this.cache.read(GLOBAL_KEY, async () =>
-          toGlobal(await this.latest(GLOBAL_KEY)),
+        (await this.cache.read(
+          GLOBAL_KEY,
+          async () => toGlobal(await this.latest(GLOBAL_KEY)),
+          this.cacheTtlMs,
         )) as GlobalVersion,
       ),
     );

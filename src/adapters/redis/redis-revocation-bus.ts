@@ -70,7 +70,7 @@ export class RedisRevocationBus implements RevocationBus {
   private wasSubscribed = false;
   private listening = false;
   private stalled = false;
-  private syncBatch: Promise<void> | null = null;
+  private syncBatch: Promise<boolean> | null = null;
   private closing: Promise<void> | undefined;
 
   constructor(options: RedisRevocationBusOptions) {
@@ -154,27 +154,27 @@ export class RedisRevocationBus implements RevocationBus {
    * A PING on the subscriber connection: Redis answers commands in order, and a notice published
    * before the PING was queued on this connection before its reply, which ioredis hands over
    * first. Calls made in the same tick share one PING; one made after it was sent waits for the
-   * next, since the sent one may have passed a later publish. Resolves at once while unsubscribed
-   * or while a PING has gone unanswered past `syncTimeoutMs` (Redis stalled), and after
-   * `syncTimeoutMs` at worst.
+   * next, since the sent one may have passed a later publish. Resolves `false` at once while
+   * unsubscribed or while a PING has gone unanswered past `syncTimeoutMs` (Redis stalled), and
+   * after `syncTimeoutMs` at worst.
    */
-  sync(): Promise<void> {
-    if (!this.listening || this.stalled) return Promise.resolve();
-    this.syncBatch ??= new Promise<void>((resolve) => {
+  sync(): Promise<boolean> {
+    if (!this.listening || this.stalled) return Promise.resolve(false);
+    this.syncBatch ??= new Promise<boolean>((resolve) => {
       process.nextTick(() => {
         this.syncBatch = null;
         const timer = setTimeout(() => {
           // A stalled Redis must not add this wait to every request: until the PING is answered,
-          // sync() resolves at once and the caches' lifetime is the bound.
+          // sync() resolves at once (false) and the caches fall back to their short lifetime.
           this.stalled = true;
-          resolve();
+          resolve(false);
         }, this.syncTimeoutMs);
-        const done = () => {
+        const answered = (synced: boolean) => () => {
           clearTimeout(timer);
           this.stalled = false;
-          resolve();
+          resolve(synced && this.listening);
         };
-        this.subscriber.ping().then(done, done);
+        this.subscriber.ping().then(answered(true), answered(false));
       });
     });
     return this.syncBatch;
