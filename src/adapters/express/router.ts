@@ -24,7 +24,7 @@ export interface RefreshRouterOptions {
    * cookie only when it asks for it (`X-Token-Transport: cookie`) or refreshes with the cookie.
    */
   cookie?: boolean | CookieTransportOptions;
-  /** Largest body accepted on `POST /token` and `POST /logout`. Default `'4kb'`. */
+  /** Largest body accepted on `POST /token`, `POST /logout` and `POST /revoke`. Default `'4kb'`. */
   bodyLimit?: string | number;
   /**
    * What `logout-all` and the sessions routes check before trusting an access token (the
@@ -169,8 +169,8 @@ function bodyLimitOf(options: RefreshRouterOptions): string | number {
 
 /**
  * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /revoke` (RFC 7009),
- * `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like (`app.use('/auth', router)`).
- * Works on Express 4 and 5; parses only its own small bodies (JSON and form), so it needs no body
+ * `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like
+ * (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its own small bodies (JSON and form), so it needs no body
  * parser from the app. Every answer carries `Cache-Control: no-store`; errors follow the one table
  * in `errors.ts`. Throws `OptionsError` for invalid options.
  */
