@@ -170,9 +170,10 @@ function bodyLimitOf(options: RefreshRouterOptions): string | number {
 /**
  * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /revoke` (RFC 7009),
  * `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like
- * (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its own small bodies (JSON and form), so it needs no body
- * parser from the app. Every answer carries `Cache-Control: no-store`; errors follow the one table
- * in `errors.ts`. Throws `OptionsError` for invalid options.
+ * (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its own small bodies (JSON
+ * and form), so it needs no body parser from the app. Every answer carries
+ * `Cache-Control: no-store`; errors follow the one table in `errors.ts`. Throws `OptionsError` for
+ * invalid options.
  */
 export function createRefreshRouter(options: RefreshRouterOptions): RefreshRouter {
   const { service } = options;
