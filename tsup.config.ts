@@ -7,6 +7,7 @@ export default defineConfig({
     'adapters/mongoose/index': 'src/adapters/mongoose/index.ts',
     'adapters/bullmq/index': 'src/adapters/bullmq/index.ts',
     'adapters/express/index': 'src/adapters/express/index.ts',
+    'adapters/redis/index': 'src/adapters/redis/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

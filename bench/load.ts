@@ -3,14 +3,15 @@
  * refresh endpoint. In `rotate` mode each request presents the current token of a session taken
  * from a FIFO pool and puts the session back with the token the server answered, so every request
  * is a valid rotation whatever the order of answers. In the reject modes a fixed set of bad tokens
- * is cycled. Reads a JSON config (path in argv[2]); writes a JSON result to `config.out`.
+ * is cycled. In `bearer` mode a fixed set of access tokens is cycled as `GET` requests with
+ * `Authorization: Bearer …` (the `authenticate` section). Reads a JSON config (path in argv[2]); writes a JSON result to `config.out`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 interface LoadConfig {
   url: string;
-  mode: 'rotate' | 'fixed';
+  mode: 'rotate' | 'fixed' | 'bearer';
   /** rotate: current tokens of the pool (file of a JSON array); fixed: tokens cycled. */
   tokensFile: string;
   durationSec: number;
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
   let dropped = 0;
   let ok = 0;
   const take = (): string => {
-    if (config.mode === 'fixed') return tokens[cursor++ % tokens.length]!;
+    if (config.mode !== 'rotate') return tokens[cursor++ % tokens.length]!;
     // FIFO without shifting an array of 100k entries.
     const token = pool[head];
     if (token === undefined) throw new Error('token pool ran dry: raise the pool size');
@@ -64,10 +65,12 @@ async function main(): Promise<void> {
     timeout: 10,
     requests: [
       {
-        method: 'POST',
+        method: config.mode === 'bearer' ? 'GET' : 'POST',
         setupRequest: (request: Record<string, unknown>, context: { token?: string }) => {
           const token = take();
           context.token = token;
+          if (config.mode === 'bearer')
+            return { ...request, headers: { authorization: `Bearer ${token}` } };
           return {
             ...request,
             headers: { 'content-type': 'application/json' },

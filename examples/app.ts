@@ -13,6 +13,7 @@ import { pinoHttp } from 'pino-http';
 import {
   asyncHandler,
   authenticate,
+  authorizationServerMetadata,
   createRefreshRouter,
   errorHandler,
   setNoStore,
@@ -45,6 +46,12 @@ export interface AppConfig {
      */
     store?: (name: RateLimitName) => Store;
   };
+  /**
+   * The OAuth issuer identifier published at `/.well-known/oauth-authorization-server` (RFC 8414):
+   * an https URL (http for localhost). The runtime passes `ACCESS_TOKEN_ISSUER` when it is a URL,
+   * else `http://localhost:<PORT>`. Default: no metadata.
+   */
+  issuer?: string;
   /** Resolves when the stores answer; rejects otherwise (`/readyz`). */
   ready: () => Promise<void>;
   /** bcrypt cost. Default 12; tests use 4. */
@@ -184,7 +191,20 @@ export function createApp(config: AppConfig): Express {
   const dummyHash = bcrypt.hashSync('not-a-real-password', rounds);
   const auth = createRefreshRouter({ service, cookie: config.cookie, logger });
   const requireUser = authenticate({ service, trackActivity: true, logger });
-  const requireCurrentUser = authenticate({ service, checkRevocation: true, logger });
+  // Changing the password is a takeover if a stolen token can do it: refuse signed-out sessions too.
+  const requireCurrentUser = authenticate({
+    service,
+    checkRevocation: { sessions: true },
+    logger,
+  });
+  const metadata =
+    config.issuer === undefined
+      ? null
+      : authorizationServerMetadata({
+          issuer: config.issuer,
+          tokenEndpoint: '/auth/token',
+          revocationEndpoint: '/auth/revoke',
+        });
   const json = express.json({ limit: '4kb' });
   const limits = config.rateLimit;
   const credentialLimit = limiter({
@@ -325,7 +345,9 @@ export function createApp(config: AppConfig): Express {
   app.use(requestLogger(logger));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', asyncHandler(readiness));
+  if (metadata) app.get(metadata.path, metadata.handler);
   app.use('/auth/token', tokenLimit);
+  app.use('/auth/revoke', tokenLimit);
   app.use('/auth', accounts);
   app.use('/auth', auth);
   app.get('/me', requireUser, asyncHandler(me));

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import { BullMQTokenJobs } from '../src/adapters/bullmq';
+import { RedisRevocationBus } from '../src/adapters/redis';
 import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
@@ -21,6 +22,7 @@ import {
 } from '../src/adapters/mongoose';
 import type { Clock } from '../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../src/domain/refresh-token-repository';
+import type { RevocationBus } from '../src/domain/revocation-bus';
 import type { TokenJobs } from '../src/domain/token-jobs';
 import type { VersionStore } from '../src/domain/version-store';
 import type { RefreshRotationOptions } from '../src/options';
@@ -57,6 +59,8 @@ interface Stores {
   repository: RefreshTokenRepository;
   versions: VersionStore;
   jobs: TokenJobs;
+  /** With several instances on one Redis: every revocation reaches every instance's caches at once. */
+  revocationBus?: RevocationBus;
   users: UserStore;
   ready(): Promise<void>;
   close(): Promise<void>;
@@ -110,6 +114,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
         lazyConnect: true,
       })
     : null;
+  let revocationBus: RedisRevocationBus | null = null;
   try {
     const repository = new MongooseRefreshTokenRepository(connection, {
       ...(overrides.clock ? { clock: overrides.clock } : {}),
@@ -133,11 +138,23 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
           onError: (error) => logger.warn({ err: { message: error.message } }, 'job queue error'),
         })
       : null;
+    revocationBus = redis
+      ? new RedisRevocationBus({
+          connection: redis,
+          channel: `${env.queue.prefix}:revocations`,
+          onError: (error) =>
+            logger.warn({ err: { message: error.message } }, 'revocation bus error'),
+        })
+      : null;
+    // Until it is subscribed, other instances' revocations reach this one after the cache lifetime.
+    const bus = revocationBus;
+    if (bus) await withTimeout(bus.ready(), 5_000, 'Redis pub/sub');
     return {
       mode: bullmq ? 'mongodb+bullmq' : 'mongodb',
       repository,
       versions,
       jobs: bullmq ?? new InlineTokenJobs(repository),
+      ...(bus ? { revocationBus: bus } : {}),
       users,
       async ready() {
         await withTimeout(connection.db!.admin().ping(), 2_000, 'MongoDB');
@@ -146,12 +163,14 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
       async close() {
         stopWatchdog();
         await bullmq?.close();
+        await bus?.close();
         redis?.disconnect();
         await connection.close();
       },
     };
   } catch (error) {
     stopWatchdog();
+    await revocationBus?.close();
     redis?.disconnect();
     await connection.close();
     throw error;
@@ -168,6 +187,7 @@ function serviceOptions(
     repository: stores.repository,
     versions: stores.versions,
     jobs: stores.jobs,
+    ...(stores.revocationBus ? { revocationBus: stores.revocationBus } : {}),
     accessToken: {
       algorithm: accessToken.algorithm,
       ...(accessToken.secret === undefined ? {} : { secret: accessToken.secret }),
@@ -186,6 +206,13 @@ function serviceOptions(
     ...(overrides.clock ? { clock: overrides.clock } : {}),
     ...(overrides.onAuditEvent ? { onAuditEvent: overrides.onAuditEvent } : {}),
   };
+}
+
+/** The OAuth issuer of the example: `ACCESS_TOKEN_ISSUER` when it is a URL, else `http://localhost:<PORT>`. */
+function issuerOf(env: Env): string {
+  const configured = env.accessToken.issuer;
+  if (configured !== undefined && /^https?:\/\//.test(configured)) return configured;
+  return `http://localhost:${env.http.port}`;
 }
 
 /** Build the stores, the service and the app from the environment. */
@@ -216,6 +243,7 @@ export async function createRuntime(
         tokenPerMinute: rateLimit.tokenPerMinute,
         ...(overrides.rateLimitStore ? { store: overrides.rateLimitStore } : {}),
       },
+      issuer: issuerOf(env),
       ready: stores.ready,
       ...(overrides.bcryptRounds === undefined ? {} : { bcryptRounds: overrides.bcryptRounds }),
     });

@@ -1,5 +1,5 @@
 /**
- * Access tokens (DESIGN §3 step 7): short-lived JWTs with `sub`, `sid`, `ver`, `jti`, `iat`, `exp`
+ * Access tokens (DESIGN §3 step 7): short-lived JWTs with `sub`, `sid`, `ver`, `gv`, `jti`, `iat`, `exp`
  * and optional `iss`/`aud`, signed with `jsonwebtoken`; the algorithm is pinned on verify.
  * Keys are turned into `KeyObject`s once (a string secret would cost jsonwebtoken a PEM parse
  * attempt on every call). `jsonwebtoken` 9 has no EdDSA, so EdDSA is a small compact-JWS
@@ -40,6 +40,11 @@ export interface AccessTokenClaims {
   sid: string;
   /** The session's token version (compare with the user's minimum for instant cut-off). */
   ver: number;
+  /**
+   * The global minimum version the session was issued at (compare with the global minimum after a
+   * breach rotation). Absent from tokens signed before it existed: read as 0.
+   */
+  gv?: number;
   jti: string;
   iat: number;
   exp: number;
@@ -199,6 +204,7 @@ function asClaims(payload: unknown): AccessTokenClaims {
     typeof claims.sub === 'string' &&
     typeof claims.sid === 'string' &&
     Number.isInteger(claims.ver) &&
+    (claims.gv === undefined || Number.isInteger(claims.gv)) &&
     typeof claims.jti === 'string' &&
     typeof claims.iat === 'number' &&
     typeof claims.exp === 'number';
@@ -219,12 +225,16 @@ export class AccessTokens {
   }
 
   /** A new access token for the session at `now`. */
-  sign(subject: { userId: string; sessionId: string; version: number }, now: Date): string {
+  sign(
+    subject: { userId: string; sessionId: string; version: number; globalVersion?: number },
+    now: Date,
+  ): string {
     const iat = seconds(now);
     const payload: AccessTokenClaims = {
       sub: subject.userId,
       sid: subject.sessionId,
       ver: subject.version,
+      ...(subject.globalVersion === undefined ? {} : { gv: subject.globalVersion }),
       jti: randomUUID(),
       iat,
       exp: iat + this.expiresIn,

@@ -10,6 +10,7 @@ export {
 } from './domain/refresh-token';
 export type * from './domain/refresh-token-repository';
 export type * from './domain/version-store';
+export type * from './domain/revocation-bus';
 export type * from './domain/token-jobs';
 export {
   TokenCodec,

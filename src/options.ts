@@ -12,6 +12,7 @@ import {
 import { OptionsError, type InvalidGrantReason } from './domain/errors';
 import { systemClock, type Clock } from './domain/refresh-token';
 import type { RefreshTokenRepository } from './domain/refresh-token-repository';
+import type { RevocationBus } from './domain/revocation-bus';
 import type { TokenJobs } from './domain/token-jobs';
 import { TokenCodec } from './domain/token-codec';
 import type { VersionStore } from './domain/version-store';
@@ -55,6 +56,26 @@ export interface RefreshRotationOptions {
      */
     reuseGrace?: Duration;
   };
+  /**
+   * Fan-out of revocations between app instances (`RedisRevocationBus` from
+   * `refresh-rotation/redis`). With it, a revocation (revoke-all, breach rotation, one session)
+   * is published before the call that made it returns, and every instance drops its cached
+   * versions and session states at once; without it (or while it is down) other instances see the
+   * change when their caches expire (1 s by default). While it is synced, the service keeps
+   * revocation state for longer (`revocationCache.ttlWithBus`), so checks rarely read the store.
+   * Default: none (right for one instance).
+   */
+  revocationBus?: RevocationBus;
+  /**
+   * The service's cache of revocation state: user and global minimum versions and session states,
+   * read by `authenticate({ checkRevocation })` and by refresh. While the `revocationBus` is synced
+   * (every revocation is pushed to this instance before it is answered) entries are trusted for
+   * `ttlWithBus`, default `'1m'`; otherwise versions come from the version store (its own short
+   * cache) and session states are kept for `ttl`, default `'1s'` (0: the record is read on every
+   * request). `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations
+   * through this service clear their entries at once.
+   */
+  revocationCache?: { ttl?: Duration; ttlWithBus?: Duration; maxEntries?: number };
   /** Default: the system clock. */
   clock?: Clock;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
@@ -97,6 +118,8 @@ export interface ResolvedOptions {
   readonly versions: VersionStore;
   readonly jobs: TokenJobs;
   readonly clock: Clock;
+  readonly revocationBus: RevocationBus | undefined;
+  readonly revocationCache: Readonly<{ ttlMs: number; ttlWithBusMs: number; maxEntries: number }>;
   readonly onAuditEvent: ((event: AuditEvent) => void) | undefined;
   readonly accessToken: Readonly<
     AccessTokenKeys & { ttlMs: number; issuer: string | undefined; audience: string | undefined }
@@ -223,6 +246,23 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
     throw new OptionsError('onAuditEvent must be a function');
   }
 
+  const revocationBus =
+    options.revocationBus === undefined
+      ? undefined
+      : requirePort<RevocationBus>(options.revocationBus, 'revocationBus', [
+          'publish',
+          'subscribe',
+        ]);
+  const revocationCache = options.revocationCache ?? {};
+  if (typeof revocationCache !== 'object' || revocationCache === null)
+    throw new OptionsError('revocationCache must be an object such as { ttl: "1s" }');
+  const maxEntries = revocationCache.maxEntries ?? 10_000;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw new OptionsError(
+      `revocationCache.maxEntries must be a whole number >= 1; got ${String(maxEntries)}`,
+    );
+  }
+
   const access = requireObject(options.accessToken, 'accessToken');
   const keys = resolveAccessTokenKeys(access);
   const refresh = requireObject(options.refreshToken, 'refreshToken');
@@ -245,6 +285,17 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
     versions,
     jobs,
     clock,
+    revocationBus,
+    revocationCache: Object.freeze({
+      ttlMs: durationOption(revocationCache.ttl, 'revocationCache.ttl', '1s', 0),
+      ttlWithBusMs: durationOption(
+        revocationCache.ttlWithBus,
+        'revocationCache.ttlWithBus',
+        '1m',
+        0,
+      ),
+      maxEntries,
+    }),
     onAuditEvent: options.onAuditEvent,
     accessToken: Object.freeze({
       ...keys,

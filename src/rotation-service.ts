@@ -14,6 +14,7 @@ import {
   StoreUnavailableError,
   type InvalidGrantReason,
 } from './domain/errors';
+import { ExpiringCache } from './domain/expiring-cache';
 import {
   decideGeneration,
   isExpired,
@@ -24,6 +25,7 @@ import {
   type GlobalVersion,
   type RefreshTokenRecord,
 } from './domain/refresh-token';
+import type { RevocationNotice, RevocationSignal } from './domain/revocation-bus';
 import {
   hashToken,
   MAX_GENERATION,
@@ -91,6 +93,9 @@ export interface SessionView {
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
 const MAX_CLIENT_FIELD = 512;
+const GLOBAL_KEY = 'g';
+const userKey = (userId: string) => `u:${userId}`;
+const sessionKey = (sessionId: string) => `s:${sessionId}`;
 /** Compare-and-set rounds before giving up; a loss means someone else moved the generation, so one reload settles it. */
 const MAX_ADVANCE_ATTEMPTS = 3;
 
@@ -134,10 +139,16 @@ async function store<T>(operation: () => Promise<T>): Promise<T> {
 export class RotationService {
   private readonly options: ResolvedOptions;
   private readonly accessTokens: AccessTokens;
+  /** Revocation state by key: `u:<user>` (minimum version), `g` (global), `s:<session>` (live). */
+  private readonly revocationState: ExpiringCache<unknown>;
   private dropped = 0;
+  private unpublished = 0;
 
   constructor(options: RefreshRotationOptions) {
     this.options = resolveOptions(options);
+    const { maxEntries } = this.options.revocationCache;
+    this.revocationState = new ExpiringCache(maxEntries, this.options.clock);
+    this.options.revocationBus?.subscribe((signal) => this.forget(signal));
     const { ttlMs, issuer, audience, ...keys } = this.options.accessToken;
     this.accessTokens = new AccessTokens({
       ...keys,
@@ -150,6 +161,14 @@ export class RotationService {
   /** How many `touch` calls were dropped because the job port rejected them. */
   get droppedTouches(): number {
     return this.dropped;
+  }
+
+  /**
+   * How many revocation notices could not be published on the `revocationBus` (other instances
+   * then saw those revocations only when their caches expired).
+   */
+  get unpublishedNotices(): number {
+    return this.unpublished;
   }
 
   /**
@@ -228,21 +247,23 @@ export class RotationService {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
-    const { repository, versions, clock, refreshToken: settings } = this.options;
+    const { repository, clock, refreshToken: settings } = this.options;
     const parsed = this.parse(refreshToken);
     if (!parsed) throw this.reject('malformed');
 
-    let record = await store(() => repository.findBySessionId(parsed.sessionId));
+    // In parallel with the read: revocations announced before this request are then in the caches.
+    const [found, synced] = await Promise.all([
+      store(() => repository.findBySessionId(parsed.sessionId)),
+      this.syncRevocations(),
+    ]);
+    let record = found;
     if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
     const who = { userId: record.userId, sessionId: record.sessionId };
     if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
     if (record.revokedAt !== null) throw this.reject('revoked', who);
     if (isExpired(record, clock.now())) throw this.reject('expired', who);
 
-    const userId = record.userId;
-    const [userMinVersion, global] = await store(() =>
-      Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
-    );
+    const [userMinVersion, global] = await store(() => this.readVersions(record!.userId, synced));
     if (judgeVersions(record, userMinVersion, global, clock.now()) === 'outdated')
       throw this.reject('version', who);
 
@@ -308,6 +329,8 @@ export class RotationService {
     const { repository, versions, jobs, clock } = this.options;
     const now = clock.now();
     const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
+    this.revocationState.invalidate(userKey(userId));
+    await this.announce({ kind: 'user', userId });
     let inline = false;
     try {
       await jobs.revokeAll({ userId, reason, requestedAt: now });
@@ -334,6 +357,8 @@ export class RotationService {
     const global = await store(() =>
       this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
     );
+    this.revocationState.invalidate(GLOBAL_KEY);
+    await this.announce({ kind: 'global' });
     this.emit({ type: 'global.rotated', at, minVersion: global.minVersion, reason, gracePeriodMs });
     return global;
   }
@@ -368,10 +393,29 @@ export class RotationService {
     return this.accessTokens.verify(token, this.options.clock.now());
   }
 
-  /** Whether the token's `ver` is still at or above the user's minimum (instant cut-off after revoke-all). */
-  async isAccessTokenCurrent(claims: AccessTokenClaims): Promise<boolean> {
-    const minimum = await store(() => this.options.versions.getUserMinVersion(claims.sub));
-    return claims.ver >= minimum;
+  /**
+   * Whether an access token's session may still act (instant cut-off): its `ver` is at or above
+   * the user's minimum, its `gv` passes the global minimum (with the breach grace rule of
+   * `judgeVersions`), and, with `sessions: true`, its session is neither revoked nor gone. Reads
+   * go through `revocationCache`, which a revocation through this service, or a notice on the
+   * `revocationBus`, clears at once. Throws `StoreUnavailableError` when the stores cannot answer.
+   */
+  async isAccessTokenCurrent(
+    claims: AccessTokenClaims,
+    check: { sessions?: boolean } = {},
+  ): Promise<boolean> {
+    const synced = await this.syncRevocations();
+    const [[userMinVersion, global], sessionLive] = await store(() =>
+      Promise.all([
+        this.readVersions(claims.sub, synced),
+        check.sessions ? this.isSessionLive(claims, synced) : true,
+      ]),
+    );
+    const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
+    return (
+      sessionLive &&
+      judgeVersions(session, userMinVersion, global, this.options.clock.now()) !== 'outdated'
+    );
   }
 
   /** Report activity on a session (via the job port). Never throws: a rejected job is counted in `droppedTouches`. */
@@ -380,6 +424,83 @@ export class RotationService {
       await this.options.jobs.touch({ sessionId, at: this.options.clock.now() });
     } catch {
       this.dropped += 1;
+    }
+  }
+
+  /**
+   * The user's minimum and the global version. While the bus is synced they are kept for
+   * `ttlWithBus` (every change is pushed here first); otherwise they come from the version store,
+   * whose own short cache is then the only one.
+   */
+  private readVersions(userId: string, synced: boolean): Promise<[number, GlobalVersion]> {
+    const { versions, revocationCache } = this.options;
+    if (!synced) return Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]);
+    const maxAge = revocationCache.ttlWithBusMs;
+    return Promise.all([
+      this.revocationState.read(userKey(userId), () => versions.getUserMinVersion(userId), maxAge),
+      this.revocationState.read(GLOBAL_KEY, () => versions.getGlobal(), maxAge),
+    ]) as Promise<[number, GlobalVersion]>;
+  }
+
+  private isSessionLive(claims: AccessTokenClaims, synced: boolean): Promise<boolean> {
+    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
+    const { ttlMs, ttlWithBusMs } = this.options.revocationCache;
+    return this.revocationState.read(
+      sessionKey(claims.sid),
+      async () => {
+        const record = await this.options.repository.findBySessionId(claims.sid);
+        return record !== null && record.revokedAt === null && record.userId === claims.sub;
+      },
+      synced ? ttlWithBusMs : ttlMs,
+    ) as Promise<boolean>;
+  }
+
+  /**
+   * Whether every revocation announced before now has reached this instance (see
+   * `RevocationBus.sync`); false without a bus or when it cannot tell.
+   */
+  private async syncRevocations(): Promise<boolean> {
+    try {
+      return (await this.options.revocationBus?.sync?.()) ?? false;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Drop what this instance cached about a revocation announced on the bus. */
+  private forget(signal: RevocationSignal): void {
+    const { versions } = this.options;
+    switch (signal.kind) {
+      case 'session':
+        this.revocationState.invalidate(sessionKey(signal.sessionId));
+        break;
+      case 'user':
+        this.revocationState.invalidate(userKey(signal.userId));
+        versions.forgetCached?.({ kind: 'user', userId: signal.userId });
+        break;
+      case 'global':
+        this.revocationState.invalidate(GLOBAL_KEY);
+        versions.forgetCached?.({ kind: 'global' });
+        break;
+      case 'resync':
+        this.revocationState.clear();
+        versions.forgetCached?.({ kind: 'all' });
+        break;
+    }
+  }
+
+  /**
+   * Tell the other instances, before the caller answers (so a request that starts after the answer
+   * meets no stale cache anywhere). The revocation itself is already stored: a bus failure is
+   * counted, not thrown, and the others fall back to their cache lifetime.
+   */
+  private async announce(notice: RevocationNotice): Promise<void> {
+    const bus = this.options.revocationBus;
+    if (!bus) return;
+    try {
+      await bus.publish(notice);
+    } catch {
+      this.unpublished += 1;
     }
   }
 
@@ -448,6 +569,8 @@ export class RotationService {
     const revoked = await store(() =>
       this.options.repository.revokeBySession(record.sessionId, reason, { at }),
     );
+    this.revocationState.invalidate(sessionKey(record.sessionId));
+    if (revoked) await this.announce({ kind: 'session', sessionId: record.sessionId });
     if (revoked)
       this.emit({
         type: 'session.revoked',
@@ -462,7 +585,12 @@ export class RotationService {
   private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
     return {
       accessToken: this.accessTokens.sign(
-        { userId: record.userId, sessionId: record.sessionId, version: record.tokenVersion },
+        {
+          userId: record.userId,
+          sessionId: record.sessionId,
+          version: record.tokenVersion,
+          globalVersion: record.globalVersionAtIssuance,
+        },
         now,
       ),
       tokenType: 'Bearer',

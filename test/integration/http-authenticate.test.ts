@@ -165,6 +165,56 @@ describe('authenticate()', () => {
     );
   });
 
+  it('with checkRevocation refuses a token issued before a breach rotation (global minimum), except one version behind inside the grace window', async () => {
+    const { app, service, clock } = setup();
+    const status = async (path: string, token: string) =>
+      (await request(app).get(path).set('Authorization', `Bearer ${token}`)).status;
+    const old = (await service.issue({ userId: 'alice' })).accessToken;
+    expect(await status('/strict', old)).toBe(200);
+
+    await service.rotateGlobal({ reason: 'signing key leaked' });
+    expect(await status('/strict', old)).toBe(401);
+    expect(await status('/plain', old)).toBe(200);
+    const current = (await service.issue({ userId: 'alice' })).accessToken;
+    expect(await status('/strict', current)).toBe(200);
+
+    await service.rotateGlobal({ reason: 'second breach', gracePeriod: '1m' });
+    expect(await status('/strict', current)).toBe(200);
+    expect(await status('/strict', old)).toBe(401);
+    clock.advance(61_000);
+    expect(await status('/strict', current)).toBe(401);
+  });
+
+  it('checkRevocation { sessions: true } refuses a token whose session was revoked; true alone does not look at the session', async () => {
+    const { service } = setup();
+    const app = express()
+      .get('/versions', authenticate({ service, checkRevocation: true, logger: quiet }), (_q, r) =>
+        r.end(),
+      )
+      .get(
+        '/sessions',
+        authenticate({ service, checkRevocation: { sessions: true }, logger: quiet }),
+        (_q, r) => r.end(),
+      );
+    const { accessToken, sessionId } = await service.issue({ userId: 'alice' });
+    const bearer = `Bearer ${accessToken}`;
+    expect((await request(app).get('/sessions').set('Authorization', bearer)).status).toBe(200);
+    expect(await service.revokeSession(sessionId)).toBe(true);
+    const refused = await request(app).get('/sessions').set('Authorization', bearer);
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toBe(INVALID_TOKEN_CHALLENGE);
+    expect((await request(app).get('/versions').set('Authorization', bearer)).status).toBe(200);
+  });
+
+  it('refuses an invalid checkRevocation option at construction with an OptionsError', () => {
+    const { service } = setup();
+    for (const checkRevocation of ['yes', { sessions: 'yes' }, null, 1]) {
+      expect(() =>
+        authenticate({ service, checkRevocation: checkRevocation as unknown as boolean }),
+      ).toThrow(/checkRevocation must be true, false or \{ sessions: boolean \}/);
+    }
+  });
+
   it('with checkRevocation answers 503 with Retry-After while the version store is down', async () => {
     const { app, service, versions } = setup();
     const { accessToken } = await service.issue({ userId: 'alice' });

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { InvalidAccessTokenError } from '../../domain/errors';
+import { InvalidAccessTokenError, OptionsError } from '../../domain/errors';
 import type { AccessTokenClaims, RotationService } from '../../rotation-service';
 import { sendError, setNoStore, DEFAULT_RETRY_AFTER_SECONDS } from './errors';
 import type { AdapterLogger, AuthContext } from './types';
@@ -9,11 +9,20 @@ export interface AuthenticateOptions {
   /** The service whose access tokens are accepted (its algorithms, key, issuer and audience). */
   service: RotationService;
   /**
-   * Also reject an access token whose `ver` is below the user's minimum version (after a password
-   * change or logout-all), instead of waiting for it to expire. Costs one briefly cached read.
-   * Default false.
+   * Refuse (401) an access token whose session was revoked, instead of trusting it until it
+   * expires. Default false (stateless: the signature and expiry only).
+   *
+   * - `true`: the token's versions: refused after a password change or logout-all (user minimum)
+   *   and after a breach rotation (global minimum, with its grace rule).
+   * - `{ sessions: true }`: the versions, and the session itself: refused once that session was
+   *   signed out, deleted from the sessions page, revoked for reuse or through `POST /revoke`.
+   *
+   * Each check is a read through a short cache (versions: the version store's; sessions: the
+   * service's `sessionCache`, one record read by id per session and second), cleared at once by
+   * revocations on this instance and, with a `revocationBus`, on every instance. See
+   * docs/benchmarks.md for the cost per request.
    */
-  checkRevocation?: boolean;
+  checkRevocation?: boolean | { sessions?: boolean };
   /**
    * Record the session's last use (a deduplicated `touch` job; never fails the request).
    * Default false.
@@ -49,15 +58,30 @@ function sendMissing(res: Parameters<RequestHandler>[1]): void {
     .json({ error: 'invalid_token', error_description: 'An access token is required.' });
 }
 
+function revocationCheck(
+  value: AuthenticateOptions['checkRevocation'],
+): { sessions: boolean } | null {
+  if (value === undefined || value === false) return null;
+  if (value === true) return { sessions: false };
+  if (typeof value === 'object' && value !== null) {
+    const { sessions = false } = value;
+    if (typeof sessions === 'boolean') return { sessions };
+  }
+  throw new OptionsError(
+    `checkRevocation must be true, false or { sessions: boolean }; got ${JSON.stringify(value)}`,
+  );
+}
+
 /**
  * Middleware that requires a valid bearer access token and sets `req.auth`. Verification uses the
  * service's pinned algorithm and checks `iss`/`aud` when configured. Answers 401 with
  * `WWW-Authenticate: Bearer error="invalid_token"` for a bad, expired or (with `checkRevocation`)
  * revoked token, 401 with a bare `Bearer` challenge when there is none, and 503 when
- * `checkRevocation` cannot reach the store.
+ * `checkRevocation` cannot reach the store. Throws `OptionsError` for an invalid `checkRevocation`.
  */
 export function authenticate(options: AuthenticateOptions): RequestHandler {
-  const { service, checkRevocation = false, trackActivity = false } = options;
+  const { service, trackActivity = false } = options;
+  const checkRevocation = revocationCheck(options.checkRevocation);
   const logger = options.logger ?? console;
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
 
@@ -67,7 +91,7 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
     if (token === false)
       throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
     const claims = service.verifyAccessToken(token);
-    if (checkRevocation && !(await service.isAccessTokenCurrent(claims))) {
+    if (checkRevocation && !(await service.isAccessTokenCurrent(claims, checkRevocation))) {
       throw new InvalidAccessTokenError('the access token was revoked');
     }
     return authContext(claims);

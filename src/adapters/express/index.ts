@@ -1,6 +1,6 @@
 /**
- * refresh-rotation/express: the token router, the `authenticate` guard, the cookie transport and
- * the one error → HTTP table. Works on Express 4 and 5.
+ * refresh-rotation/express: the token router (with RFC 7009 revocation), the `authenticate` guard,
+ * RFC 8414 metadata, the cookie transport and the one error → HTTP table. Works on Express 4 and 5.
  */
 import './types';
 
@@ -14,6 +14,12 @@ export type {
 } from './router';
 export { authenticate, authContext, bearerToken } from './authenticate';
 export type { AuthenticateOptions } from './authenticate';
+export { authorizationServerMetadata } from './metadata';
+export type {
+  AuthorizationServerMetadata,
+  AuthorizationServerMetadataDocument,
+  AuthorizationServerMetadataOptions,
+} from './metadata';
 export { readCookie } from './cookie';
 export type { CookieTransportOptions } from './cookie';
 export {

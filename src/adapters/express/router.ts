@@ -17,6 +17,7 @@ import { authenticate, bearerToken } from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
 import { DEFAULT_RETRY_AFTER_SECONDS, sendError, setNoStore } from './errors';
 import { asyncHandler } from './handler';
+import { createRevocationHandler } from './revocation';
 import type { AdapterLogger } from './types';
 
 /** Options of `createRefreshRouter()`. */
@@ -28,13 +29,16 @@ export interface RefreshRouterOptions {
    * cookie only when it asks for it (`X-Token-Transport: cookie`) or refreshes with the cookie.
    */
   cookie?: boolean | CookieTransportOptions;
-  /** Largest body accepted on `POST /token` and `POST /logout`. Default `'4kb'`. */
+  /** Largest body accepted on `POST /token`, `POST /logout` and `POST /revoke`. Default `'4kb'`. */
   bodyLimit?: string | number;
   /**
-   * Whether `logout-all` and the sessions routes refuse access tokens revoked by a password change
-   * or logout-all (see `authenticate`). Default true.
+   * What `logout-all` and the sessions routes check before trusting an access token (the
+   * `authenticate` option of the same name). Default `{ sessions: true }`: a token whose session
+   * was signed out, deleted or revoked, or whose versions were revoked (password change,
+   * logout-all, breach rotation), is refused, so a signed-out thief cannot list or delete the
+   * owner's sessions. `true` checks the versions only; `false` nothing beyond the signature.
    */
-  checkRevocation?: boolean;
+  checkRevocation?: boolean | { sessions?: boolean };
   /** Where unexpected failures are logged when the request has no `req.log`. Default `console`. */
   logger?: AdapterLogger;
   /** `Retry-After` seconds on 503 answers. Default 5. */
@@ -177,11 +181,12 @@ function bodyLimitOf(options: RefreshRouterOptions): string | number {
 }
 
 /**
- * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /logout-all`,
- * `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like (`app.use('/auth', router)`).
- * Works on Express 4 and 5; parses only its own small bodies (JSON and form), so it needs no body
- * parser from the app. Every answer carries `Cache-Control: no-store`; errors follow the one table
- * in `errors.ts`. Throws `OptionsError` for invalid options.
+ * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /revoke` (RFC 7009),
+ * `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like
+ * (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its own small bodies (JSON
+ * and form), so it needs no body parser from the app. Every answer carries
+ * `Cache-Control: no-store`; errors follow the one table in `errors.ts`. Throws `OptionsError` for
+ * invalid options.
  */
 export function createRefreshRouter(options: RefreshRouterOptions): RefreshRouter {
   const { service } = options;
@@ -194,7 +199,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   const cookie = resolveCookie(options, logger);
   const requireAccessToken = authenticate({
     service,
-    checkRevocation: options.checkRevocation ?? true,
+    checkRevocation: options.checkRevocation ?? { sessions: true },
     logger,
     retryAfterSeconds,
   });
@@ -309,6 +314,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   const router = express.Router();
   router.post('/token', noStore, ...parseBody, asyncHandler(token));
   router.post('/logout', noStore, ...parseBody, asyncHandler(logout));
+  router.post('/revoke', noStore, ...parseBody, asyncHandler(createRevocationHandler(service)));
   router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
   router.get('/sessions', noStore, requireAccessToken, asyncHandler(listSessions));
   router.delete('/sessions/:id', noStore, requireAccessToken, asyncHandler(deleteSession));

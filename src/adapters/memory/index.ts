@@ -3,3 +3,4 @@ export { MemoryRefreshTokenRepository } from './memory-refresh-token-repository'
 export type { MemoryRefreshTokenRepositoryOptions } from './memory-refresh-token-repository';
 export { MemoryVersionStore } from './memory-version-store';
 export { InlineTokenJobs } from './inline-token-jobs';
+export { MemoryRevocationBus } from './memory-revocation-bus';

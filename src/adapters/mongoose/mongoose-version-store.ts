@@ -1,7 +1,8 @@
 import type { Connection, Model } from 'mongoose';
 import { OptionsError, StoreUnavailableError } from '../../domain/errors';
 import { systemClock, type Clock, type GlobalVersion } from '../../domain/refresh-token';
-import type { VersionStore } from '../../domain/version-store';
+import { ExpiringCache } from '../../domain/expiring-cache';
+import type { VersionCacheScope, VersionStore } from '../../domain/version-store';
 import { isDuplicateKeyError, mapStoreErrors } from './errors';
 import { createVersionStepSchema, modelOn, type VersionStepDocument } from './schema';
 
@@ -12,7 +13,8 @@ export interface MongooseVersionStoreOptions {
   /**
    * How long a read (user minimum, global version) may be served from this process's cache, in
    * ms. Default 1000; 0 disables the cache. Writes through this store clear it at once; writes by
-   * other processes are seen after at most this long.
+   * other processes are seen at once when they are announced on a `RevocationBus` (given to the
+   * `RotationService`), and after at most this long otherwise (no bus, or the bus is down).
    */
   cacheTtlMs?: number;
   /** Most entries the cache holds (the oldest go first). Default 10 000. */
@@ -69,45 +71,6 @@ function wholeNumber(value: unknown, option: string, fallback: number): number {
   return value;
 }
 
-/** A small TTL cache whose fills are dropped when a write happened while they were being read. */
-class VersionCache {
-  private readonly entries = new Map<string, { value: unknown; expiresAt: number }>();
-  private writes = 0;
-
-  constructor(
-    private readonly ttlMs: number,
-    private readonly maxEntries: number,
-    private readonly clock: Clock,
-  ) {}
-
-  async read<T>(key: string, load: () => Promise<T>): Promise<T> {
-    if (this.ttlMs === 0) return load();
-    const now = this.clock.now().getTime();
-    const hit = this.entries.get(key);
-    if (hit && hit.expiresAt > now) return hit.value as T;
-    const writesBefore = this.writes;
-    const value = await load();
-    if (this.writes === writesBefore)
-      this.store(key, value, this.clock.now().getTime() + this.ttlMs);
-    return value;
-  }
-
-  invalidate(key: string): void {
-    this.writes += 1;
-    this.entries.delete(key);
-  }
-
-  private store(key: string, value: unknown, expiresAt: number): void {
-    this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) break;
-      this.entries.delete(oldest.value);
-    }
-  }
-}
-
 /**
  * The MongoDB `VersionStore` on the caller's Mongoose connection (never connects, closes or
  * changes global settings; reuses its model if already registered).
@@ -122,7 +85,8 @@ class VersionCache {
  */
 export class MongooseVersionStore implements VersionStore {
   private readonly steps: Model<VersionStepDocument>;
-  private readonly cache: VersionCache;
+  private readonly cache: ExpiringCache<number | GlobalVersion>;
+  private readonly cacheTtlMs: number;
 
   constructor(connection: Connection, options: MongooseVersionStoreOptions = {}) {
     const collectionName = options.collectionName ?? DEFAULT_COLLECTION;
@@ -131,8 +95,8 @@ export class MongooseVersionStore implements VersionStore {
         `collectionName must be a non-empty collection name; got ${JSON.stringify(collectionName)}`,
       );
     }
-    this.cache = new VersionCache(
-      wholeNumber(options.cacheTtlMs, 'cacheTtlMs', 1_000),
+    this.cacheTtlMs = wholeNumber(options.cacheTtlMs, 'cacheTtlMs', 1_000);
+    this.cache = new ExpiringCache(
       Math.max(1, wholeNumber(options.cacheMaxEntries, 'cacheMaxEntries', 10_000)),
       options.clock ?? systemClock,
     );
@@ -142,8 +106,8 @@ export class MongooseVersionStore implements VersionStore {
   async getUserMinVersion(userId: string): Promise<number> {
     const key = userKey(userId);
     return mapStoreErrors('getUserMinVersion', () =>
-      this.cache.read(key, async () => (await this.latest(key))?.version ?? 0),
-    );
+      this.cache.read(key, async () => (await this.latest(key))?.version ?? 0, this.cacheTtlMs),
+    ) as Promise<number>;
   }
 
   async bumpUserMinVersion(userId: string): Promise<number> {
@@ -167,7 +131,11 @@ export class MongooseVersionStore implements VersionStore {
   async getGlobal(): Promise<GlobalVersion> {
     return mapStoreErrors('getGlobal', async () =>
       copyGlobal(
-        await this.cache.read(GLOBAL_KEY, async () => toGlobal(await this.latest(GLOBAL_KEY))),
+        (await this.cache.read(
+          GLOBAL_KEY,
+          async () => toGlobal(await this.latest(GLOBAL_KEY)),
+          this.cacheTtlMs,
+        )) as GlobalVersion,
       ),
     );
   }
@@ -191,6 +159,12 @@ export class MongooseVersionStore implements VersionStore {
         this.cache.invalidate(GLOBAL_KEY);
       }
     });
+  }
+
+  /** Drop cached reads (another instance bumped; see `RevocationBus`). */
+  forgetCached(scope: VersionCacheScope): void {
+    if (scope.kind === 'all') this.cache.clear();
+    else this.cache.invalidate(scope.kind === 'user' ? userKey(scope.userId) : GLOBAL_KEY);
   }
 
   private async latest(key: string): Promise<VersionStepDocument | null> {
