@@ -40,6 +40,8 @@ export interface Runtime {
   service: RotationService;
   /** The session repository, for a worker started in the same process (demo, tests). */
   repository: RefreshTokenRepository;
+  /** The accounts, for tests (registration answers 202 without an id: it does not enumerate). */
+  users: UserStore;
   /** Close the connections this runtime opened. Idempotent. */
   close(): Promise<void>;
 }
@@ -253,6 +255,7 @@ export async function createRuntime(
       app,
       service,
       repository: stores.repository,
+      users: stores.users,
       close: () => (closing ??= stores.close()),
     };
   } catch (error) {
