@@ -1,6 +1,6 @@
 /**
  * refresh-rotation/express: the token router, the `authenticate` guard, the cookie transport and
- * the one error → HTTP table. Works on Express 4 and 5.
+ * the one error → HTTP table. Works on Express 4 and 5. Importing it types `req.auth`.
  */
 import './types';
 
@@ -12,17 +12,10 @@ export type {
   SessionBody,
   IssueInput,
 } from './router';
-export { authenticate, authContext, bearerToken } from './authenticate';
+export { authenticate } from './authenticate';
 export type { AuthenticateOptions } from './authenticate';
-export { readCookie } from './cookie';
 export type { CookieTransportOptions } from './cookie';
-export {
-  errorHandler,
-  sendError,
-  setNoStore,
-  toHttpError,
-  DEFAULT_RETRY_AFTER_SECONDS,
-} from './errors';
+export { errorHandler, sendError, setNoStore, toHttpError } from './errors';
 export type { HttpError, HttpErrorBody } from './errors';
 export { asyncHandler } from './handler';
 export type { AuthContext, AdapterLogger } from './types';
