@@ -91,13 +91,20 @@ export function startBackground(
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (exit) return;
       exit = { code, signal };
       for (const listener of listeners) listener();
       resolve(exit);
-    }),
-  );
+    };
+    child.once('close', finish);
+    // A command that cannot be started (ENOENT) never closes: count it as exited.
+    child.once('error', (error) => {
+      stderr += `${String(error)}\n`;
+      finish(null, null);
+    });
+  });
   let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   return {
     pid,
