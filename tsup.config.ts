@@ -1,18 +1,28 @@
 import { defineConfig } from 'tsup';
 
+/**
+ * One build for every entry point, in both formats, with code splitting in both: each class
+ * (`RefreshRotationError`, `RotationService`…) exists once per format, in a chunk every entry
+ * point that needs it imports, so `instanceof` holds across `refresh-rotation` and its subpaths.
+ * The worker bin (`workers/main.ts`) is built with them and shares their chunks.
+ */
+const library = {
+  index: 'src/index.ts',
+  'adapters/memory/index': 'src/adapters/memory/index.ts',
+  'adapters/mongoose/index': 'src/adapters/mongoose/index.ts',
+  'adapters/bullmq/index': 'src/adapters/bullmq/index.ts',
+  'adapters/express/index': 'src/adapters/express/index.ts',
+  'adapters/redis/index': 'src/adapters/redis/index.ts',
+  'worker/index': 'src/worker/index.ts',
+};
+
 export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    'adapters/memory/index': 'src/adapters/memory/index.ts',
-    'adapters/mongoose/index': 'src/adapters/mongoose/index.ts',
-    'adapters/bullmq/index': 'src/adapters/bullmq/index.ts',
-    'adapters/express/index': 'src/adapters/express/index.ts',
-    'adapters/redis/index': 'src/adapters/redis/index.ts',
-  },
+  entry: { ...library, 'bin/refresh-rotation-worker': 'workers/main.ts' },
   format: ['esm', 'cjs'],
-  dts: true,
+  splitting: true,
+  dts: { entry: library },
   sourcemap: true,
   clean: true,
   target: 'node20',
-  external: ['express', 'mongoose', 'bullmq', 'ioredis'],
+  external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino'],
 });

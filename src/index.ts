@@ -1,27 +1,11 @@
-/** refresh-rotation: public API. */
-export * from './domain/errors';
-export type * from './domain/refresh-token';
-export {
-  systemClock,
-  isExpired,
-  slideExpiry,
-  judgeVersions,
-  decideGeneration,
-} from './domain/refresh-token';
-export type * from './domain/refresh-token-repository';
-export type * from './domain/version-store';
-export type * from './domain/revocation-bus';
-export type * from './domain/token-jobs';
-export {
-  TokenCodec,
-  hashToken,
-  keyIdOf,
-  TOKEN_PREFIX,
-  TOKEN_FORMAT,
-  MIN_SECRET_BYTES,
-  MAX_GENERATION,
-} from './domain/token-codec';
-export type { ParsedRefreshToken, TokenSubject } from './domain/token-codec';
+/**
+ * refresh-rotation: the rotation service, its options, the errors it throws and the ports an
+ * adapter implements. The adapters are in the subpaths: `refresh-rotation/express`,
+ * `refresh-rotation/mongoose`, `refresh-rotation/memory`, `refresh-rotation/bullmq`,
+ * `refresh-rotation/redis` and `refresh-rotation/worker`.
+ */
+
+// The use cases: issue, refresh, revoke, sessions.
 export { RotationService } from './rotation-service';
 export type {
   TokenResponse,
@@ -30,7 +14,44 @@ export type {
   IssueOptions,
   VersionSnapshot,
 } from './rotation-service';
-export { resolveOptions, parseDuration } from './options';
-export type { RefreshRotationOptions, ResolvedOptions, AuditEvent, Duration } from './options';
-export { AccessTokens, ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './access-tokens';
+
+// Options, validated once by the RotationService constructor.
+export type { RefreshRotationOptions, AuditEvent, Duration } from './options';
 export type { AccessTokenAlgorithm } from './access-tokens';
+
+// Errors: classes with a stable `code`; `isRefreshRotationError` recognises them across copies.
+export {
+  RefreshRotationError,
+  isRefreshRotationError,
+  InvalidRequestError,
+  UnsupportedGrantTypeError,
+  InvalidGrantError,
+  InvalidAccessTokenError,
+  StoreUnavailableError,
+  NotFoundError,
+  ConflictError,
+  OptionsError,
+  MalformedTokenError,
+} from './domain/errors';
+export type { RefreshRotationErrorCode, InvalidGrantReason } from './domain/errors';
+
+// The ports an adapter implements, and the record and values they carry.
+export type { RefreshTokenRepository } from './domain/refresh-token-repository';
+export type { VersionStore } from './domain/version-store';
+export type { TokenJobs, RevokeAllJob, TouchJob } from './domain/token-jobs';
+export type { RevocationBus, RevocationNotice, RevocationSignal } from './domain/revocation-bus';
+export type {
+  RefreshTokenRecord,
+  NewRefreshTokenRecord,
+  AdvanceInput,
+  SupersededGeneration,
+  RevocationReason,
+  ClientInfo,
+  Touch,
+  GlobalVersion,
+  Clock,
+} from './domain/refresh-token';
+export { systemClock } from './domain/refresh-token';
+
+// The token string: what a repository's `findByTokenHash` takes, and the prefix secret scanners see.
+export { hashToken, TOKEN_PREFIX } from './domain/token-codec';

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { OptionsError } from '../src/domain/errors';
+import type { CleanupSettings } from '../src/worker';
 import { parseDuration as parseLibraryDuration } from '../src/options';
 
 /** The raw environment: `process.env` or a plain object in tests. */
@@ -90,16 +91,8 @@ export interface WorkerSettings {
   readonly healthLogIntervalMs: number;
 }
 
-export interface CleanupSettings {
-  /** Cron pattern of the cleanup job scheduler. */
-  readonly cron: string;
-  /** Records are deleted this long after they expired or were revoked. */
-  readonly retentionMs: number;
-  /** Records deleted per batch (one query each). */
-  readonly batchSize: number;
-  /** One cleanup run stops after this long; the next run continues. */
-  readonly timeBudgetMs: number;
-}
+/** Settings of the cleanup runs and their schedule (the library's type). */
+export type { CleanupSettings };
 
 /** What the worker reads: the database, Redis, and its own settings. Frozen. */
 export interface WorkerEnv {

@@ -1,38 +1,28 @@
+#!/usr/bin/env node
 /**
- * The worker process (`npm run worker`): environment → connections → `ensureIndexes()` → BullMQ
- * workers for revoke-all, touch and cleanup → `/healthz` and a periodic health log line. On
- * SIGTERM/SIGINT it stops taking jobs, lets the active ones finish (or puts them back in their
- * queue at the deadline), closes everything and exits 0 within WORKER_SHUTDOWN_TIMEOUT. Several
- * processes may run against the same queues. Logs are JSON lines (pino) on stdout.
+ * The worker process, the `refresh-rotation-worker` bin (`npm run worker` here): environment →
+ * MongoDB → `startTokenWorkers` → `/healthz` and a periodic health log line → on SIGTERM/SIGINT
+ * a graceful close within WORKER_SHUTDOWN_TIMEOUT, exit 0. Several processes may run against the
+ * same queues. Logs are JSON lines (pino) on stdout.
  */
-import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import pino, { type Logger } from 'pino';
-import { MongooseRefreshTokenRepository, reopenWhenMonitorStuck } from '../src/adapters/mongoose';
+import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
+import { startTokenWorkers, type TokenWorkers } from '../src/worker';
+import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
 import { startHealthServer, type HealthServer } from './health';
-import { settlesWithin, startTokenWorkers, type TokenWorkers } from './token-workers';
 
 /** Time kept back from WORKER_SHUTDOWN_TIMEOUT for logging and exiting. */
 const CLOSE_MARGIN_MS = 300;
 
-const MONGOOSE_STATES: Readonly<Record<number, string>> = {
-  0: 'disconnected',
-  1: 'connected',
-  2: 'connecting',
-  3: 'disconnecting',
-};
-
 /** Everything the process opened, closed in reverse order at shutdown. */
 interface Running {
-  env: WorkerEnv;
-  logger: Logger;
-  redis: Redis;
   mongo: Connection;
+  stopWatchdog: () => void;
   workers: TokenWorkers;
   health: HealthServer | null;
   healthLog: NodeJS.Timeout | null;
-  stopWatchdog: () => void;
 }
 
 function readEnvOrExit(): WorkerEnv {
@@ -51,9 +41,10 @@ function redact(uri: string): string {
   return uri.replace(/\/\/[^@/]*@/, '//***@');
 }
 
-async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
-  redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+async function connectMongo(
+  env: WorkerEnv,
+  logger: Logger,
+): Promise<Pick<Running, 'mongo' | 'stopWatchdog'>> {
   const mongo = mongoose.createConnection(env.mongodbUri);
   mongo.on('error', (error) => logger.warn({ err: error }, 'mongodb connection error'));
   mongo.on('disconnected', () => logger.warn('mongodb disconnected'));
@@ -67,13 +58,14 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
     onReopened: (attempts) => logger.warn({ attempts }, 'mongodb connection reopened'),
     onError: (error) => logger.warn({ err: error }, 'mongodb reopen attempt failed'),
   });
+  return { mongo, stopWatchdog };
+}
 
-  const repository = new MongooseRefreshTokenRepository(mongo);
-  await repository.ensureIndexes();
-
+async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
+  const { mongo, stopWatchdog } = await connectMongo(env, logger);
   const workers = await startTokenWorkers({
-    repository,
-    connection: redis,
+    mongoose: mongo,
+    connection: env.redisUrl,
     prefix: env.queue.prefix,
     concurrency: env.worker.concurrency,
     touchBatchSize: env.worker.touchBatchSize,
@@ -82,56 +74,35 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
     lockDurationMs: env.worker.lockDurationMs,
     logger,
   });
-  const report = async () => {
-    const state = MONGOOSE_STATES[mongo.readyState] ?? String(mongo.readyState);
-    const base = await workers.health();
-    return {
-      ...base,
-      status: base.status === 'ok' && state !== 'connected' ? 'degraded' : base.status,
-      mongodb: state,
-    };
-  };
   const health =
     env.worker.healthPort === undefined
       ? null
-      : await startHealthServer(env.worker.healthPort, report);
+      : await startHealthServer(env.worker.healthPort, () => workers.health());
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {
-          report().then(
+          workers.health().then(
             (body) => logger.info({ health: body }, 'health'),
             (error: unknown) => logger.warn({ err: error }, 'health report failed'),
           );
         }, env.worker.healthLogIntervalMs)
       : null;
   healthLog?.unref();
-  return { env, logger, redis, mongo, workers, health, healthLog, stopWatchdog };
+  return { mongo, stopWatchdog, workers, health, healthLog };
 }
 
-async function shutdown(running: Running, signal: string): Promise<void> {
-  const { env, logger } = running;
+async function shutdown(running: Running, env: WorkerEnv, logger: Logger, signal: string) {
   const started = performance.now();
-  const left = () =>
-    Math.max(0, env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS - (performance.now() - started));
+  const budget = env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS;
+  const left = () => Math.max(0, budget - (performance.now() - started));
   logger.info({ signal, timeoutMs: env.worker.shutdownTimeoutMs }, 'shutting down');
   if (running.healthLog) clearInterval(running.healthLog);
   running.stopWatchdog();
-  // The workers get most of the budget; closing the connections the rest.
-  const closed = await running.workers.close(
-    Math.max(500, (env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS) * 0.8),
-  );
+  // The workers (and their Redis client) get most of the budget; MongoDB the rest.
+  const closed = await running.workers.close(Math.max(500, budget * 0.8));
   await running.health?.close();
-  const connectionsClosed = await settlesWithin(
-    Promise.allSettled([
-      running.redis.quit().catch(() => running.redis.disconnect()),
-      running.mongo.close(),
-    ]),
-    left(),
-  );
-  if (!connectionsClosed) {
-    running.redis.disconnect();
-    await settlesWithin(running.mongo.close(true), 200);
-  }
+  const connectionsClosed = await settlesWithin(running.mongo.close(), left());
+  if (!connectionsClosed) await settlesWithin(running.mongo.close(true), 200);
   logger.info(
     { ...closed, connectionsClosed, totalMs: Math.round(performance.now() - started) },
     'stopped',
@@ -162,7 +133,7 @@ async function main(): Promise<void> {
       logger.info({ signal }, 'signal before the worker was ready: exiting');
       process.exit(0);
     }
-    shutdown(running, signal).then(
+    shutdown(running, env, logger, signal).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -19,7 +19,18 @@ export type RefreshRotationErrorCode =
 export type InvalidGrantReason =
   'malformed' | 'unknown_session' | 'forged' | 'revoked' | 'expired' | 'version' | 'reused';
 
-/** Base class of every error this library throws on purpose. */
+/**
+ * The brand every {@link RefreshRotationError} carries. `Symbol.for` gives one symbol per process,
+ * so the brand matches whichever copy of the library created the error: the CommonJS and the ES
+ * module build, two installed versions, or a bundler that duplicated a module.
+ */
+const ERROR_BRAND = Symbol.for('refresh-rotation.error');
+
+/**
+ * Base class of every error this library throws on purpose. Test for it with
+ * {@link isRefreshRotationError} rather than `instanceof`, which fails when the error comes from
+ * another copy of the library (the ESM build seen from CommonJS code, for example).
+ */
 export class RefreshRotationError extends Error {
   constructor(
     readonly code: RefreshRotationErrorCode,
@@ -28,7 +39,21 @@ export class RefreshRotationError extends Error {
   ) {
     super(message, options);
     this.name = new.target.name;
+    Object.defineProperty(this, ERROR_BRAND, { value: true });
   }
+}
+
+/**
+ * True when `value` is an error thrown by this library (any subclass of
+ * {@link RefreshRotationError}), whichever copy or module format of the package created it.
+ * Narrows, so `switch (error.code)` works after it.
+ */
+export function isRefreshRotationError(value: unknown): value is RefreshRotationError {
+  return (
+    value instanceof Error &&
+    (value as unknown as Record<symbol, unknown>)[ERROR_BRAND] === true &&
+    typeof (value as { code?: unknown }).code === 'string'
+  );
 }
 
 /** The request lacks a required parameter or is otherwise malformed (RFC 6749 §5.2). */

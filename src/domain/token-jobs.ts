@@ -3,6 +3,7 @@
  * An implementation rejects when it cannot accept the job, so the caller can fall back.
  */
 
+/** Revoke every session of a user that was created before `requestedAt`. */
 export interface RevokeAllJob {
   userId: string;
   reason: string;
@@ -10,11 +11,16 @@ export interface RevokeAllJob {
   requestedAt: Date;
 }
 
+/** Record that a session was used at `at` (last-used, `$max` semantics). */
 export interface TouchJob {
   sessionId: string;
   at: Date;
 }
 
+/**
+ * The port for work off the request path: `InlineTokenJobs` does it at once, `BullMQTokenJobs`
+ * enqueues it for the worker. Rejects when the job cannot be accepted, so the caller can fall back.
+ */
 export interface TokenJobs {
   /** Enqueue (or run) a revoke-all. Enqueueing the same job twice revokes once. */
   revokeAll(job: RevokeAllJob): Promise<void>;

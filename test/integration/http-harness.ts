@@ -10,7 +10,7 @@ import request from 'supertest';
 import { createRuntime, type Runtime, type RuntimeOverrides } from '../../examples/runtime';
 import type { Clock } from '../../src/domain/refresh-token';
 import { loadEnv, type RawEnv } from '../../workers/env';
-import { startTokenWorkers, type TokenWorkers } from '../../workers/token-workers';
+import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import {
   mongoUri,
@@ -98,7 +98,7 @@ export async function memoryBackend(
 
 /**
  * The example app on MongoDB (the real MongoDB-wire server) with BullMQ jobs on the real Redis, and
- * a real worker (workers/token-workers.ts) on its own connections consuming them.
+ * a real worker (src/worker/token-workers.ts) on its own connections consuming them.
  */
 export async function mongoBackend(
   extraEnv: RawEnv = {},

@@ -8,9 +8,9 @@ import mongoose, { type Connection } from 'mongoose';
 import {
   MongooseRefreshTokenRepository,
   reopenWhenMonitorStuck,
-  watchServerHeartbeats,
   type StuckHeartbeat,
 } from '../../src/adapters/mongoose';
+import { watchServerHeartbeats } from '../../src/adapters/mongoose/monitor-watchdog';
 import { OptionsError } from '../../src/domain/errors';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy, type FreezableProxy } from '../support/freezable-proxy';

@@ -4,12 +4,8 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import {
-  BullMQTokenJobs,
-  CLEANUP_SCHEDULER_ID,
-  QUEUE_NAMES,
-  revokeAllJobId,
-} from '../../src/adapters/bullmq';
+import { BullMQTokenJobs, CLEANUP_SCHEDULER_ID, QUEUE_NAMES } from '../../src/adapters/bullmq';
+import { revokeAllJobId } from '../../src/adapters/bullmq/jobs';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';

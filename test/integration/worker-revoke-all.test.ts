@@ -2,7 +2,8 @@
  * revoke-all end to end: the service enqueues on real Redis, a worker started as a separate
  * process (`workers/main.ts`) revokes on the real MongoDB-wire server.
  */
-import { BullMQTokenJobs, QUEUE_NAMES, RETRY, revokeAllJobId } from '../../src/adapters/bullmq';
+import { BullMQTokenJobs, QUEUE_NAMES } from '../../src/adapters/bullmq';
+import { RETRY, revokeAllJobId } from '../../src/adapters/bullmq/jobs';
 import { MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';

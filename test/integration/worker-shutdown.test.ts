@@ -2,7 +2,8 @@
  * Graceful shutdown of the worker process: SIGTERM with jobs in flight exits 0 within
  * WORKER_SHUTDOWN_TIMEOUT, and every job either completed or is back in its queue.
  */
-import { BullMQTokenJobs, QUEUE_NAMES, revokeAllJobId } from '../../src/adapters/bullmq';
+import { BullMQTokenJobs, QUEUE_NAMES } from '../../src/adapters/bullmq';
+import { revokeAllJobId } from '../../src/adapters/bullmq/jobs';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, redisUrl } from '../support/services';

@@ -12,9 +12,9 @@ import { MemoryRefreshTokenRepository } from '../../src/adapters/memory';
 import { InvalidRequestError, OptionsError } from '../../src/domain/errors';
 import type { Touch } from '../../src/domain/refresh-token';
 import type { TouchJob } from '../../src/domain/token-jobs';
-import { runCleanup } from '../../workers/processors/cleanup';
-import { createRevokeAllProcessor } from '../../workers/processors/revoke-all';
-import { TouchBatcher, createTouchProcessor } from '../../workers/processors/touch';
+import { runCleanup } from '../../src/worker/processors/cleanup';
+import { createRevokeAllProcessor } from '../../src/worker/processors/revoke-all';
+import { TouchBatcher, createTouchProcessor } from '../../src/worker/processors/touch';
 import { aNewRecord } from '../support/builders';
 import { EPOCH, FakeClock } from '../support/fake-clock';
 

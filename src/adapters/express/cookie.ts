@@ -50,6 +50,11 @@ export interface CookieTransport {
   read(req: Request): string | undefined;
   /** Throws `InvalidRequestError` unless the request passes the CSRF checks (header, origin). */
   assertSameOrigin(req: Request): void;
+  /**
+   * Throws `OptionsError` when no cookie path is known for this request (`issue()` outside the
+   * router's mount path without `cookie.path`): checked before a session is created.
+   */
+  assertCanSet(req: Request): void;
   set(req: Request, res: Response, token: string, expires: Date): void;
   clear(req: Request, res: Response): void;
 }
@@ -227,6 +232,9 @@ export function createCookieTransport(
       if (site !== undefined && site !== 'same-origin' && site !== 'none' && !allowedOrigin) {
         throw new InvalidRequestError('Cross-site cookie requests are refused.');
       }
+    },
+    assertCanSet(req) {
+      attributes(req);
     },
     set(req, res, token, expires) {
       res.cookie(name, token, { ...attributes(req), expires });

@@ -1,5 +1,9 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { RefreshRotationError, type RefreshRotationErrorCode } from '../../domain/errors';
+import {
+  isRefreshRotationError,
+  type RefreshRotationError,
+  type RefreshRotationErrorCode,
+} from '../../domain/errors';
 import type { AdapterLogger } from './types';
 
 /** The JSON body of every error answer: RFC 6749 §5.2 / RFC 6750 §3.1 shape. */
@@ -147,7 +151,7 @@ export function toHttpError(
   error: unknown,
   retryAfterSeconds: number = DEFAULT_RETRY_AFTER_SECONDS,
 ): HttpError {
-  if (error instanceof RefreshRotationError) {
+  if (isRefreshRotationError(error)) {
     const mapping = TABLE[error.code] ?? serverError;
     return mapping(error, retryAfterSeconds);
   }
@@ -179,7 +183,7 @@ export function loggerFor(req: Request, fallback: AdapterLogger): AdapterLogger 
 
 /** What a log line may say about an error: its name, code and message, never request data. */
 function describeForLog(error: unknown): object {
-  if (error instanceof RefreshRotationError) {
+  if (isRefreshRotationError(error)) {
     return {
       err: { name: error.name, code: error.code, message: error.message, cause: causeOf(error) },
     };

@@ -1,6 +1,7 @@
 /**
  * refresh-rotation/express: the token router (with RFC 7009 revocation), the `authenticate` guard,
  * RFC 8414 metadata, the cookie transport and the one error → HTTP table. Works on Express 4 and 5.
+ * Importing it types `req.auth`.
  */
 import './types';
 
@@ -12,7 +13,7 @@ export type {
   SessionBody,
   IssueInput,
 } from './router';
-export { authenticate, authContext, bearerToken } from './authenticate';
+export { authenticate } from './authenticate';
 export type { AuthenticateOptions } from './authenticate';
 export { authorizationServerMetadata } from './metadata';
 export type {
@@ -20,15 +21,8 @@ export type {
   AuthorizationServerMetadataDocument,
   AuthorizationServerMetadataOptions,
 } from './metadata';
-export { readCookie } from './cookie';
 export type { CookieTransportOptions } from './cookie';
-export {
-  errorHandler,
-  sendError,
-  setNoStore,
-  toHttpError,
-  DEFAULT_RETRY_AFTER_SECONDS,
-} from './errors';
+export { errorHandler, sendError, setNoStore, toHttpError } from './errors';
 export type { HttpError, HttpErrorBody } from './errors';
 export { asyncHandler } from './handler';
 export type { AuthContext, AdapterLogger } from './types';

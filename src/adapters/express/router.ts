@@ -296,6 +296,8 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const req = res?.req;
     const client = input.client ?? (req ? clientInfoFrom(req) : {});
     const useCookie = cookie !== null && req !== undefined && cookie.wanted(req);
+    // A session the client could never receive must not be created.
+    if (useCookie) cookie.assertCanSet(req);
     const result = await service.issue({
       userId: input.userId,
       client,

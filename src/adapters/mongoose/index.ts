@@ -18,9 +18,7 @@ export { MongooseRefreshTokenRepository } from './mongoose-refresh-token-reposit
 export type { MongooseRefreshTokenRepositoryOptions } from './mongoose-refresh-token-repository';
 export { MongooseVersionStore } from './mongoose-version-store';
 export type { MongooseVersionStoreOptions } from './mongoose-version-store';
-export { createRefreshTokenSchema } from './schema';
-export type { RefreshTokenDocument, RefreshTokenSchemaOptions } from './schema';
 export type { RevocationGuardMode } from './revocation-guard';
 export { isDuplicateKeyError, isUnavailableError, toStoreError } from './errors';
-export { reopenWhenMonitorStuck, watchServerHeartbeats } from './monitor-watchdog';
-export type { HeartbeatWatchOptions, ReopenOptions, StuckHeartbeat } from './monitor-watchdog';
+export { reopenWhenMonitorStuck } from './monitor-watchdog';
+export type { ReopenOptions, StuckHeartbeat } from './monitor-watchdog';

@@ -93,6 +93,7 @@ export function watchServerHeartbeats(
   };
 }
 
+/** Options of {@link reopenWhenMonitorStuck}. */
 export interface ReopenOptions {
   /** The URI and options the connection was opened with (used to open it again). */
   uri: string;

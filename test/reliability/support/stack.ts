@@ -2,7 +2,7 @@
  * The running system the reliability tests attack: the example app (examples/runtime.ts, built from
  * an environment exactly as `npm start` builds it) listening on 127.0.0.1, on a real MongoDB-wire
  * server and (optionally) real Redis with BullMQ jobs and an in-process worker
- * (workers/token-workers.ts). Captures every log line and audit event, and speaks plain HTTP/1.1
+ * (src/worker/token-workers.ts). Captures every log line and audit event, and speaks plain HTTP/1.1
  * to the app through a keep-alive agent (no supertest, no mocks).
  */
 import {
@@ -20,7 +20,7 @@ import { createRuntime, type Runtime } from '../../../examples/runtime';
 import { MongooseRefreshTokenRepository } from '../../../src/adapters/mongoose';
 import type { AuditEvent } from '../../../src/options';
 import { loadEnv, type RawEnv } from '../../../workers/env';
-import { startTokenWorkers, type TokenWorkers } from '../../../workers/token-workers';
+import { startTokenWorkers, type TokenWorkers } from '../../../src/worker';
 import { ShiftedClock } from '../../integration/http-harness';
 import { uniqueName } from '../../support/services';
 
