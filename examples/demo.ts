@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadEnv } from '../workers/env';
+import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
 function startWorker(logger: Logger): ChildProcess {

@@ -1,5 +1,5 @@
 /**
- * The example app's composition root: from the parsed environment (`workers/env.ts`) to adapters,
+ * The example app's composition root: from the parsed environment (`examples/env.ts`) to adapters,
  * the rotation service and the app. In-memory adapters and inline jobs when neither MONGODB_URI nor
  * REDIS_URL is set; MongoDB (and BullMQ when REDIS_URL is set) otherwise.
  */
@@ -27,7 +27,7 @@ import type { TokenJobs } from '../src/domain/token-jobs';
 import type { VersionStore } from '../src/domain/version-store';
 import type { RefreshRotationOptions } from '../src/options';
 import { RotationService } from '../src/rotation-service';
-import type { Env } from '../workers/env';
+import type { Env } from './env';
 import { createApp, type RateLimitName } from './app';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
 

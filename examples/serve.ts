@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
-import type { Env } from '../workers/env';
+import type { Env } from './env';
 import { createRuntime, type Runtime } from './runtime';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */

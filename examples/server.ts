@@ -1,5 +1,5 @@
 /** `npm start`: the example app alone (the worker runs separately: `npm run worker`). */
-import { loadEnv } from '../workers/env';
+import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
 async function main(): Promise<void> {

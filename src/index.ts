@@ -18,6 +18,7 @@ export type {
 // Options, validated once by the RotationService constructor.
 export type { RefreshRotationOptions, AuditEvent, Duration } from './options';
 export type { AccessTokenAlgorithm } from './access-tokens';
+export { ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './access-tokens';
 
 // Errors: classes with a stable `code`; `isRefreshRotationError` recognises them across copies.
 export {
@@ -54,4 +55,4 @@ export type {
 export { systemClock } from './domain/refresh-token';
 
 // The token string: what a repository's `findByTokenHash` takes, and the prefix secret scanners see.
-export { hashToken, TOKEN_PREFIX } from './domain/token-codec';
+export { hashToken, TOKEN_PREFIX, MIN_SECRET_BYTES } from './domain/token-codec';

@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { createRuntime, type Runtime, type RuntimeOverrides } from '../../examples/runtime';
 import type { Clock } from '../../src/domain/refresh-token';
-import { loadEnv, type RawEnv } from '../../workers/env';
-import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import { loadEnv, type RawEnv } from '../../examples/env';
+import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/worker';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import {
   mongoUri,
@@ -131,7 +131,7 @@ export async function mongoBackend(
       concurrency: 2,
       touchBatchSize: 20,
       touchFlushMs: 5,
-      cleanup: env.cleanup,
+      cleanup: DEFAULT_CLEANUP,
       scheduleCleanup: false,
       logger: silentLogger,
     });

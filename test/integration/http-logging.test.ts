@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
 import { createRuntime } from '../../examples/runtime';
-import { loadEnv } from '../../workers/env';
+import { loadEnv } from '../../examples/env';
 import {
   ACCESS_SECRET,
   PASSWORD,

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../workers/env';
+import { loadEnv } from '../../examples/env';
 import { PASSWORD, ShiftedClock, testEnvironment } from './http-harness';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;

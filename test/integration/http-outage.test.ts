@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../workers/env';
+import { loadEnv } from '../../examples/env';
 import { startMongo, type ServerHandle } from '../support/servers';
 import { PASSWORD, ShiftedClock, signUp, silentLogger, testEnvironment } from './http-harness';
 

@@ -10,7 +10,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../workers/env';
+import { loadEnv } from '../../examples/env';
 import {
   logIn,
   PASSWORD,

@@ -1,11 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
-import {
-  EnvError,
-  isInMemoryDemoMode,
-  loadEnv,
-  loadWorkerEnv,
-  parseDuration,
-} from '../../workers/env';
+import { EnvError, isInMemoryDemoMode, loadEnv } from '../../examples/env';
+import { parseDuration } from '../../workers/env-reader';
+import { loadWorkerEnv } from '../../workers/env';
 
 const SECRET = 'a'.repeat(32);
 const REFRESH = `${'b'.repeat(40)},${'c'.repeat(32)}`;
@@ -59,13 +55,6 @@ describe('loadEnv', () => {
         reuseGraceMs: 10_000,
       },
       queue: { prefix: '{rr}', touchWindowMs: 60_000 },
-      worker: {
-        concurrency: 10,
-        shutdownTimeoutMs: 25_000,
-        healthPort: undefined,
-        lockDurationMs: 30_000,
-      },
-      cleanup: { cron: '*/10 * * * *', retentionMs: 7 * 86_400_000, batchSize: 1_000 },
       http: {
         port: 3000,
         cookie: {
@@ -98,7 +87,6 @@ describe('loadEnv', () => {
         ACCESS_TOKEN_SECRET: 'short',
         REFRESH_TOKEN_SECRETS: 'tiny',
         ACCESS_TOKEN_TTL: 'soon',
-        WORKER_CONCURRENCY: '0',
         COOKIE_TRANSPORT: 'maybe',
         LOG_LEVEL: 'loud',
         QUEUE_PREFIX: 'rr:prod',
@@ -108,7 +96,6 @@ describe('loadEnv', () => {
       'ACCESS_TOKEN_SECRET',
       'REFRESH_TOKEN_SECRETS[0]',
       'ACCESS_TOKEN_TTL',
-      'WORKER_CONCURRENCY',
       'COOKIE_TRANSPORT',
       'LOG_LEVEL',
       'QUEUE_PREFIX',
@@ -191,6 +178,58 @@ describe('loadEnv', () => {
   });
 });
 
+describe('loadEnv with NODE_ENV=production', () => {
+  const production = { ...SERVICES, NODE_ENV: 'production' };
+  const random = (n: number) =>
+    Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + 11) % 251)).toString('base64');
+
+  it("refuses docker-compose.yml's placeholder secrets, naming each variable", () => {
+    const problems = problemsOf(() =>
+      loadEnv({
+        ...production,
+        ACCESS_TOKEN_SECRET: 'compose-local-only-access-secret-0123456789abcdef',
+        REFRESH_TOKEN_SECRETS: `${random(48)},compose-local-only-refresh-secret-0123456789abcdef`,
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^ACCESS_TOKEN_SECRET is a placeholder or development secret/),
+      expect.stringMatching(/^REFRESH_TOKEN_SECRETS\[1\] is a placeholder or development secret/),
+    ]);
+  });
+
+  it('refuses obvious development secrets', () => {
+    for (const secret of [
+      SECRET,
+      'change-me-change-me-change-me-change-me',
+      'placeholder'.repeat(3),
+    ]) {
+      expect(
+        problemsOf(() =>
+          loadEnv({
+            ...production,
+            ACCESS_TOKEN_SECRET: secret,
+            REFRESH_TOKEN_SECRETS: random(48),
+          }),
+        ).join('\n'),
+      ).toMatch(/ACCESS_TOKEN_SECRET is a placeholder/);
+    }
+  });
+
+  it('accepts random secrets, and the placeholders outside production', () => {
+    expect(
+      loadEnv({ ...production, ACCESS_TOKEN_SECRET: random(48), REFRESH_TOKEN_SECRETS: random(40) })
+        .isProduction,
+    ).toBe(true);
+    expect(
+      loadEnv({
+        ...SERVICES,
+        ACCESS_TOKEN_SECRET: 'compose-local-only-access-secret-0123456789abcdef',
+        REFRESH_TOKEN_SECRETS: 'compose-local-only-refresh-secret-0123456789abcdef',
+      }).isProduction,
+    ).toBe(false);
+  });
+});
+
 describe('isInMemoryDemoMode', () => {
   it('is true only when neither MONGODB_URI nor REDIS_URL is set', () => {
     expect(isInMemoryDemoMode({})).toBe(true);
@@ -213,6 +252,47 @@ describe('loadWorkerEnv', () => {
     expect(env).toMatchObject({ mongodbUri: SERVICES.MONGODB_URI, redisUrl: SERVICES.REDIS_URL });
     expect(env.worker.healthPort).toBe(0);
     expect(env.cleanup.batchSize).toBe(500);
+  });
+
+  it('applies every documented default', () => {
+    expect(loadWorkerEnv(SERVICES)).toMatchObject({
+      queue: { prefix: '{rr}', touchWindowMs: 60_000 },
+      worker: {
+        concurrency: 10,
+        shutdownTimeoutMs: 25_000,
+        healthPort: undefined,
+        lockDurationMs: 30_000,
+        startupTimeoutMs: 120_000,
+      },
+      cleanup: { cron: '*/10 * * * *', retentionMs: 7 * 86_400_000, batchSize: 1_000 },
+      logLevel: 'info',
+    });
+  });
+
+  it('reports every invalid variable at once, by name', () => {
+    const problems = problemsOf(() =>
+      loadWorkerEnv({
+        ...SERVICES,
+        WORKER_CONCURRENCY: '0',
+        WORKER_STARTUP_TIMEOUT: 'never',
+        LOG_LEVEL: 'loud',
+        QUEUE_PREFIX: 'rr:prod',
+      }),
+    );
+    const names = ['WORKER_CONCURRENCY', 'WORKER_STARTUP_TIMEOUT', 'LOG_LEVEL', 'QUEUE_PREFIX'];
+    for (const name of names) expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    expect(problems).toHaveLength(names.length);
+  });
+
+  it('validates CLEANUP_CRON as BullMQ reads it, naming the variable', () => {
+    const problems = problemsOf(() =>
+      loadWorkerEnv({ ...SERVICES, CLEANUP_CRON: '99 99 99 99 99' }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^CLEANUP_CRON must be a cron pattern/)]);
+    expect(problems[0]).toMatch(/"99 99 99 99 99"/);
+    for (const cron of ['@hourly', '@daily', '0 */6 * * *', '*/30 * * * * *']) {
+      expect(loadWorkerEnv({ ...SERVICES, CLEANUP_CRON: cron }).cleanup.cron).toBe(cron);
+    }
   });
 
   it('refuses URLs of the wrong scheme', () => {

@@ -19,8 +19,8 @@ import { pino, type Logger } from 'pino';
 import { createRuntime, type Runtime } from '../../../examples/runtime';
 import { MongooseRefreshTokenRepository } from '../../../src/adapters/mongoose';
 import type { AuditEvent } from '../../../src/options';
-import { loadEnv, type RawEnv } from '../../../workers/env';
-import { startTokenWorkers, type TokenWorkers } from '../../../src/worker';
+import { loadEnv, type RawEnv } from '../../../examples/env';
+import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../../src/worker';
 import { ShiftedClock } from '../../integration/http-harness';
 import { uniqueName } from '../../support/services';
 
@@ -146,7 +146,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       concurrency: 4,
       touchBatchSize: 50,
       touchFlushMs: 5,
-      cleanup: env.cleanup,
+      cleanup: DEFAULT_CLEANUP,
       scheduleCleanup: false,
       logger: logs.logger,
     });
