@@ -18,7 +18,7 @@ const noProcessEnv = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'coverage/**', 'bench/results/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'build/**', 'coverage/**', 'bench/results/**', 'node_modules/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

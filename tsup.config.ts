@@ -1,3 +1,4 @@
+import { cpSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 /**
@@ -16,13 +17,31 @@ const library = {
   'worker/index': 'src/worker/index.ts',
 };
 
-export default defineConfig({
-  entry: { ...library, 'bin/refresh-rotation-worker': 'workers/main.ts' },
-  format: ['esm', 'cjs'],
-  splitting: true,
-  dts: { entry: library },
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino'],
-});
+export default defineConfig([
+  {
+    entry: { ...library, 'bin/refresh-rotation-worker': 'workers/main.ts' },
+    format: ['esm', 'cjs'],
+    splitting: true,
+    dts: { entry: library },
+    sourcemap: true,
+    clean: true,
+    target: 'node20',
+    external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino'],
+  },
+  /**
+   * The example app, compiled for `npm start` and the image (no tsx at run time), into build/ (not
+   * published). Its dependencies stay in node_modules; the static demo page is copied beside it.
+   */
+  {
+    entry: { server: 'examples/server.ts' },
+    outDir: 'build/examples',
+    format: ['cjs'],
+    sourcemap: true,
+    clean: true,
+    target: 'node20',
+    skipNodeModulesBundle: true,
+    onSuccess: async () => {
+      cpSync('examples/public', 'build/examples/public', { recursive: true });
+    },
+  },
+]);

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { loadDotEnv } from '../workers/env-reader';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
@@ -30,6 +31,7 @@ function stopWorker(child: ChildProcess): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  loadDotEnv();
   const env = loadEnv();
   const logger = createLogger(env.logLevel);
   const serving = await serve(env, logger);

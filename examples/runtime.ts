@@ -28,6 +28,8 @@ import type { VersionStore } from '../src/domain/version-store';
 import type { RefreshRotationOptions } from '../src/options';
 import { RotationService } from '../src/rotation-service';
 import type { Env } from './env';
+import { settlesWithin } from '../src/worker/shutdown';
+import { reasonOf, unreachable } from '../workers/startup';
 import { createApp, type RateLimitName } from './app';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
 
@@ -75,6 +77,9 @@ const MONGO_TIMEOUTS = {
   socketTimeoutMS: 10_000,
 };
 
+/** The most each step of `close()` waits for a service that may be gone. */
+const CLOSE_STEP_MS = 2_000;
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -100,7 +105,15 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
   const connectOptions = { ...MONGO_TIMEOUTS, bufferCommands: false };
   const connection: Connection = await mongoose
     .createConnection(env.mongodbUri!, connectOptions)
-    .asPromise();
+    .asPromise()
+    .catch((error: unknown) => {
+      throw unreachable(
+        'mongodb',
+        env.mongodbUri!,
+        reasonOf(error),
+        ' (or unset MONGODB_URI and REDIS_URL for the in-memory demo)',
+      );
+    });
   // The driver's monitor can get stuck when the server restarts (src/adapters/mongoose/monitor-watchdog.ts).
   const stopWatchdog = reopenWhenMonitorStuck(connection, {
     uri: env.mongodbUri!,
@@ -128,10 +141,14 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
         ? {}
         : { cacheTtlMs: overrides.versionCacheTtlMs }),
     });
-    redis?.on('error', (error: Error) =>
-      logger.warn({ err: { message: error.message } }, 'redis error'),
-    );
-    await redis?.connect();
+    let redisReason = 'no answer';
+    redis?.on('error', (error: Error) => {
+      redisReason = reasonOf(error);
+      logger.warn({ err: { message: error.message } }, 'redis error');
+    });
+    await redis?.connect().catch((error: unknown) => {
+      throw unreachable('redis', env.redisUrl!, `${reasonOf(error)}: ${redisReason}`);
+    });
     const bullmq = redis
       ? new BullMQTokenJobs({
           connection: redis,
@@ -162,12 +179,15 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
         await withTimeout(connection.db!.admin().ping(), 2_000, 'MongoDB');
         if (redis) await withTimeout(redis.ping(), 2_000, 'Redis');
       },
+      // Bounded: with MongoDB or Redis gone, each step gives up after its share and moves on.
       async close() {
         stopWatchdog();
-        await bullmq?.close();
-        await bus?.close();
+        if (bullmq) await settlesWithin(bullmq.close(), CLOSE_STEP_MS);
+        if (bus) await settlesWithin(bus.close(), CLOSE_STEP_MS);
         redis?.disconnect();
-        await connection.close();
+        if (!(await settlesWithin(connection.close(), CLOSE_STEP_MS))) {
+          await settlesWithin(connection.close(true), CLOSE_STEP_MS);
+        }
       },
     };
   } catch (error) {

@@ -2,9 +2,10 @@
  * Start the example app on a port with a logger, and stop it cleanly on SIGTERM/SIGINT. Shared by
  * `npm start` (server.ts) and `npm run demo` (demo.ts).
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { pino, type Logger } from 'pino';
-import type { Env } from './env';
+import { EnvError, type Env } from './env';
+import { listenFailed, StartupError } from '../workers/startup';
 import { createRuntime, type Runtime } from './runtime';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
@@ -53,10 +54,21 @@ export async function serve(env: Env, logger: Logger): Promise<Serving> {
   const runtime = await createRuntime(env, logger);
   const level = runtime.mode === 'memory' ? 'warn' : 'info';
   logger[level]({ mode: runtime.mode }, describeMode(env, runtime));
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = runtime.app.listen(env.http.port, () => resolve(listening));
-    listening.once('error', reject);
-  });
+  // Not `app.listen`: Express 5 hands a listen error to its callback, which cannot tell it apart.
+  const server = createServer(runtime.app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        server.off('error', reject);
+        resolve();
+      });
+      server.listen(env.http.port);
+    });
+  } catch (error) {
+    await runtime.close();
+    throw listenFailed(env.http.port, error);
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.http.port;
   logger.info({ port }, `example app listening on http://localhost:${port}`);
@@ -96,8 +108,14 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, timeoutMs 
   process.once('SIGINT', handle);
 }
 
-/** Print an environment problem without a stack trace, and exit 1. */
+/**
+ * Print a start-up failure without a stack trace when it says what to do (an environment problem,
+ * a service down, a taken port), with one otherwise; exit 1.
+ */
 export function exitOnStartupError(error: unknown): never {
-  console.error(error instanceof Error ? error.message : String(error));
+  const known = error instanceof StartupError || error instanceof EnvError;
+  const text =
+    known || !(error instanceof Error) ? String((error as Error)?.message ?? error) : error.stack;
+  process.stderr.write(`refresh-rotation example app failed to start: ${text}\n`);
   process.exit(1);
 }

@@ -1,8 +1,14 @@
-/** `npm start`: the example app alone (the worker runs separately: `npm run worker`). */
+/**
+ * `npm start` (compiled: build/examples/server.js, after `npm run build`) and `npm run start:dev`
+ * (TypeScript through tsx): the example app alone; the worker runs separately. `.env` is read when
+ * present.
+ */
+import { loadDotEnv } from '../workers/env-reader';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
 async function main(): Promise<void> {
+  loadDotEnv();
   const env = loadEnv();
   const logger = createLogger(env.logLevel);
   const serving = await serve(env, logger);

@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 /**
- * The worker process, the `refresh-rotation-worker` bin (`npm run worker` here): environment →
- * MongoDB → `startTokenWorkers` → `/healthz` and a periodic health log line → on SIGTERM/SIGINT
- * a graceful close within WORKER_SHUTDOWN_TIMEOUT, exit 0. Several processes may run against the
- * same queues. Logs are JSON lines (pino) on stdout.
+ * The worker process, the `refresh-rotation-worker` bin (`npm run worker` here): `.env` when
+ * present → environment → `/healthz` (503 while starting) → MongoDB and Redis, retried until
+ * WORKER_STARTUP_TIMEOUT (then exit 1 naming the service and its variable) → `startTokenWorkers`
+ * → a periodic health log line → on SIGTERM/SIGINT a graceful close within
+ * WORKER_SHUTDOWN_TIMEOUT, exit 0. Several processes may run against the same queues. Logs are JSON
+ * lines (pino) on stdout; what BullMQ prints on the console goes through the same logger.
  */
+import { format } from 'node:util';
+import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import pino, { type Logger } from 'pino';
 import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
 import { startTokenWorkers, type TokenWorkers } from '../src/worker';
 import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
+import { loadDotEnv } from './env-reader';
 import { startHealthServer, type HealthServer } from './health';
+import { reasonOf, redactUri, StartupError, unreachable } from './startup';
 
 /** Time kept back from WORKER_SHUTDOWN_TIMEOUT for logging and exiting. */
 const CLOSE_MARGIN_MS = 300;
@@ -21,9 +27,23 @@ interface Running {
   mongo: Connection;
   stopWatchdog: () => void;
   workers: TokenWorkers;
-  health: HealthServer | null;
   healthLog: NodeJS.Timeout | null;
 }
+
+/** Where start-up stands, for `/healthz` before the workers exist. */
+interface Starting {
+  /** Per service, why it is not usable yet; absent once it answered. */
+  waitingFor: { mongodb?: string; redis?: string };
+  attempts: number;
+}
+
+const NOT_CHECKED = 'not checked yet';
+
+/** First retry after this long, doubling up to {@link RETRY_MAX_MS}. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 10_000;
+/** While a service stays down with the same reason, one log line this often. */
+const QUIET_LOG_MS = 30_000;
 
 function readEnvOrExit(): WorkerEnv {
   try {
@@ -37,20 +57,139 @@ function readEnvOrExit(): WorkerEnv {
   }
 }
 
-function redact(uri: string): string {
-  return uri.replace(/\/\/[^@/]*@/, '//***@');
+/**
+ * Route `console.*` (BullMQ prints its warnings there, e.g. a Redis eviction policy other than
+ * noeviction) through the logger, so stdout stays one JSON object per line.
+ */
+function consoleThrough(logger: Logger): void {
+  const to =
+    (level: 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) =>
+      logger[level]({ source: 'console' }, format(...args));
+  console.log = to('info');
+  console.info = to('info');
+  console.warn = to('warn');
+  console.error = to('error');
 }
 
-async function connectMongo(
+/** One attempt to open MongoDB: the connection, or why not. */
+async function openMongo(env: WorkerEnv): Promise<Connection | string> {
+  const mongo = mongoose.createConnection(env.mongodbUri, { serverSelectionTimeoutMS: 3_000 });
+  mongo.on('error', () => undefined);
+  try {
+    await mongo.asPromise();
+    return mongo;
+  } catch (error) {
+    await settlesWithin(mongo.close(true), 1_000);
+    return reasonOf(error);
+  }
+}
+
+/** One PING to Redis on a short-lived client: null when it answered, else why not. */
+async function probeRedis(env: WorkerEnv): Promise<string | null> {
+  let reason = 'no answer'; // the 'error' event's reason beats connect()'s "Connection is closed."
+  const redis = new Redis(env.redisUrl, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 3_000,
+    retryStrategy: () => null,
+  });
+  redis.on('error', (error: Error) => (reason = reasonOf(error)));
+  try {
+    await redis.connect();
+    await redis.ping();
+    return null;
+  } catch (error) {
+    return reason === 'no answer' ? reasonOf(error) : reason;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Wait until MongoDB and Redis both answer, retrying with backoff and a quiet log (one line when a
+ * service's reason changes, else one every {@link QUIET_LOG_MS}); throw a {@link StartupError} naming
+ * the service and its variable once WORKER_STARTUP_TIMEOUT has passed.
+ */
+async function awaitServices(
   env: WorkerEnv,
   logger: Logger,
-): Promise<Pick<Running, 'mongo' | 'stopWatchdog'>> {
-  const mongo = mongoose.createConnection(env.mongodbUri);
+  starting: Starting,
+  stopped: () => boolean,
+): Promise<Connection> {
+  const started = performance.now();
+  const limit = env.worker.startupTimeoutMs;
+  let delay = RETRY_FIRST_MS;
+  let mongo: Connection | null = null;
+  const said = new Map<string, { reason: string; at: number }>();
+  for (;;) {
+    starting.attempts += 1;
+    if (!mongo) {
+      const opened = await openMongo(env);
+      if (typeof opened === 'string') starting.waitingFor.mongodb = opened;
+      else {
+        mongo = opened;
+        delete starting.waitingFor.mongodb;
+      }
+    }
+    const redisDown = await probeRedis(env);
+    if (redisDown === null) delete starting.waitingFor.redis;
+    else starting.waitingFor.redis = redisDown;
+    if (mongo && redisDown === null) return mongo;
+    const failures = [
+      ...(starting.waitingFor.mongodb === undefined
+        ? []
+        : [unreachable('mongodb', env.mongodbUri, starting.waitingFor.mongodb)]),
+      ...(redisDown === null ? [] : [unreachable('redis', env.redisUrl, redisDown)]),
+    ];
+    const elapsed = performance.now() - started;
+    if (stopped() || (limit > 0 && elapsed + delay > limit)) {
+      if (mongo) await settlesWithin(mongo.close(true), 1_000);
+      throw new StartupError(
+        `${failures.map((f) => f.message).join(' ')} Gave up after ${Math.round(elapsed / 1_000)} s (WORKER_STARTUP_TIMEOUT=${limit} ms).`,
+        'service_unreachable',
+      );
+    }
+    for (const [service, failure] of [
+      ['mongodb', starting.waitingFor.mongodb],
+      ['redis', redisDown],
+    ] as const) {
+      if (failure === undefined || failure === null) {
+        said.delete(service);
+        continue;
+      }
+      const last = said.get(service);
+      if (last && last.reason === failure && elapsed - last.at < QUIET_LOG_MS) continue;
+      said.set(service, { reason: failure, at: elapsed });
+      const message = failures.find((f) =>
+        f.message.startsWith(service === 'redis' ? 'Redis' : 'MongoDB'),
+      )!.message;
+      logger.warn(
+        {
+          waitingFor: service,
+          attempts: starting.attempts,
+          retryInMs: delay,
+          startupTimeoutMs: limit,
+        },
+        `waiting: ${message}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, RETRY_MAX_MS);
+  }
+}
+
+function watchMongo(
+  mongo: Connection,
+  env: WorkerEnv,
+  logger: Logger,
+): Pick<Running, 'mongo' | 'stopWatchdog'> {
+  mongo.removeAllListeners('error');
   mongo.on('error', (error) => logger.warn({ err: error }, 'mongodb connection error'));
   mongo.on('disconnected', () => logger.warn('mongodb disconnected'));
   mongo.on('reconnected', () => logger.info('mongodb reconnected'));
-  await mongo.asPromise();
-  logger.info({ mongodb: redact(env.mongodbUri) }, 'mongodb connected');
+  logger.info({ mongodb: redactUri(env.mongodbUri) }, 'mongodb connected');
   // The driver's monitor can get stuck when the server restarts (src/adapters/mongoose/monitor-watchdog.ts).
   const stopWatchdog = reopenWhenMonitorStuck(mongo, {
     uri: env.mongodbUri,
@@ -61,8 +200,8 @@ async function connectMongo(
   return { mongo, stopWatchdog };
 }
 
-async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
-  const { mongo, stopWatchdog } = await connectMongo(env, logger);
+async function start(env: WorkerEnv, logger: Logger, connection: Connection): Promise<Running> {
+  const { mongo, stopWatchdog } = watchMongo(connection, env, logger);
   const workers = await startTokenWorkers({
     mongoose: mongo,
     connection: env.redisUrl,
@@ -74,10 +213,6 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
     lockDurationMs: env.worker.lockDurationMs,
     logger,
   });
-  const health =
-    env.worker.healthPort === undefined
-      ? null
-      : await startHealthServer(env.worker.healthPort, () => workers.health());
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {
@@ -88,10 +223,16 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
         }, env.worker.healthLogIntervalMs)
       : null;
   healthLog?.unref();
-  return { mongo, stopWatchdog, workers, health, healthLog };
+  return { mongo, stopWatchdog, workers, healthLog };
 }
 
-async function shutdown(running: Running, env: WorkerEnv, logger: Logger, signal: string) {
+async function shutdown(
+  running: Running,
+  health: HealthServer | null,
+  env: WorkerEnv,
+  logger: Logger,
+  signal: string,
+) {
   const started = performance.now();
   const budget = env.worker.shutdownTimeoutMs - CLOSE_MARGIN_MS;
   const left = () => Math.max(0, budget - (performance.now() - started));
@@ -100,7 +241,7 @@ async function shutdown(running: Running, env: WorkerEnv, logger: Logger, signal
   running.stopWatchdog();
   // The workers (and their Redis client) get most of the budget; MongoDB the rest.
   const closed = await running.workers.close(Math.max(500, budget * 0.8));
-  await running.health?.close();
+  await health?.close();
   const connectionsClosed = await settlesWithin(running.mongo.close(), left());
   if (!connectionsClosed) await settlesWithin(running.mongo.close(true), 200);
   logger.info(
@@ -109,17 +250,55 @@ async function shutdown(running: Running, env: WorkerEnv, logger: Logger, signal
   );
 }
 
+/** The health report before the workers exist: 503, naming what start-up waits for. */
+function startingReport(starting: Starting) {
+  const { mongodb, redis } = starting.waitingFor;
+  return Promise.resolve({
+    status: 'starting',
+    mongodb: mongodb === undefined ? 'ok' : `unreachable (MONGODB_URI): ${mongodb}`,
+    redis: redis === undefined ? 'ok' : `unreachable (REDIS_URL): ${redis}`,
+    attempts: starting.attempts,
+  });
+}
+
+async function startHealth(
+  env: WorkerEnv,
+  report: () => Promise<{ status: string }>,
+): Promise<HealthServer | null> {
+  const port = env.worker.healthPort;
+  if (port === undefined) return null;
+  try {
+    return await startHealthServer(port, report);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StartupError(
+      code === 'EADDRINUSE'
+        ? `WORKER_HEALTH_PORT ${port} is already in use by another process: stop that process or set WORKER_HEALTH_PORT to a free port.`
+        : `cannot listen on WORKER_HEALTH_PORT ${port}: ${reasonOf(error)}.`,
+      code === 'EADDRINUSE' ? 'port_in_use' : 'listen_failed',
+    );
+  }
+}
+
 async function main(): Promise<void> {
+  loadDotEnv();
   const env = readEnvOrExit();
   const logger = pino({
     level: env.logLevel,
     base: { service: 'refresh-rotation-worker', pid: process.pid },
   });
+  consoleThrough(logger);
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled rejection');
     process.exit(1);
   });
+  const fail = (error: unknown): never => {
+    if (error instanceof StartupError) logger.fatal({ code: error.code }, error.message);
+    else logger.fatal({ err: error }, 'worker failed to start');
+    process.exit(1);
+  };
   let running: Running | undefined;
+  let health: HealthServer | null = null;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -133,7 +312,7 @@ async function main(): Promise<void> {
       logger.info({ signal }, 'signal before the worker was ready: exiting');
       process.exit(0);
     }
-    shutdown(running, env, logger, signal).then(
+    shutdown(running, health, env, logger, signal).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
@@ -144,11 +323,18 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  const starting: Starting = {
+    waitingFor: { mongodb: NOT_CHECKED, redis: NOT_CHECKED },
+    attempts: 0,
+  };
   try {
-    running = await start(env, logger);
+    health = await startHealth(env, () =>
+      running ? running.workers.health() : startingReport(starting),
+    );
+    const connection = await awaitServices(env, logger, starting, () => stopping);
+    running = await start(env, logger, connection);
   } catch (error) {
-    logger.fatal({ err: error }, 'worker failed to start');
-    process.exit(1);
+    fail(error);
   }
   logger.info(
     {
@@ -156,7 +342,7 @@ async function main(): Promise<void> {
       concurrency: env.worker.concurrency,
       touchBatchSize: env.worker.touchBatchSize,
       cleanupCron: env.cleanup.cron,
-      healthPort: running.health?.port ?? null,
+      healthPort: health?.port ?? null,
     },
     'worker ready',
   );

@@ -1,0 +1,70 @@
+/**
+ * Start-up failures that name their cause: which service, which variable, and what to do. Shared
+ * by the worker (workers/main.ts) and the example app (examples/).
+ */
+
+/** A start-up failure an operator can act on; `message` says what failed and what to do. */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    /** A stable code: `service_unreachable`, `port_in_use`, `listen_failed`. */
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+/** The connection string without its credentials, for messages and logs. */
+export function redactUri(uri: string): string {
+  return uri.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** The innermost useful message of a driver error (MongoServerSelectionError, ioredis…). */
+export function reasonOf(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return reasonOf(error.errors[0]);
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+const SERVICES = {
+  mongodb: { name: 'MongoDB', variable: 'MONGODB_URI' },
+  redis: { name: 'Redis', variable: 'REDIS_URL' },
+} as const;
+
+/** "MongoDB is unreachable at MONGODB_URI=… (connect ECONNREFUSED …): start MongoDB or correct MONGODB_URI." */
+export function unreachable(
+  service: keyof typeof SERVICES,
+  uri: string,
+  reason: string,
+  advice = '',
+): StartupError {
+  const { name, variable } = SERVICES[service];
+  return new StartupError(
+    `${name} is unreachable at ${variable}=${redactUri(uri)} (${reason}): start ${name} or correct ${variable}${advice}.`,
+    'service_unreachable',
+  );
+}
+
+/** The listen error of `PORT` as an operator reads it. */
+export function listenFailed(port: number, error: unknown): StartupError {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE') {
+    return new StartupError(
+      `PORT ${port} is already in use by another process: stop that process or set PORT to a free port.`,
+      'port_in_use',
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
+    return new StartupError(
+      `PORT ${port} needs privileges this process does not have: set PORT to 1024 or above.`,
+      'listen_failed',
+      { cause: error },
+    );
+  }
+  return new StartupError(`cannot listen on PORT ${port}: ${reasonOf(error)}.`, 'listen_failed', {
+    cause: error,
+  });
+}
