@@ -144,7 +144,7 @@ async function awaitServices(
       ...(redisDown === null ? [] : [unreachable('redis', env.redisUrl, redisDown)]),
     ];
     const elapsed = performance.now() - started;
-    if (stopped() || (limit > 0 && elapsed + delay > limit)) {
+    if (stopped() || (limit > 0 && elapsed >= limit)) {
       if (mongo) await settlesWithin(mongo.close(true), 1_000);
       throw new StartupError(
         `${failures.map((f) => f.message).join(' ')} Gave up after ${Math.round(elapsed / 1_000)} s (WORKER_STARTUP_TIMEOUT=${limit} ms).`,
@@ -175,7 +175,8 @@ async function awaitServices(
         `waiting: ${message}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    const wait = limit > 0 ? Math.min(delay, limit - elapsed) : delay;
+    await new Promise((resolve) => setTimeout(resolve, wait));
     delay = Math.min(delay * 2, RETRY_MAX_MS);
   }
 }

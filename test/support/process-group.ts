@@ -1,0 +1,127 @@
+/**
+ * A command run the way an operator runs it (`npm run …`, `node …`), in its own process group
+ * (`detached: true`), so a test can signal the one process an orchestrator would signal, check that
+ * the whole group is gone, and kill the group (npm, sh, node together) whatever happened.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+
+export interface GroupExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ProcessGroup {
+  readonly pid: number;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when the leader has exited. */
+  readonly exited: Promise<GroupExit>;
+  /** Resolves with the leader's exit, or rejects after `timeoutMs` with the output. */
+  exitWithin(timeoutMs: number): Promise<GroupExit>;
+  /** Resolves when stdout or stderr matches, or rejects after `timeoutMs` or on exit. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Signal the leader only, as `docker stop` or systemd signal the main process. */
+  signal(signal: NodeJS.Signals): void;
+  /** True while any process of the group is alive. */
+  groupAlive(): boolean;
+  /** SIGKILL the whole group; safe when it is gone. */
+  killGroup(): void;
+}
+
+/** Start `command args` in `ROOT` with `env` on top of PATH and HOME only. */
+export function startGroup(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): ProcessGroup {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    detached: true,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  let exit: GroupExit | null = null;
+  const exited = new Promise<GroupExit>((resolve) =>
+    child.once('exit', (code, signal) => resolve((exit = { code, signal }))),
+  );
+  const pid = child.pid ?? -1;
+  const describe = () => `stdout:\n${out.slice(-3_000)}\nstderr:\n${err.slice(-3_000)}`;
+  const groupAlive = () => {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    pid,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    exitWithin: async (timeoutMs) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          exited,
+          new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`still running after ${timeoutMs} ms\n${describe()}`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const started = Date.now();
+        const poll = setInterval(() => {
+          if (pattern.test(out) || pattern.test(err)) {
+            clearInterval(poll);
+            resolve();
+          } else if (exit || Date.now() - started > timeoutMs) {
+            clearInterval(poll);
+            reject(
+              new Error(
+                `${exit ? `exited (${JSON.stringify(exit)})` : `no match after ${timeoutMs} ms`} waiting for ${pattern}\n${describe()}`,
+              ),
+            );
+          }
+        }, 50);
+      }),
+    signal: (signal) => {
+      if (!exit) child.kill(signal);
+    },
+    groupAlive,
+    killGroup: () => {
+      if (!groupAlive()) return;
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** Polls until no process of `group` is alive; rejects after `timeoutMs`. */
+export async function groupGoneWithin(group: ProcessGroup, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (group.groupAlive()) {
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`process group ${group.pid} still alive after ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return Date.now() - started;
+}
