@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EnvError, isInMemoryDemoMode, loadEnv } from '../../examples/env';
 import { parseDuration } from '../../workers/env-reader';
 import { loadWorkerEnv } from '../../workers/env';
@@ -302,5 +306,89 @@ describe('loadWorkerEnv', () => {
       'MONGODB_URI must be a URL starting with mongodb:// or mongodb+srv://.',
       'REDIS_URL must be a URL starting with redis:// or rediss://.',
     ]);
+  });
+});
+
+describe('.env.example and .env', () => {
+  const ROOT = join(__dirname, '..', '..');
+
+  /** What `set -a; . ./.env.example` exports, as a shell reads it. */
+  function sourcedByShell(): Record<string, string> {
+    const out = execFileSync(
+      'sh',
+      [
+        '-c',
+        'set -a; . ./.env.example; set +a; node -e "process.stdout.write(JSON.stringify(process.env))"',
+      ],
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' },
+    );
+    const env = JSON.parse(out) as Record<string, string>;
+    delete env.PATH;
+    delete env.PWD;
+    delete env.SHLVL;
+    delete env._;
+    return env;
+  }
+
+  it('is shell-sourceable and reads the same through node --env-file', () => {
+    const shell = sourcedByShell();
+    expect(shell.CLEANUP_CRON).toBe('*/10 * * * *');
+    const dir = mkdtempSync(join(tmpdir(), 'rr-env-'));
+    try {
+      copyFileSync(join(ROOT, '.env.example'), join(dir, '.env'));
+      const out = execFileSync(
+        process.execPath,
+        ['--env-file', '.env', '-e', 'process.stdout.write(JSON.stringify(process.env))'],
+        { cwd: dir, env: {}, encoding: 'utf8' },
+      );
+      const node = JSON.parse(out) as Record<string, string>;
+      for (const [name, value] of Object.entries(shell))
+        expect([name, node[name]]).toEqual([name, value]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("states the code's defaults", () => {
+    const shell = sourcedByShell();
+    const secrets = { ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    const services = { MONGODB_URI: shell.MONGODB_URI, REDIS_URL: shell.REDIS_URL };
+    expect(loadEnv({ ...shell, ...secrets })).toEqual(loadEnv({ ...services, ...secrets }));
+    expect(loadWorkerEnv(shell)).toEqual(loadWorkerEnv(services));
+  });
+
+  it('loads .env when present; variables already set win', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rr-env-'));
+    // In a process of its own: jest gives each test file a copy of process.env.
+    const run = () =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '-e',
+            `const { loadDotEnv } = require('./workers/env-reader.ts');
+             const path = loadDotEnv(${JSON.stringify(dir)});
+             process.stdout.write(JSON.stringify({ path, fromFile: process.env.RR_FROM_FILE ?? null, alreadySet: process.env.RR_ALREADY_SET }));`,
+          ],
+          {
+            cwd: ROOT,
+            env: { PATH: process.env.PATH ?? '', RR_ALREADY_SET: 'environment' },
+            encoding: 'utf8',
+          },
+        ),
+      ) as Record<string, string | null>;
+    try {
+      expect(run()).toEqual({ path: null, fromFile: null, alreadySet: 'environment' });
+      writeFileSync(join(dir, '.env'), 'RR_FROM_FILE=file\nRR_ALREADY_SET=file\n');
+      expect(run()).toEqual({
+        path: join(dir, '.env'),
+        fromFile: 'file',
+        alreadySet: 'environment',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
