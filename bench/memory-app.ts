@@ -40,7 +40,7 @@ async function main(): Promise<void> {
       : createApp({
           service,
           users: new MemoryUserStore(),
-          logger: createLogger('info'),
+          logger: createLogger({ logLevel: 'info', logFormat: 'json', nodeEnv: 'production' }),
           cookie: false,
           rateLimit: {
             loginPerMinute: 1_000_000,

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadDotEnv } from '../workers/env-reader';
+import { routeConsoleTo } from '../workers/logging';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
@@ -33,7 +34,8 @@ function stopWorker(child: ChildProcess): Promise<void> {
 async function main(): Promise<void> {
   loadDotEnv();
   const env = loadEnv();
-  const logger = createLogger(env.logLevel);
+  const logger = createLogger(env);
+  routeConsoleTo(logger);
   const serving = await serve(env, logger);
   const worker = serving.runtime.mode === 'mongodb+bullmq' ? startWorker(logger) : null;
   onShutdown(

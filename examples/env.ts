@@ -12,8 +12,10 @@ import {
   MIN_SECRET_BYTES,
   type AccessTokenAlgorithm,
 } from '../src';
+import type { LogFormat } from '../workers/logging';
 import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../workers/env-reader';
 import {
+  readLogFormat,
   readLogLevel,
   readMongodbUri,
   readQueueSettings,
@@ -71,6 +73,8 @@ export interface Env {
     };
   };
   readonly logLevel: LogLevel;
+  /** `LOG_FORMAT`: `auto` (pretty at a terminal in development), `json` or `pretty`. */
+  readonly logFormat: LogFormat;
 }
 
 /**
@@ -128,6 +132,7 @@ export function loadEnv(env: RawEnv = process.env): Env {
   const http = readHttp(reader, isProduction);
   const queue = readQueueSettings(reader);
   const logLevel = readLogLevel(reader);
+  const logFormat = readLogFormat(reader);
   reader.finish();
   return deepFreeze({
     nodeEnv,
@@ -141,6 +146,7 @@ export function loadEnv(env: RawEnv = process.env): Env {
     queue,
     http,
     logLevel,
+    logFormat,
   });
 }
 

@@ -3,30 +3,34 @@
  * `npm start` (server.ts) and `npm run demo` (demo.ts).
  */
 import { createServer, type Server } from 'node:http';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { EnvError, type Env } from './env';
+import { createPinoLogger } from '../workers/logging';
 import { listenFailed, StartupError } from '../workers/startup';
 import { createRuntime, type Runtime } from './runtime';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
-export function createLogger(level: Env['logLevel']): Logger {
-  return pino({
-    level,
-    base: { service: 'refresh-rotation-example' },
-    redact: {
-      paths: [
-        'req.headers.authorization',
-        'req.headers.cookie',
-        'res.headers["set-cookie"]',
-        'req.body',
-        'res.body',
-        '*.refresh_token',
-        '*.access_token',
-        '*.password',
-      ],
-      censor: '[redacted]',
+export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'>): Logger {
+  return createPinoLogger(
+    {
+      level: env.logLevel,
+      base: { service: 'refresh-rotation-example' },
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'res.headers["set-cookie"]',
+          'req.body',
+          'res.body',
+          '*.refresh_token',
+          '*.access_token',
+          '*.password',
+        ],
+        censor: '[redacted]',
+      },
     },
-  });
+    env,
+  );
 }
 
 export interface Serving {

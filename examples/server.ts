@@ -4,13 +4,15 @@
  * present.
  */
 import { loadDotEnv } from '../workers/env-reader';
+import { routeConsoleTo } from '../workers/logging';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 
 async function main(): Promise<void> {
   loadDotEnv();
   const env = loadEnv();
-  const logger = createLogger(env.logLevel);
+  const logger = createLogger(env);
+  routeConsoleTo(logger);
   const serving = await serve(env, logger);
   onShutdown(logger, serving.close);
 }

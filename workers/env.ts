@@ -13,6 +13,7 @@ import {
   type LogLevel,
   type RawEnv,
 } from './env-reader';
+import { LOG_FORMATS, type LogFormat } from './logging';
 
 export { EnvError, parseDuration, type LogLevel, type RawEnv } from './env-reader';
 
@@ -61,6 +62,8 @@ export interface WorkerEnv {
   readonly worker: WorkerSettings;
   readonly cleanup: CleanupSettings;
   readonly logLevel: LogLevel;
+  /** `LOG_FORMAT`: `auto` (pretty at a terminal in development), `json` or `pretty`. */
+  readonly logFormat: LogFormat;
 }
 
 /**
@@ -98,6 +101,7 @@ export function loadWorkerEnv(env: RawEnv = process.env): WorkerEnv {
     timeBudgetMs: reader.duration('CLEANUP_TIME_BUDGET', '2m', { min: 100 }),
   };
   const logLevel = readLogLevel(reader);
+  const logFormat = readLogFormat(reader);
   reader.finish();
   return deepFreeze({
     nodeEnv,
@@ -107,6 +111,7 @@ export function loadWorkerEnv(env: RawEnv = process.env): WorkerEnv {
     worker,
     cleanup,
     logLevel,
+    logFormat,
   });
 }
 
@@ -120,6 +125,10 @@ export function readRedisUrl(reader: EnvReader): string | undefined {
 
 export function readLogLevel(reader: EnvReader): LogLevel {
   return reader.oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
+}
+
+export function readLogFormat(reader: EnvReader): LogFormat {
+  return reader.oneOf('LOG_FORMAT', LOG_FORMATS, 'auto');
 }
 
 /** `QUEUE_PREFIX` and `TOUCH_WINDOW`: read by the app and the worker alike. */

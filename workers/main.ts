@@ -7,16 +7,16 @@
  * WORKER_SHUTDOWN_TIMEOUT, exit 0. Several processes may run against the same queues. Logs are JSON
  * lines (pino) on stdout; what BullMQ prints on the console goes through the same logger.
  */
-import { format } from 'node:util';
 import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
 import { startTokenWorkers, type TokenWorkers } from '../src/worker';
 import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
 import { loadDotEnv } from './env-reader';
 import { startHealthServer, type HealthServer } from './health';
+import { createPinoLogger, routeConsoleTo } from './logging';
 import { reasonOf, redactUri, StartupError, unreachable } from './startup';
 
 /** Time kept back from WORKER_SHUTDOWN_TIMEOUT for logging and exiting. */
@@ -55,21 +55,6 @@ function readEnvOrExit(): WorkerEnv {
     }
     throw error;
   }
-}
-
-/**
- * Route `console.*` (BullMQ prints its warnings there, e.g. a Redis eviction policy other than
- * noeviction) through the logger, so stdout stays one JSON object per line.
- */
-function consoleThrough(logger: Logger): void {
-  const to =
-    (level: 'info' | 'warn' | 'error') =>
-    (...args: unknown[]) =>
-      logger[level]({ source: 'console' }, format(...args));
-  console.log = to('info');
-  console.info = to('info');
-  console.warn = to('warn');
-  console.error = to('error');
 }
 
 /** One attempt to open MongoDB: the connection, or why not. */
@@ -284,11 +269,11 @@ async function startHealth(
 async function main(): Promise<void> {
   loadDotEnv();
   const env = readEnvOrExit();
-  const logger = pino({
-    level: env.logLevel,
-    base: { service: 'refresh-rotation-worker', pid: process.pid },
-  });
-  consoleThrough(logger);
+  const logger = createPinoLogger(
+    { level: env.logLevel, base: { service: 'refresh-rotation-worker', pid: process.pid } },
+    env,
+  );
+  routeConsoleTo(logger);
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled rejection');
     process.exit(1);

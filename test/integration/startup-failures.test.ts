@@ -3,7 +3,8 @@
  * non-zero saying which service or variable is at fault and what to do (issue 16).
  */
 import { createServer, type Server } from 'node:net';
-import { freePort } from '../support/servers';
+import { Redis } from 'ioredis';
+import { freePort, startRedis } from '../support/servers';
 import { mongoUri, redisUrl, uniqueName } from '../support/services';
 import { startGroup, type ProcessGroup } from '../support/process-group';
 
@@ -148,4 +149,32 @@ describe('the worker at start', () => {
     expect(lines.length).toBeLessThanOrEqual(3);
     expect(group.stderr()).toBe('');
   }, 40_000);
+
+  it("routes BullMQ's console warnings through the JSON logger", async () => {
+    const redis = await startRedis();
+    try {
+      const client = new Redis(redis.url);
+      await client.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      client.disconnect();
+      const group = worker({
+        MONGODB_URI: `${mongoUri()}/${uniqueName('rr_start')}`,
+        REDIS_URL: redis.url,
+        QUEUE_PREFIX: '{rr_console}',
+      });
+      await group.waitFor(/"msg":"worker ready"/, 60_000);
+      group.signal('SIGTERM');
+      expect((await group.exitWithin(30_000)).code).toBe(0);
+      const lines = jsonLines(group.stdout()); // throws on a line that is not JSON
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          level: 40,
+          source: 'console',
+          msg: expect.stringMatching(/Eviction policy is allkeys-lru/),
+        }),
+      );
+      expect(group.stderr()).toBe('');
+    } finally {
+      await redis.stop();
+    }
+  }, 90_000);
 });
