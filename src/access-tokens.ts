@@ -20,6 +20,7 @@ import { InvalidAccessTokenError, OptionsError } from './domain/errors';
 /** Access-token algorithms this library signs and verifies. */
 export type AccessTokenAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256' | 'EdDSA';
 
+/** Every value `accessToken.algorithm` accepts (for an app's own configuration checks). */
 export const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = Object.freeze([
   'HS256',
   'HS384',

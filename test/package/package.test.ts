@@ -38,10 +38,13 @@ const FORMATS: readonly Format[] = ['cjs', 'esm'];
 /** The public runtime exports of each entry point: adding one is a decision, so it shows here. */
 const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation': [
+    'ACCESS_TOKEN_ALGORITHMS',
     'ConflictError',
     'InvalidAccessTokenError',
     'InvalidGrantError',
     'InvalidRequestError',
+    'MIN_ACCESS_SECRET_BYTES',
+    'MIN_SECRET_BYTES',
     'MalformedTokenError',
     'NotFoundError',
     'OptionsError',
