@@ -42,7 +42,11 @@ async function main(): Promise<void> {
           users: new MemoryUserStore(),
           logger: createLogger('info'),
           cookie: false,
-          rateLimit: { loginPerMinute: 1_000_000, tokenPerMinute: 1_000_000 },
+          rateLimit: {
+            loginPerMinute: 1_000_000,
+            accountPerHour: 1_000_000,
+            tokenPerMinute: 1_000_000,
+          },
           ready: async () => undefined,
           bcryptRounds: 4,
           serveStaticPage: false,

@@ -117,6 +117,7 @@ function appEnv(mongoUri: string, redisUrl: string, port: number): Record<string
     LOG_LEVEL: 'info',
     RATE_LIMIT_TOKEN_PER_MINUTE: '1000000',
     RATE_LIMIT_LOGIN_PER_MINUTE: '1000000',
+    RATE_LIMIT_ACCOUNT_PER_HOUR: '1000000',
     QUEUE_PREFIX: '{rrbench}',
   };
 }

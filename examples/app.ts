@@ -18,8 +18,12 @@ import {
   setNoStore,
   type CookieTransportOptions,
 } from '../src/adapters/express';
+import { InvalidGrantError } from '../src/domain/errors';
 import type { RotationService } from '../src/rotation-service';
-import { EmailTakenError, type UserStore } from './users';
+import { EmailTakenError, normaliseEmail, type UserStore } from './users';
+
+/** The app's rate limiters, each with its own counters (and its own store when one is given). */
+export type RateLimitName = 'credential-ip' | 'login-account' | 'password-account' | 'token-ip';
 
 export interface AppConfig {
   service: RotationService;
@@ -28,13 +32,18 @@ export interface AppConfig {
   /** Cookie transport for browsers (the static page uses it); false for bodies only. */
   cookie: false | CookieTransportOptions;
   rateLimit: {
+    /** Requests per client IP and minute to the routes that check a password (register, login, password change). */
     loginPerMinute: number;
+    /** Failed password checks per account and hour: login per email, password change per user id. */
+    accountPerHour: number;
+    /** Requests per client IP and minute to `POST /auth/token`. */
     tokenPerMinute: number;
     /**
-     * Where counts are kept. Default: this process's memory, which is right for one instance
-     * only; with several instances use a shared store such as `rate-limit-redis`.
+     * Where counts are kept, called once per limiter with its name (give each its own key prefix).
+     * Default: this process's memory, which is right for one instance only; with several
+     * instances use a shared store such as `rate-limit-redis`.
      */
-    store?: () => Store;
+    store?: (name: RateLimitName) => Store;
   };
   /** Resolves when the stores answer; rejects otherwise (`/readyz`). */
   ready: () => Promise<void>;
@@ -45,8 +54,19 @@ export interface AppConfig {
 }
 
 const MIN_PASSWORD_LENGTH = 8;
-/** bcrypt ignores everything after 72 bytes: refuse longer passwords instead of truncating them. */
+/**
+ * bcrypt ignores everything after 72 bytes, so a longer password would be accepted with any
+ * suffix. Every route refuses longer passwords (register, login, both fields of the password
+ * change) with the same 400, rather than pre-hashing them: one rule, and no hash format to migrate.
+ */
 const MAX_PASSWORD_BYTES = 72;
+/** Looked up (and compared against the dummy hash) when the email is unknown, so a login does the same work. */
+const NO_SUCH_USER = '00000000-0000-7000-8000-000000000000';
+/** What `POST /auth/register` answers, whether or not the email already had an account. */
+const REGISTER_ACCEPTED = {
+  status: 'accepted',
+  message: 'If this email can be registered, the account is ready: log in with your password.',
+};
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{1,63}$/;
 
 function badRequest(res: Response, description: string): void {
@@ -59,22 +79,40 @@ function stringField(body: unknown, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-function passwordProblem(password: string | undefined): string | null {
-  if (password === undefined) return 'password is required.';
-  if (password.length < MIN_PASSWORD_LENGTH)
-    return `password must have at least ${MIN_PASSWORD_LENGTH} characters.`;
-  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES)
-    return `password must be at most ${MAX_PASSWORD_BYTES} bytes.`;
-  return null;
+function tooLong(password: string, name = 'password'): string | null {
+  return Buffer.byteLength(password) > MAX_PASSWORD_BYTES
+    ? `${name} must be at most ${MAX_PASSWORD_BYTES} bytes.`
+    : null;
 }
 
-function limiter(perMinute: number, store: AppConfig['rateLimit']['store']) {
+function passwordProblem(password: string | undefined, name = 'password'): string | null {
+  if (password === undefined) return `${name} is required.`;
+  if (password.length < MIN_PASSWORD_LENGTH)
+    return `${name} must have at least ${MIN_PASSWORD_LENGTH} characters.`;
+  return tooLong(password, name);
+}
+
+interface LimiterSettings {
+  name: RateLimitName;
+  limit: number;
+  windowMs: number;
+  store: AppConfig['rateLimit']['store'];
+  /** Default: the client IP (IPv6 by /56 subnet, express-rate-limit's default). */
+  key?: (req: Request) => string;
+  /** Count only failures (status >= 400): a user who logs in often is never limited. */
+  failuresOnly?: boolean;
+}
+
+function limiter(settings: LimiterSettings) {
+  const { key, store } = settings;
   return rateLimit({
-    windowMs: 60_000,
-    limit: perMinute,
+    windowMs: settings.windowMs,
+    limit: settings.limit,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
-    ...(store ? { store: store() } : {}),
+    skipSuccessfulRequests: settings.failuresOnly ?? false,
+    ...(key ? { keyGenerator: key } : {}),
+    ...(store ? { store: store(settings.name) } : {}),
     handler(_req, res) {
       setNoStore(res);
       res
@@ -84,16 +122,51 @@ function limiter(perMinute: number, store: AppConfig['rateLimit']['store']) {
   });
 }
 
+const TOKEN_PARAMETER = /^(?:refresh_token|access_token|token)(?:\[.*\])?$/i;
+/** A refresh token (its scanner prefix) or a JWT, whatever the parameter is called. */
+const TOKEN_VALUE = /^(?:rt_|eyJ[\w-]*\.)/;
+
+function decodedOrRaw(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The URL with the value of every token-looking query parameter replaced by `[REDACTED]`. The app
+ * never reads a token from a URL, but a client that wrongly puts one there must not have it
+ * written to the log (and on to wherever logs go).
+ */
+export function redactUrl(url: string): string {
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const query = url
+    .slice(start + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      if (equals === -1) return pair;
+      const name = decodedOrRaw(pair.slice(0, equals));
+      const value = decodedOrRaw(pair.slice(equals + 1));
+      return TOKEN_PARAMETER.test(name.trim()) || TOKEN_VALUE.test(value.trim())
+        ? `${pair.slice(0, equals)}=[REDACTED]`
+        : pair;
+    });
+  return `${url.slice(0, start)}?${query.join('&')}`;
+}
+
 function requestLogger(logger: Logger) {
   return pinoHttp({
     logger,
     // Whitelist what a request line says: no headers (Authorization, Cookie), no bodies, no
-    // Set-Cookie. Tokens never appear in URLs, so the URL is safe to log.
+    // Set-Cookie, and the URL without token-looking query parameters.
     serializers: {
       req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
         id: req.id,
         method: req.method,
-        url: req.url,
+        url: redactUrl(req.url),
         remoteAddress: req.remoteAddress,
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
@@ -113,9 +186,47 @@ export function createApp(config: AppConfig): Express {
   const requireUser = authenticate({ service, trackActivity: true, logger });
   const requireCurrentUser = authenticate({ service, checkRevocation: true, logger });
   const json = express.json({ limit: '4kb' });
-  const loginLimit = limiter(config.rateLimit.loginPerMinute, config.rateLimit.store);
-  const tokenLimit = limiter(config.rateLimit.tokenPerMinute, config.rateLimit.store);
+  const limits = config.rateLimit;
+  const credentialLimit = limiter({
+    name: 'credential-ip',
+    limit: limits.loginPerMinute,
+    windowMs: 60_000,
+    store: limits.store,
+  });
+  // Per account, so guessing one account's password from many IPs is bounded too. Keyed by what
+  // the client sent (normalised), known account or not, so the limit reveals nothing.
+  const loginAccountLimit = limiter({
+    name: 'login-account',
+    limit: limits.accountPerHour,
+    windowMs: 3_600_000,
+    store: limits.store,
+    failuresOnly: true,
+    key: (req) => `email:${normaliseEmail(stringField(req.body, 'email') ?? '')}`,
+  });
+  const passwordAccountLimit = limiter({
+    name: 'password-account',
+    limit: limits.accountPerHour,
+    windowMs: 3_600_000,
+    store: limits.store,
+    failuresOnly: true,
+    key: (req) => `user:${req.auth!.userId}`,
+  });
+  const tokenLimit = limiter({
+    name: 'token-ip',
+    limit: limits.tokenPerMinute,
+    windowMs: 60_000,
+    store: limits.store,
+  });
 
+  function refuseLogin(res: Response): void {
+    setNoStore(res);
+    res.status(401).json({ error: 'invalid_credentials' });
+  }
+
+  // Same status, body and work (one bcrypt hash, one insert attempt) whether or not the email
+  // already has an account, so registering cannot be used to test emails. A real app would now
+  // send a mail: "confirm your account" to a new address, "someone tried to register with your
+  // address" to a known one. docs/security.md says what this does not hide.
   async function register(req: Request, res: Response): Promise<void> {
     const email = stringField(req.body, 'email')?.trim();
     const password = stringField(req.body, 'password');
@@ -124,17 +235,12 @@ export function createApp(config: AppConfig): Express {
     const problem = passwordProblem(password);
     if (problem) return badRequest(res, problem);
     try {
-      const user = await users.create({
-        email,
-        passwordHash: await bcrypt.hash(password!, rounds),
-      });
-      res.status(201).json({ id: user.id, email: user.email });
+      await users.create({ email, passwordHash: await bcrypt.hash(password!, rounds) });
     } catch (error) {
       if (!(error instanceof EmailTakenError)) throw error;
-      res
-        .status(409)
-        .json({ error: 'email_taken', error_description: 'This email is already registered.' });
     }
+    setNoStore(res);
+    res.status(202).json(REGISTER_ACCEPTED);
   }
 
   async function login(req: Request, res: Response): Promise<void> {
@@ -142,27 +248,40 @@ export function createApp(config: AppConfig): Express {
     const password = stringField(req.body, 'password');
     if (email === undefined || password === undefined)
       return badRequest(res, 'email and password are required.');
-    const user = await users.findByEmail(email);
+    const problem = tooLong(password);
+    if (problem) return badRequest(res, problem);
+    const found = await users.findByEmail(email);
+    const id = found?.id ?? NO_SUCH_USER;
+    // DESIGN §4: the version snapshot is taken before the password hash is read. A password
+    // change stores the new hash and then revokes every session (a version bump), so a login that
+    // still reads the old hash took its snapshot below the new minimum and gets no session.
+    const snapshot = await service.versionSnapshot(id);
+    const user = await users.findById(id);
     const matches = await bcrypt.compare(password, user?.passwordHash ?? dummyHash);
-    if (!user || !matches) {
-      setNoStore(res);
-      res.status(401).json({ error: 'invalid_credentials' });
-      return;
-    }
-    res.status(200).json(await auth.issue(res, { userId: user.id }));
+    if (!found || !user || !matches) return refuseLogin(res);
+    const body = await auth.issue(res, { userId: user.id, at: snapshot }).catch((error) => {
+      // A revoke-all landed during the check: the password checked may be the one it replaced.
+      if (error instanceof InvalidGrantError) return null;
+      throw error;
+    });
+    if (!body) return refuseLogin(res);
+    res.status(200).json(body);
   }
 
   async function changePassword(req: Request, res: Response): Promise<void> {
     const current = stringField(req.body, 'currentPassword');
     const next = stringField(req.body, 'newPassword');
     if (current === undefined) return badRequest(res, 'currentPassword is required.');
-    const problem = passwordProblem(next);
-    if (problem) return badRequest(res, problem.replace('password', 'newPassword'));
+    const problem = tooLong(current, 'currentPassword') ?? passwordProblem(next, 'newPassword');
+    if (problem) return badRequest(res, problem);
     const user = await users.findById(req.auth!.userId);
     if (!user || !(await bcrypt.compare(current, user.passwordHash))) {
       res.status(403).json({ error: 'invalid_credentials' });
       return;
     }
+    // In this order: the new hash first, then the version bump. A login that read the old hash
+    // then read it before the bump, and its version snapshot (taken earlier) is below the new
+    // minimum. The other way round, a login could snapshot after the bump and still read the old hash.
     await users.setPasswordHash(user.id, await bcrypt.hash(next!, rounds));
     // Every session of the user dies at once (version bump); the records are revoked by the job.
     await service.revokeAllForUser(user.id, 'password_changed');
@@ -189,9 +308,16 @@ export function createApp(config: AppConfig): Express {
   }
 
   const accounts = express.Router();
-  accounts.post('/register', loginLimit, json, asyncHandler(register));
-  accounts.post('/login', loginLimit, json, asyncHandler(login));
-  accounts.post('/password', requireCurrentUser, json, asyncHandler(changePassword));
+  accounts.post('/register', credentialLimit, json, asyncHandler(register));
+  accounts.post('/login', credentialLimit, json, loginAccountLimit, asyncHandler(login));
+  accounts.post(
+    '/password',
+    credentialLimit,
+    requireCurrentUser,
+    passwordAccountLimit,
+    json,
+    asyncHandler(changePassword),
+  );
 
   const app = express();
   app.disable('x-powered-by');

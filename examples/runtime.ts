@@ -26,7 +26,7 @@ import type { VersionStore } from '../src/domain/version-store';
 import type { RefreshRotationOptions } from '../src/options';
 import { RotationService } from '../src/rotation-service';
 import type { Env } from '../workers/env';
-import { createApp } from './app';
+import { createApp, type RateLimitName } from './app';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
 
 /** How the app stores things: chosen from the environment. */
@@ -46,7 +46,7 @@ export interface Runtime {
 export interface RuntimeOverrides {
   clock?: Clock;
   bcryptRounds?: number;
-  rateLimitStore?: () => Store;
+  rateLimitStore?: (name: RateLimitName) => Store;
   onAuditEvent?: RefreshRotationOptions['onAuditEvent'];
   /** Version-cache lifetime of the MongoDB version store, ms. Default 1000. */
   versionCacheTtlMs?: number;
@@ -212,6 +212,7 @@ export async function createRuntime(
         : false,
       rateLimit: {
         loginPerMinute: rateLimit.loginPerMinute,
+        accountPerHour: rateLimit.accountPerHour,
         tokenPerMinute: rateLimit.tokenPerMinute,
         ...(overrides.rateLimitStore ? { store: overrides.rateLimitStore } : {}),
       },

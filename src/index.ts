@@ -22,7 +22,13 @@ export {
 } from './domain/token-codec';
 export type { ParsedRefreshToken, TokenSubject } from './domain/token-codec';
 export { RotationService } from './rotation-service';
-export type { TokenResponse, SessionView, AccessTokenClaims } from './rotation-service';
+export type {
+  TokenResponse,
+  SessionView,
+  AccessTokenClaims,
+  IssueOptions,
+  VersionSnapshot,
+} from './rotation-service';
 export { resolveOptions, parseDuration } from './options';
 export type { RefreshRotationOptions, ResolvedOptions, AuditEvent, Duration } from './options';
 export { AccessTokens, ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './access-tokens';

@@ -53,6 +53,30 @@ export interface TokenResponse {
   userId: string;
 }
 
+/**
+ * The user's minimum token version at one moment, from {@link RotationService.versionSnapshot}.
+ * Taken before a login reads and checks the password, and handed to `issue({ at })`, it makes the
+ * new session as old as the credential check: a revoke-all (password change) that lands while the
+ * check runs kills it too.
+ */
+export interface VersionSnapshot {
+  readonly userId: string;
+  readonly userMinVersion: number;
+}
+
+/** What `issue` takes. */
+export interface IssueOptions {
+  userId: string;
+  /** Shown on the sessions page. */
+  client?: ClientInfo;
+  /**
+   * A snapshot of this user taken before the credential check (DESIGN §4). Without it the session
+   * gets the version current at issue time, so a login whose password check straddles a password
+   * change would outlive it.
+   */
+  at?: VersionSnapshot;
+}
+
 /** One live session as the sessions page shows it. */
 export interface SessionView {
   /** The session id. */
@@ -78,6 +102,13 @@ function clientInfo(client: ClientInfo | undefined): ClientInfo {
       result[field] = value.slice(0, MAX_CLIENT_FIELD);
   }
   return result;
+}
+
+function snapshotOf(at: VersionSnapshot, userId: string): VersionSnapshot {
+  const version = (at as Partial<VersionSnapshot> | null)?.userMinVersion;
+  if (at?.userId !== userId || !Number.isSafeInteger(version) || (version as number) < 0)
+    throw new InvalidRequestError('at must be the versionSnapshot() of the same userId');
+  return at;
 }
 
 function nonEmpty(value: unknown, name: string): string {
@@ -122,15 +153,45 @@ export class RotationService {
   }
 
   /**
-   * Log in: a new session at the current user and global versions, generation 0.
-   * Throws `InvalidRequestError` for an empty `userId`, `StoreUnavailableError` if the store fails.
+   * The user's minimum version now, for `issue({ at })`. Take it **before** reading the user's
+   * password hash: a password change stores the new hash and then bumps the version, so a login
+   * that read the old hash read it before the bump, and a snapshot taken earlier still is below the
+   * new minimum. Throws `InvalidRequestError` for an empty `userId`, `StoreUnavailableError` if the
+   * store fails.
+   *
+   * @example
+   * const snapshot = await service.versionSnapshot(user.id);
+   * const { passwordHash } = await users.findById(user.id); // read after the snapshot
+   * if (!(await bcrypt.compare(password, passwordHash))) return refuse();
+   * const tokens = await service.issue({ userId: user.id, at: snapshot });
    */
-  async issue(input: { userId: string; client?: ClientInfo }): Promise<TokenResponse> {
+  async versionSnapshot(userId: string): Promise<VersionSnapshot> {
+    nonEmpty(userId, 'userId');
+    const userMinVersion = await store(() => this.options.versions.getUserMinVersion(userId));
+    return Object.freeze({ userId, userMinVersion });
+  }
+
+  /**
+   * Log in: a new session, generation 0, at the user's version of `at` (a {@link VersionSnapshot}
+   * taken before the credential check) or, without it, the version current now; always at the
+   * current global version.
+   * Throws `InvalidRequestError` for an empty `userId` or an `at` of another user,
+   * `InvalidGrantError` (reason `version`) when a revoke-all happened since `at` was taken (the
+   * password that was checked may be the one it replaced: answer as for a wrong password), and
+   * `StoreUnavailableError` if the store fails.
+   */
+  async issue(input: IssueOptions): Promise<TokenResponse> {
     const userId = nonEmpty(input?.userId, 'userId');
+    const snapshot = input.at === undefined ? undefined : snapshotOf(input.at, userId);
     const { repository, versions, clock, refreshToken } = this.options;
-    const [userMinVersion, global] = await store(() =>
+    const [currentMinVersion, global] = await store(() =>
       Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
     );
+    // A session born below the minimum would be refused at its first refresh; its access token
+    // would still pass routes without a revocation check until it expires. Issue nothing.
+    if (snapshot !== undefined && snapshot.userMinVersion < currentMinVersion)
+      throw this.reject('version', { userId });
+    const userMinVersion = snapshot?.userMinVersion ?? currentMinVersion;
     const now = clock.now();
     const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
     const salt = randomBytes(SESSION_RANDOM_BYTES.salt).toString('hex');

@@ -60,7 +60,10 @@ export interface Env {
       readonly csrfHeader: string;
     };
     readonly rateLimit: {
+      /** Per client IP: register, login and password change together. */
       readonly loginPerMinute: number;
+      /** Failed password checks per account (login: email; password change: user id). */
+      readonly accountPerHour: number;
       readonly tokenPerMinute: number;
     };
   };
@@ -356,6 +359,7 @@ function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
     cookie: { transport: reader.boolean('COOKIE_TRANSPORT', true), secure, name, csrfHeader },
     rateLimit: {
       loginPerMinute: reader.integer('RATE_LIMIT_LOGIN_PER_MINUTE', 10, { min: 1, max: 1_000_000 }),
+      accountPerHour: reader.integer('RATE_LIMIT_ACCOUNT_PER_HOUR', 20, { min: 1, max: 1_000_000 }),
       tokenPerMinute: reader.integer('RATE_LIMIT_TOKEN_PER_MINUTE', 60, { min: 1, max: 1_000_000 }),
     },
   };

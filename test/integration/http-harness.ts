@@ -45,6 +45,7 @@ export function testEnvironment(extra: RawEnv = {}): RawEnv {
     REFRESH_TOKEN_SECRETS: REFRESH_SECRET,
     COOKIE_TRANSPORT: 'true',
     RATE_LIMIT_LOGIN_PER_MINUTE: '10000',
+    RATE_LIMIT_ACCOUNT_PER_HOUR: '10000',
     RATE_LIMIT_TOKEN_PER_MINUTE: '10000',
     LOG_LEVEL: 'silent',
     TOUCH_WINDOW: '1s',
@@ -166,13 +167,22 @@ export interface TokenBody {
   refresh_token?: string;
 }
 
-/** Register (201 expected) and log in a fresh user; returns the user id, email and the token body. */
+/** The `sub` claim of an access token (the user id), read without verifying. */
+export function userIdOf(accessToken: string): string {
+  const payload = accessToken.split('.')[1] ?? '';
+  return String(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')).sub);
+}
+
+/**
+ * Register (202 expected: the answer is the same whether or not the email is new) and log in a
+ * fresh user; returns the user id (from the access token), email and the token body.
+ */
 export async function signUp(app: Express, email = `${uniqueName('user')}@example.com`) {
   const registered = await request(app).post('/auth/register').send({ email, password: PASSWORD });
-  if (registered.status !== 201)
+  if (registered.status !== 202)
     throw new Error(`register answered ${registered.status}: ${registered.text}`);
   const tokens = await logIn(app, email);
-  return { id: registered.body.id as string, email, tokens };
+  return { id: userIdOf(tokens.access_token), email, tokens };
 }
 
 export async function logIn(app: Express, email: string, password = PASSWORD): Promise<TokenBody> {

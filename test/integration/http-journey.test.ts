@@ -36,7 +36,7 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
     await backend?.close();
   });
 
-  it('registers, logs in, answers /me, and refuses a wrong password or a duplicate email', async () => {
+  it('registers, logs in, answers /me, refuses a wrong password, and answers a duplicate email like a new one without touching the account', async () => {
     const { app } = backend;
     const { id, email, tokens } = await signUp(app);
     expect(tokens).toEqual({
@@ -63,8 +63,15 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
 
     const again = await request(app)
       .post('/auth/register')
-      .send({ email: email.toUpperCase(), password: PASSWORD });
-    expect(again.status).toBe(409);
+      .send({ email: email.toUpperCase(), password: 'another password entirely' });
+    expect(again.status).toBe(202);
+    expect(
+      (await request(app).post('/auth/login').send({ email, password: PASSWORD })).status,
+    ).toBe(200);
+    const hijack = await request(app)
+      .post('/auth/login')
+      .send({ email, password: 'another password entirely' });
+    expect(hijack.status).toBe(401);
     expect((await request(app).get('/me')).status).toBe(401);
   });
 

@@ -36,7 +36,7 @@ describe('the example app’s logs', () => {
     try {
       const { app } = runtime;
       const email = 'logging@example.com';
-      await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(201);
+      await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
       const body = await request(app)
         .post('/auth/login')
         .send({ email, password: PASSWORD })
@@ -88,6 +88,51 @@ describe('the example app’s logs', () => {
       }
       expect(text).not.toMatch(/authorization|set-cookie|"cookie"/i);
       expect(text).toContain('"url":"/auth/token"');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('redact token-looking query parameters from request lines, whatever their case or encoding', async () => {
+    const { lines, logger } = capturingLogger();
+    const runtime = await createRuntime(loadEnv(testEnvironment({ LOG_LEVEL: 'trace' })), logger, {
+      clock: new ShiftedClock(),
+      bcryptRounds: 4,
+    });
+    try {
+      const { app } = runtime;
+      const email = 'query@example.com';
+      await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
+      const tokens = (
+        await request(app).post('/auth/login').send({ email, password: PASSWORD }).expect(200)
+      ).body;
+      const refresh = encodeURIComponent(tokens.refresh_token);
+      const access = encodeURIComponent(tokens.access_token);
+      // A client that wrongly puts tokens in the URL is refused, and the tokens stay out of the log.
+      const urls = [
+        `/auth/token?refresh_token=${refresh}`,
+        `/auth/token?grant_type=refresh_token&REFRESH_TOKEN=${refresh}&keep=me`,
+        `/auth/token?refresh%5Ftoken=${refresh}`,
+        `/me?access_token=${access}`,
+        `/me?Token=${access}&a=1`,
+        `/me?token[]=${access}`,
+        `/me?state=${refresh}`,
+        `/me?id_token=${access}`,
+      ];
+      for (const url of urls) {
+        const answer = url.startsWith('/me') ? request(app).get(url) : request(app).post(url);
+        expect((await answer).status).toBeGreaterThanOrEqual(400);
+      }
+      const text = lines.join('');
+      expect(text).not.toContain(tokens.refresh_token);
+      expect(text).not.toContain(refresh);
+      expect(text).not.toContain(tokens.access_token);
+      expect(text).not.toContain(tokens.access_token.split('.')[1]);
+      expect(text).toContain('"url":"/auth/token?refresh_token=[REDACTED]"');
+      expect(text).toContain(
+        '"url":"/auth/token?grant_type=refresh_token&REFRESH_TOKEN=[REDACTED]&keep=me"',
+      );
+      expect(text).toContain('"url":"/me?Token=[REDACTED]&a=1"');
     } finally {
       await runtime.close();
     }

@@ -153,7 +153,7 @@ describe('secrets at rest and in transit', () => {
     };
     const email = 'journey@example.com';
     expect((await http.json('POST', '/auth/register', { email, password: PASSWORD })).status).toBe(
-      201,
+      202,
     );
     const login = () => http.json('POST', '/auth/login', { email, password: PASSWORD }).then(seen);
 

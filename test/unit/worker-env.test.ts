@@ -74,7 +74,7 @@ describe('loadEnv', () => {
           name: '__Secure-refresh_token',
           csrfHeader: 'x-refresh-csrf',
         },
-        rateLimit: { loginPerMinute: 10, tokenPerMinute: 60 },
+        rateLimit: { loginPerMinute: 10, accountPerHour: 20, tokenPerMinute: 60 },
       },
       logLevel: 'info',
     });

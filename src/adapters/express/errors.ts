@@ -120,9 +120,28 @@ function bodyReadError(status: number): HttpError {
 }
 
 /**
+ * Express's router decoding a path parameter that is not valid percent-encoding
+ * (`/sessions/%`, `/sessions/%E0%A4%A`): a `URIError` it marks with status 400 but, unlike
+ * http-errors, not with `expose`. A client's malformed URL, so a 400 and no error log.
+ */
+function isBadPathEncoding(error: unknown): boolean {
+  return error instanceof URIError && (error as URIError & { status?: unknown }).status === 400;
+}
+
+const BAD_PATH_ENCODING: HttpError = {
+  status: 400,
+  body: {
+    error: 'invalid_request',
+    error_description: 'The request path is not valid percent-encoding.',
+  },
+  headers: {},
+  log: null,
+};
+
+/**
  * Map any error to its HTTP answer: library errors through the table, body-reading failures to
- * `invalid_request` (413 when too large), anything else to a generic 500 whose details go only to
- * the log.
+ * `invalid_request` (413 when too large), a path that is not valid percent-encoding to
+ * `invalid_request`, anything else to a generic 500 whose details go only to the log.
  */
 export function toHttpError(
   error: unknown,
@@ -132,6 +151,7 @@ export function toHttpError(
     const mapping = TABLE[error.code] ?? serverError;
     return mapping(error, retryAfterSeconds);
   }
+  if (isBadPathEncoding(error)) return BAD_PATH_ENCODING;
   const readStatus = bodyReadStatus(error);
   if (readStatus !== null) return bodyReadError(readStatus);
   return { status: 500, body: GENERIC_SERVER_ERROR, headers: {}, log: 'error' };

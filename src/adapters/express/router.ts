@@ -7,7 +7,12 @@ import {
   UnsupportedGrantTypeError,
 } from '../../domain/errors';
 import type { ClientInfo } from '../../domain/refresh-token';
-import type { RotationService, SessionView, TokenResponse } from '../../rotation-service';
+import type {
+  RotationService,
+  SessionView,
+  TokenResponse,
+  VersionSnapshot,
+} from '../../rotation-service';
 import { authenticate, bearerToken } from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
 import { DEFAULT_RETRY_AFTER_SECONDS, sendError, setNoStore } from './errors';
@@ -63,6 +68,11 @@ export interface IssueInput {
   userId: string;
   /** Shown on the sessions page. Default: the request's User-Agent and IP. */
   client?: ClientInfo;
+  /**
+   * `service.versionSnapshot(userId)` taken before your route read and checked the password, so
+   * a login cannot outlive a password change it raced (see the service's `issue`).
+   */
+  at?: VersionSnapshot;
 }
 
 /** The Express router of `createRefreshRouter()`, plus the login helper. */
@@ -71,12 +81,15 @@ export interface RefreshRouter extends Router {
    * Start a session for a user your login route has authenticated, and return the body to send.
    * With `res`, sets `Cache-Control: no-store` and, when the cookie transport is on and the request
    * asked for it, the refresh cookie (then the body has no `refresh_token`). Rejects like the
-   * service (`StoreUnavailableError`).
+   * service's `issue` (`StoreUnavailableError`; `InvalidGrantError` when `at` is older than a
+   * revoke-all: answer it as a failed login).
    *
    * @example
    * app.post('/auth/login', async (req, res) => {
-   *   const user = await checkPassword(req.body);
-   *   res.json(await auth.issue(res, { userId: user.id }));
+   *   const id = await users.idOf(req.body.email);
+   *   const at = await service.versionSnapshot(id); // before the password hash is read
+   *   await checkPassword(id, req.body.password);
+   *   res.json(await auth.issue(res, { userId: id, at }));
    * });
    */
   issue(res: Response | undefined, input: IssueInput): Promise<TokenResponseBody>;
@@ -278,7 +291,11 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const req = res?.req;
     const client = input.client ?? (req ? clientInfoFrom(req) : {});
     const useCookie = cookie !== null && req !== undefined && cookie.wanted(req);
-    const result = await service.issue({ userId: input.userId, client });
+    const result = await service.issue({
+      userId: input.userId,
+      client,
+      ...(input.at === undefined ? {} : { at: input.at }),
+    });
     if (res) setNoStore(res);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
     return tokenBody(result, !useCookie);

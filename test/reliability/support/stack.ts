@@ -100,6 +100,7 @@ export function stackEnvironment(extra: RawEnv = {}): RawEnv {
     REFRESH_TOKEN_SECRETS: REFRESH_SECRET,
     COOKIE_TRANSPORT: 'false',
     RATE_LIMIT_LOGIN_PER_MINUTE: '1000000',
+    RATE_LIMIT_ACCOUNT_PER_HOUR: '1000000',
     RATE_LIMIT_TOKEN_PER_MINUTE: '1000000',
     LOG_LEVEL: 'info',
     TOUCH_WINDOW: '1s',
@@ -305,9 +306,13 @@ export async function signUp(
   email = `${uniqueName('user')}@example.com`,
 ): Promise<SignedUp> {
   const registered = await http.json('POST', '/auth/register', { email, password: PASSWORD });
-  if (registered.status !== 201)
+  if (registered.status !== 202)
     throw new Error(`register answered ${registered.status}: ${registered.text}`);
-  return { id: String(registered.body?.id), email, ...(await logIn(http, email)) };
+  const tokens = await logIn(http, email);
+  const claims = JSON.parse(
+    Buffer.from(tokens.accessToken.split('.')[1] ?? '', 'base64url').toString('utf8'),
+  );
+  return { id: String(claims.sub), email, ...tokens };
 }
 
 /** One more session for an existing user. */
