@@ -98,9 +98,9 @@ export async function seedSessions(
       const token = codec.encode({ sessionId, generation: 0, salt });
       const createdAt = new Date(options.expired ? now - 40 * DAY : now - (i % 1000) * 1000);
       docs.push({
-        _id: uuidv7(),
+        _id: sessionId,
+        id: uuidv7(),
         userId: `user-${Math.floor(i / 2)}`,
-        sessionId,
         generation: 0,
         keyId: codec.currentKeyId,
         tokenHash: hashToken(token),
@@ -109,6 +109,7 @@ export async function seedSessions(
         globalVersionAtIssuance: 0,
         createdAt,
         rotatedAt: null,
+        superseded: [],
         lastUsedAt: null,
         expiresAt: new Date(options.expired ? now - DAY : now + 30 * DAY),
         absoluteExpiresAt: new Date(options.expired ? now + 50 * DAY : now + 90 * DAY),

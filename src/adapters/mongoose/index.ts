@@ -20,7 +20,7 @@ export { MongooseVersionStore } from './mongoose-version-store';
 export type { MongooseVersionStoreOptions } from './mongoose-version-store';
 export { createRefreshTokenSchema } from './schema';
 export type { RefreshTokenDocument, RefreshTokenSchemaOptions } from './schema';
-export type { RevocationGuardMode } from './revocation-guard';
+export type { RevocationGuardMode } from './write-strategy';
 export { isDuplicateKeyError, isUnavailableError, toStoreError } from './errors';
 export { reopenWhenMonitorStuck, watchServerHeartbeats } from './monitor-watchdog';
 export type { HeartbeatWatchOptions, ReopenOptions, StuckHeartbeat } from './monitor-watchdog';
