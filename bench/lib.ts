@@ -124,6 +124,36 @@ export async function seedSessions(
   return kept;
 }
 
+/** Collection of the tutorial rotation's tokens (bench/tutorial-server.ts). */
+export const TUTORIAL_COLLECTION = 'tutorial_tokens';
+
+/**
+ * Insert `count` documents of the tutorial rotation (bench/tutorial-server.ts) straight into its
+ * collection, with its unique index; returns the plaintext tokens of `keep` of them.
+ */
+export async function seedTutorialTokens(
+  connection: Connection,
+  count: number,
+  keep: number,
+  batch = 5_000,
+): Promise<string[]> {
+  const collection = connection.db!.collection(TUTORIAL_COLLECTION);
+  await collection.createIndex({ tokenHash: 1 }, { unique: true });
+  const keepEvery = Math.max(1, Math.floor(count / Math.max(1, keep)));
+  const kept: string[] = [];
+  const expiresAt = new Date(Date.now() + 30 * DAY);
+  for (let start = 0; start < count; start += batch) {
+    const docs = [];
+    for (let i = start; i < Math.min(count, start + batch); i += 1) {
+      const token = randomBytes(32).toString('base64url');
+      docs.push({ tokenHash: hashToken(token), userId: `user-${Math.floor(i / 2)}`, expiresAt });
+      if (i % keepEvery === 0 && kept.length < keep) kept.push(token);
+    }
+    await collection.insertMany(docs, { ordered: false });
+  }
+  return kept;
+}
+
 /** The current (generation 0) token of each seeded session. */
 export function initialTokens(sessions: readonly SeededSession[]): string[] {
   return sessions.map((s) => codec.encode({ sessionId: s.sessionId, generation: 0, salt: s.salt }));
