@@ -6,7 +6,7 @@ import type { Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
 import { isFerretDbServer } from '../contract/mongoose-subject';
-import { aNewRecord, aRotation } from '../support/builders';
+import { aNewRecord, aRotation, aTokenHash } from '../support/builders';
 import { EPOCH } from '../support/fake-clock';
 import { openTestDatabase, uniqueName } from '../support/services';
 
@@ -165,5 +165,48 @@ describe('revocation racing writes of the same session', () => {
     console.log(`guard off: ${lost} of ${ROUNDS} revocations lost`);
     if (ferret) expect(lost).toBeGreaterThan(0);
     else expect(lost).toBe(0);
+  });
+});
+
+describe('rotations of one session racing one another (tabs sharing a cookie)', () => {
+  const TABS = 4;
+  const STEPS = 3;
+
+  /** `TABS` tabs each rotate `STEPS` times from the newest generation they know; returns how many rounds ended behind. */
+  async function generationsLost(
+    repository: MongooseRefreshTokenRepository,
+    rounds: number,
+  ): Promise<number> {
+    let behind = 0;
+    for (let round = 0; round < rounds; round += 1) {
+      const record = await repository.save(aNewRecord({ userId: `tabs-${round}` }));
+      // Deterministic tokens: every tab computes the same next hash for a generation.
+      const hashes = [record.tokenHash];
+      const hashOf = (generation: number) => (hashes[generation] ??= aTokenHash());
+      let newest = 0;
+      const tab = async () => {
+        for (let step = 0; step < STEPS; step += 1) {
+          const generation = newest;
+          const rotated = await repository.rotate(
+            aRotation(
+              { sessionId: record.sessionId, generation, tokenHash: hashOf(generation) },
+              at(MINUTE),
+              { nextTokenHash: hashOf(generation + 1) },
+            ),
+          );
+          if (rotated) newest = Math.max(newest, rotated.generation);
+        }
+      };
+      await Promise.all(Array.from({ length: TABS }, tab));
+      const final = await repository.findBySessionId(record.sessionId);
+      if (final!.generation < newest) behind += 1;
+      await repository.delete(record.id);
+    }
+    return behind;
+  }
+
+  it(`never move the generation back behind one a rotation already answered, in ${ROUNDS / 2} rounds`, async () => {
+    const repository = await repositoryOn(db.connection, 'auto');
+    expect(await generationsLost(repository, ROUNDS / 2)).toBe(0);
   });
 });

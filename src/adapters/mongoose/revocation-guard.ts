@@ -202,6 +202,8 @@ export class RevocationGuard {
  */
 export class GuardedWrites implements WriteStrategy {
   private readonly guard: RevocationGuard;
+  /** The last rotation of each session in flight in this process (see `rotate`). */
+  private readonly rotating = new Map<string, Promise<void>>();
 
   constructor(
     private readonly records: Model<RefreshTokenDocument>,
@@ -215,7 +217,33 @@ export class GuardedWrites implements WriteStrategy {
     await this.notes.createIndexes();
   }
 
+  /**
+   * One rotation of a session at a time in this process. FerretDB v1's find-and-modify reads, then
+   * writes the whole document: two racing rotations (tabs sharing a cookie) both match, and the
+   * one that read first can land last and move the generation backwards, after which the newest
+   * token looks like reuse and the session is revoked. Serialising them here closes that for one
+   * app instance; across instances FerretDB v1 can still race (docs/decisions.md).
+   */
   async rotate(filter: RecordFilter, update: RecordUpdate): Promise<RefreshTokenDocument | null> {
+    const sessionId = String(filter._id);
+    const before = this.rotating.get(sessionId) ?? Promise.resolve();
+    const mine = before.then(() => this.rotateNow(filter, update));
+    const done = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.rotating.set(sessionId, done);
+    try {
+      return await mine;
+    } finally {
+      if (this.rotating.get(sessionId) === done) this.rotating.delete(sessionId);
+    }
+  }
+
+  private async rotateNow(
+    filter: RecordFilter,
+    update: RecordUpdate,
+  ): Promise<RefreshTokenDocument | null> {
     const rotated = await driverCollection(this.records).findOneAndUpdate(filter, update, {
       returnDocument: 'after',
     });
