@@ -44,7 +44,7 @@ export type { RevocationBus, RevocationNotice, RevocationSignal } from './domain
 export type {
   RefreshTokenRecord,
   NewRefreshTokenRecord,
-  AdvanceInput,
+  RotateInput,
   SupersededGeneration,
   RevocationReason,
   ClientInfo,
