@@ -66,4 +66,19 @@ describe('SIGTERM with MongoDB and Redis gone', () => {
     expect(group.stdout()).toMatch(/"signal":"SIGTERM","msg":"shutting down"/);
     expect((await group.exited).code).toBe(0);
   }, 90_000);
+
+  it('npm run demo in MongoDB mode: the whole group exits within 10 s', async () => {
+    const group = npmRun('demo', {
+      MONGODB_URI: `${mongo.url}/rr_signals`,
+      PORT: String(await freePort()),
+      ...SECRETS,
+    });
+    await group.waitFor(/example app listening/, 60_000);
+    await mongo.stop();
+
+    group.signal('SIGTERM');
+    const goneInMs = await groupGoneWithin(group, 10_000);
+    expect(goneInMs).toBeLessThan(10_000);
+    expect((await group.exited).code).toBe(0);
+  }, 90_000);
 });
