@@ -28,7 +28,6 @@ import type { VersionStore } from '../src/domain/version-store';
 import type { RefreshRotationOptions } from '../src/options';
 import { RotationService } from '../src/rotation-service';
 import type { Env } from './env';
-import { settlesWithin } from '../src/worker/shutdown';
 import { reasonOf, unreachable } from '../workers/startup';
 import { createApp, type RateLimitName } from './app';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
@@ -79,6 +78,14 @@ const MONGO_TIMEOUTS = {
 
 /** The most each step of `close()` waits for a service that may be gone. */
 const CLOSE_STEP_MS = 2_000;
+
+/** True when `promise` settled (either way) within {@link CLOSE_STEP_MS}. */
+function settles(promise: Promise<unknown>): Promise<boolean> {
+  return withTimeout(promise, CLOSE_STEP_MS, 'close').then(
+    () => true,
+    (error: unknown) => !(error instanceof Error && error.message.startsWith('close did not')),
+  );
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -182,12 +189,10 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
       // Bounded: with MongoDB or Redis gone, each step gives up after its share and moves on.
       async close() {
         stopWatchdog();
-        if (bullmq) await settlesWithin(bullmq.close(), CLOSE_STEP_MS);
-        if (bus) await settlesWithin(bus.close(), CLOSE_STEP_MS);
+        if (bullmq) await settles(bullmq.close());
+        if (bus) await settles(bus.close());
         redis?.disconnect();
-        if (!(await settlesWithin(connection.close(), CLOSE_STEP_MS))) {
-          await settlesWithin(connection.close(true), CLOSE_STEP_MS);
-        }
+        if (!(await settles(connection.close()))) await settles(connection.close(true));
       },
     };
   } catch (error) {
