@@ -36,6 +36,7 @@ import {
   parseDuration,
   resolveOptions,
   type AuditEvent,
+  type RefreshOutcome,
   type RefreshRotationOptions,
   type ResolvedOptions,
 } from './options';
@@ -244,6 +245,27 @@ export class RotationService {
    * reused one: its session is revoked in this request.
    */
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
+    // Latency is a measurement of this process, not domain time: the injected clock may be a fake.
+    const started = performance.now();
+    let outcome: RefreshOutcome = 'error';
+    try {
+      const [response, kind] = await this.rotate(refreshToken);
+      outcome = kind;
+      return response;
+    } catch (error) {
+      outcome = outcomeOf(error);
+      throw error;
+    } finally {
+      this.emit({
+        type: 'refresh.completed',
+        at: this.options.clock.now(),
+        outcome,
+        durationMs: performance.now() - started,
+      });
+    }
+  }
+
+  private async rotate(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
@@ -273,12 +295,12 @@ export class RotationService {
       if (decision === 'grace') {
         // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
         const token = settings.codec.encode(record, record.keyId);
-        return this.respond(record, token, now);
+        return [this.respond(record, token, now), 'grace'];
       }
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
 
       const next = await this.advance(record, now);
-      if (next) return next;
+      if (next) return [next, 'rotated'];
       const reloaded: RefreshTokenRecord | null = await store(() =>
         repository.findBySessionId(parsed.sessionId),
       );
@@ -624,4 +646,20 @@ export class RotationService {
       // ignored on purpose
     }
   }
+}
+
+const OUTCOME_OF_REASON: Readonly<Record<InvalidGrantReason, RefreshOutcome>> = {
+  malformed: 'malformed',
+  unknown_session: 'unknown_session',
+  forged: 'forged',
+  revoked: 'revoked',
+  expired: 'expired',
+  version: 'outdated',
+  reused: 'reused',
+};
+
+function outcomeOf(error: unknown): RefreshOutcome {
+  if (error instanceof InvalidGrantError) return OUTCOME_OF_REASON[error.reason];
+  if (error instanceof InvalidRequestError) return 'invalid_request';
+  return 'error';
 }

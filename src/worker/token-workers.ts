@@ -14,7 +14,12 @@ import type { RefreshTokenRepository } from '../domain/refresh-token-repository'
 import { upsertCleanupScheduler } from './cleanup-scheduler';
 import { createHealthReporter, type HealthReport } from './health';
 import { consoleWorkerLogger, type WorkerLogger } from './logger';
-import { createQueueTable, type CleanupSettings, type QueueTable } from './queue-table';
+import {
+  createQueueTable,
+  type CleanupSettings,
+  type JobFinishedEvent,
+  type QueueTable,
+} from './queue-table';
 import { closeWithin, createReturnSwitch, settlesWithin, type CloseReport } from './shutdown';
 
 /** Options of {@link startTokenWorkers}. Only a store and `connection` are required. */
@@ -58,6 +63,11 @@ export interface TokenWorkersOptions {
   clock?: Clock;
   /** Where to log (pino fits). Default `console`, without debug lines. */
   logger?: WorkerLogger;
+  /**
+   * Called after each job attempt with its queue, outcome and duration (for metrics:
+   * `createWorkerMetrics` in `refresh-rotation/metrics`). Errors it throws are ignored.
+   */
+  onJobFinished?: (event: JobFinishedEvent) => void;
 }
 
 /** The running workers. */
@@ -94,6 +104,7 @@ interface Resolved {
   shutdownTimeoutMs: number;
   clock: Clock;
   logger: WorkerLogger;
+  onJobFinished: ((event: JobFinishedEvent) => void) | undefined;
 }
 
 /**
@@ -243,7 +254,15 @@ function resolveWorkerOptions(options: TokenWorkersOptions): Resolved {
     shutdownTimeoutMs: positiveInteger(options.shutdownTimeoutMs, 25_000, 'shutdownTimeoutMs'),
     clock: options.clock ?? systemClock,
     logger: options.logger ?? consoleWorkerLogger,
+    onJobFinished: optionalFunction(options.onJobFinished, 'onJobFinished'),
   };
+}
+
+function optionalFunction<F>(value: F | undefined, name: string): F | undefined {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new OptionsError(`${name} must be a function; got ${typeof value}`);
+  }
+  return value;
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
