@@ -4,7 +4,7 @@
  * idempotent graceful close. The `refresh-rotation-worker` bin (workers/main.ts) wires it to the
  * environment; an app may also run it in its own process.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { Connection } from 'mongoose';
 import { DEFAULT_QUEUE_PREFIX } from '../adapters/bullmq/jobs';
 import { MongooseRefreshTokenRepository } from '../adapters/mongoose/mongoose-refresh-token-repository';
@@ -34,10 +34,12 @@ export interface TokenWorkersOptions {
   repository?: RefreshTokenRepository;
   /**
    * Redis: a URL or ioredis options (the workers create a client with `maxRetriesPerRequest: null`,
-   * BullMQ's requirement, and close it in `close()`), or the caller's ioredis client, which must have
-   * `maxRetriesPerRequest: null` and is never closed by the workers.
+   * BullMQ's requirement, and close it in `close()`), or the caller's ioredis client, `Redis` or
+   * `Cluster` (give the cluster `redisOptions: { maxRetriesPerRequest: null }`), which must have
+   * `maxRetriesPerRequest: null` and is never closed by the workers. On a Redis Cluster, `prefix`
+   * must be a hash tag such as the default `{rr}`, so each queue's keys share a slot.
    */
-  connection: string | RedisOptions | Redis;
+  connection: string | RedisOptions | Redis | Cluster;
   /** BullMQ key prefix, the same as the producer's (`BullMQTokenJobs`). Default `{rr}`. */
   prefix?: string;
   /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). Default 10. */
@@ -117,7 +119,7 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
   const { logger } = settings;
   const owned = isRedisClient(options.connection) ? null : createWorkerClient(options.connection);
   owned?.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  const redis = owned ?? (options.connection as Redis);
+  const redis = owned ?? (options.connection as Redis | Cluster);
   try {
     if (options.mongoose && options.repository === undefined) {
       await (settings.repository as MongooseRefreshTokenRepository).ensureIndexes();
@@ -130,7 +132,7 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
 }
 
 async function startOn(
-  redis: Redis,
+  redis: Redis | Cluster,
   owned: Redis | null,
   settings: Resolved,
 ): Promise<TokenWorkers> {
@@ -195,7 +197,7 @@ async function startOn(
  */
 async function scheduleCleanup(
   table: QueueTable,
-  redis: Redis,
+  redis: Redis | Cluster,
   settings: Resolved,
   stopping: AbortSignal,
 ): Promise<() => void> {
@@ -281,7 +283,9 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   return value;
 }
 
-function isRedisClient(connection: TokenWorkersOptions['connection']): connection is Redis {
+function isRedisClient(
+  connection: TokenWorkersOptions['connection'],
+): connection is Redis | Cluster {
   return (
     typeof connection === 'object' &&
     typeof (connection as { duplicate?: unknown }).duplicate === 'function'
