@@ -31,7 +31,15 @@ jest.setTimeout(180_000);
 const ROOT = join(__dirname, '..', '..');
 const FIXTURES = join(__dirname, 'fixtures');
 const BIN = join(ROOT, 'node_modules', '.bin');
-const PEERS = ['express', 'mongoose', 'bullmq', 'ioredis', '@types/express', '@types/node'];
+const PEERS = [
+  'express',
+  'mongoose',
+  'bullmq',
+  'ioredis',
+  'prom-client',
+  '@types/express',
+  '@types/node',
+];
 type Format = 'cjs' | 'esm';
 const FORMATS: readonly Format[] = ['cjs', 'esm'];
 
@@ -97,6 +105,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'startTokenWorkers',
     'upsertCleanupScheduler',
   ],
+  'refresh-rotation/metrics': ['createRefreshMetrics', 'createWorkerMetrics'],
 };
 
 let work: string;
