@@ -1,9 +1,9 @@
 /**
  * The floor: a bare Express route doing only the unavoidable work of one refresh on the same
- * database as the full stack: parse, one indexed read by sessionId, one HMAC check, one
- * compare-and-set findOneAndUpdate on the generation, the next token (one HMAC + its SHA-256) and
- * one JWT signature with a KeyObject. No helmet, no logging, no rate limit, no version checks, no
- * error mapping. Env: MONGODB_URI, PORT.
+ * database as the full stack: parse and check the tag (no I/O), the next token and the two
+ * SHA-256s, ONE conditional findOneAndUpdate on `_id = sessionId` (the library's hot-path filter
+ * and update), and one JWT signature with a KeyObject. No helmet, no logging, no rate limit, no
+ * version checks, no slow path, no error mapping. Env: MONGODB_URI, PORT.
  */
 import { createSecretKey, randomUUID } from 'node:crypto';
 import express from 'express';
@@ -16,43 +16,42 @@ const DAY = 86_400_000;
 
 async function main(): Promise<void> {
   const connection = await mongoose.createConnection(process.env.MONGODB_URI!).asPromise();
-  const records = connection.db!.collection('refresh_tokens');
+  const records = connection.db!.collection<{ _id: string }>('refresh_tokens');
   const key = createSecretKey(Buffer.from(ACCESS_SECRET));
   const app = express();
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   app.post('/token', express.json(), (req, res) => {
     void (async () => {
+      const presented = (req.body as { refresh_token?: unknown }).refresh_token;
       let parsed;
       try {
-        parsed = codec.parse((req.body as { refresh_token?: unknown }).refresh_token);
+        parsed = codec.parse(presented);
       } catch {
         return void res.status(400).json({ error: 'invalid_grant' });
       }
-      const record = await records.findOne({ sessionId: parsed.sessionId });
-      if (
-        !record ||
-        !codec.verify(parsed, record.salt as string) ||
-        record.generation !== parsed.generation
-      )
-        return void res.status(400).json({ error: 'invalid_grant' });
+      if (!codec.hasValidTag(parsed)) return void res.status(400).json({ error: 'invalid_grant' });
       const now = new Date();
-      const next = codec.encode({
-        sessionId: parsed.sessionId,
-        generation: parsed.generation + 1,
-        salt: record.salt as string,
-      });
+      const next = codec.encodeNext(parsed);
+      const g = parsed.generation;
       const updated = await records.findOneAndUpdate(
-        { _id: record._id, generation: parsed.generation, revokedAt: null },
+        {
+          _id: parsed.sessionId,
+          generation: g,
+          tokenHash: hashToken(presented as string),
+          revokedAt: null,
+          expiresAt: { $gt: now },
+          absoluteExpiresAt: { $gt: now },
+        },
         {
           $set: {
-            generation: parsed.generation + 1,
+            generation: g + 1,
+            keyId: codec.currentKeyId,
             tokenHash: hashToken(next),
             rotatedAt: now,
-            lastUsedAt: now,
-            expiresAt: new Date(
-              Math.min(now.getTime() + 30 * DAY, (record.absoluteExpiresAt as Date).getTime()),
-            ),
+            [`superseded.${g % 16}`]: { generation: g, at: now },
+            expiresAt: new Date(now.getTime() + 30 * DAY),
           },
+          $max: { lastUsedAt: now },
         },
         { returnDocument: 'after' },
       );
@@ -60,7 +59,7 @@ async function main(): Promise<void> {
       const iat = Math.floor(now.getTime() / 1000);
       const accessToken = jwt.sign(
         {
-          sub: record.userId,
+          sub: (updated as { userId?: string }).userId,
           sid: parsed.sessionId,
           ver: 0,
           jti: randomUUID(),

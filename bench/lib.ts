@@ -98,9 +98,9 @@ export async function seedSessions(
       const token = codec.encode({ sessionId, generation: 0, salt });
       const createdAt = new Date(options.expired ? now - 40 * DAY : now - (i % 1000) * 1000);
       docs.push({
-        _id: uuidv7(),
+        _id: sessionId,
+        id: uuidv7(),
         userId: `user-${Math.floor(i / 2)}`,
-        sessionId,
         generation: 0,
         keyId: codec.currentKeyId,
         tokenHash: hashToken(token),
@@ -109,6 +109,7 @@ export async function seedSessions(
         globalVersionAtIssuance: 0,
         createdAt,
         rotatedAt: null,
+        superseded: [],
         lastUsedAt: null,
         expiresAt: new Date(options.expired ? now - DAY : now + 30 * DAY),
         absoluteExpiresAt: new Date(options.expired ? now + 50 * DAY : now + 90 * DAY),
@@ -117,6 +118,36 @@ export async function seedSessions(
       });
       if (keepEvery && i % keepEvery === 0 && kept.length < (options.keep ?? 0))
         kept.push({ sessionId, salt });
+    }
+    await collection.insertMany(docs, { ordered: false });
+  }
+  return kept;
+}
+
+/** Collection of the tutorial rotation's tokens (bench/tutorial-server.ts). */
+export const TUTORIAL_COLLECTION = 'tutorial_tokens';
+
+/**
+ * Insert `count` documents of the tutorial rotation (bench/tutorial-server.ts) straight into its
+ * collection, with its unique index; returns the plaintext tokens of `keep` of them.
+ */
+export async function seedTutorialTokens(
+  connection: Connection,
+  count: number,
+  keep: number,
+  batch = 5_000,
+): Promise<string[]> {
+  const collection = connection.db!.collection(TUTORIAL_COLLECTION);
+  await collection.createIndex({ tokenHash: 1 }, { unique: true });
+  const keepEvery = Math.max(1, Math.floor(count / Math.max(1, keep)));
+  const kept: string[] = [];
+  const expiresAt = new Date(Date.now() + 30 * DAY);
+  for (let start = 0; start < count; start += batch) {
+    const docs = [];
+    for (let i = start; i < Math.min(count, start + batch); i += 1) {
+      const token = randomBytes(32).toString('base64url');
+      docs.push({ tokenHash: hashToken(token), userId: `user-${Math.floor(i / 2)}`, expiresAt });
+      if (i % keepEvery === 0 && kept.length < keep) kept.push(token);
     }
     await collection.insertMany(docs, { ordered: false });
   }

@@ -29,7 +29,7 @@ import {
 } from '../test/support/servers';
 
 /** Fields our refresh path and worker look records up by (all equality filters). */
-export const LOOKUP_FIELDS = ['sessionId', '_id', 'tokenHash', 'userId'] as const;
+export const LOOKUP_FIELDS = ['_id', 'id', 'tokenHash', 'userId'] as const;
 
 /** A benchmark's MongoDB-wire server; FerretDB on PostgreSQL can also add GIN lookup indexes. */
 export type BenchMongo = ServerHandle & {

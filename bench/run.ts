@@ -11,15 +11,19 @@
  * section), --only=a,b (sections: refresh, layers, reject, cpu, origin, worker, authenticate),
  * --sizes=1000,100000, --backend=postgresql|sqlite.
  *
- * `layers` adds two targets at the first size, between the full stack and the floor: the library
- * alone (bench/router-server.ts: the token router on RotationService and the Mongoose adapter, no
- * example-app middleware), with FerretDB's revocation guard on and off. Every run also records the
- * CPU time each process tree used (app, database servers, load generator, whole machine).
+ * `layers` adds three targets at the first size: the library alone (bench/router-server.ts: the
+ * token router on RotationService and the Mongoose adapter, no example-app middleware), with
+ * FerretDB's revocation guard on and off, and the rotation most tutorials write
+ * (bench/tutorial-server.ts: a Mongoose model, find + delete + insert) on a collection of the same
+ * size. The floor (bench/floor-server.ts) is one findOneAndUpdate plus the CPU work of a refresh.
+ * Every run also records the CPU time each process tree used (app, database servers, load
+ * generator, whole machine).
  *
  * Database: MONGODB_URI if set; else FerretDB v1.24.2 on a throwaway PostgreSQL cluster with GIN
  * lookup indexes added in PostgreSQL after each bulk seed (bench/postgres.ts, the default); or,
  * with --backend=sqlite, FerretDB on SQLite (test/support/servers.ts), which scans on every query.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +35,7 @@ import {
   ACCESS_SECRET,
   REFRESH_SECRET,
   ROOT,
+  codec,
   cpuMeter,
   cpuMsPerRefresh,
   fmt,
@@ -38,6 +43,8 @@ import {
   initialTokens,
   sampleRss,
   seedSessions,
+  seedTutorialTokens,
+  TUTORIAL_COLLECTION,
   spawnTs,
   spread,
   table,
@@ -130,6 +137,7 @@ const TARGETS = {
   full: 'full stack (example app)',
   library: 'library alone, guard on',
   unguarded: 'library alone, guard off',
+  tutorial: 'tutorial rotation (find + delete + insert)',
   floor: 'floor',
 } as const;
 type TargetName = keyof typeof TARGETS;
@@ -154,15 +162,17 @@ async function startTarget(
       ? spawnTs('examples/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
       : name === 'floor'
         ? spawnTs('bench/floor-server.ts', bare, { nodeArgs })
-        : spawnTs(
-            'bench/router-server.ts',
-            { ...bare, REVOCATION_GUARD: name === 'library' ? 'auto' : 'off' },
-            { nodeArgs },
-          );
+        : name === 'tutorial'
+          ? spawnTs('bench/tutorial-server.ts', bare, { nodeArgs })
+          : spawnTs(
+              'bench/router-server.ts',
+              { ...bare, REVOCATION_GUARD: name === 'library' ? 'auto' : 'off' },
+              { nodeArgs },
+            );
   await waitHttp(`http://127.0.0.1:${port}/healthz`, child);
   return {
     name,
-    url: `http://127.0.0.1:${port}${name === 'floor' ? '/token' : '/auth/token'}`,
+    url: `http://127.0.0.1:${port}${name === 'floor' || name === 'tutorial' ? '/token' : '/auth/token'}`,
     child,
   };
 }
@@ -233,6 +243,8 @@ interface LayerRow {
   stats: TargetStats;
   /** This target's refresh/s ÷ the floor's, per iteration. */
   rpsToFloor: Spread;
+  /** This target's refresh/s ÷ the tutorial rotation's, per iteration. */
+  rpsToTutorial: Spread;
 }
 
 interface RefreshRow {
@@ -276,7 +288,7 @@ async function refreshAtSize(
 ): Promise<{ row: RefreshRow; reject: RejectRow[] | null; profile: ProfileReading | null }> {
   const layered = wants('layers') && size === CONFIG.sizes[0];
   const names: TargetName[] = layered
-    ? ['full', 'library', 'unguarded', 'floor']
+    ? ['full', 'library', 'unguarded', 'tutorial', 'floor']
     : ['full', 'floor'];
   const { uri, connection } = await openDb(mongo, `bench_${size}`);
   await connection.db!.dropDatabase();
@@ -288,8 +300,13 @@ async function refreshAtSize(
     batch: 5_000,
   });
   const seedSeconds = (performance.now() - started) / 1000;
+  // The tutorial rotation gets a collection of the same size on the same server.
+  const tutorialTokens = layered
+    ? await seedTutorialTokens(connection, size, Math.min(size, CONFIG.pool))
+    : [];
   const indexStarted = performance.now();
   mongo.addLookupIndexes?.(`bench_${size}`, 'refresh_tokens');
+  if (layered) mongo.addLookupIndexes?.(`bench_${size}`, TUTORIAL_COLLECTION);
   const indexSeconds = (performance.now() - indexStarted) / 1000;
   log(
     `seeded ${fmt(size)} sessions in ${fmt(seedSeconds, 1)} s${mongo.addLookupIndexes ? `, GIN lookup indexes in ${fmt(indexSeconds, 1)} s` : ''}`,
@@ -302,6 +319,7 @@ async function refreshAtSize(
       initialTokens(sessions.filter((_s, i) => i % names.length === n)),
     ]),
   ) as Record<TargetName, string[]>;
+  if (layered) pools.tutorial = tutorialTokens;
   // Started side by side (each takes seconds to compile and connect); measured one at a time.
   const launched = await Promise.allSettled(names.map((name) => startTarget(name, uri, redis.url)));
   const targets = launched.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -359,9 +377,13 @@ async function refreshAtSize(
         ]),
       ),
     });
-    const ratio = (pick: (r: LoadResult) => number, name: TargetName = 'full') =>
+    const ratio = (
+      pick: (r: LoadResult) => number,
+      name: TargetName = 'full',
+      base: TargetName = 'floor',
+    ) =>
       // JSON turns a NaN latency (nothing completed) into null: keep it NaN, not 0.
-      spread(samples[name].map((r, i) => (pick(r) ?? NaN) / (pick(samples.floor[i]!) ?? NaN)));
+      spread(samples[name].map((r, i) => (pick(r) ?? NaN) / (pick(samples[base][i]!) ?? NaN)));
     return {
       row: {
         size,
@@ -380,6 +402,7 @@ async function refreshAtSize(
                 name,
                 stats: per(name),
                 rpsToFloor: ratio((r) => r.ok, name),
+                rpsToTutorial: ratio((r) => r.ok, name, 'tutorial'),
               })),
             }
           : {}),
@@ -394,7 +417,7 @@ async function refreshAtSize(
   }
 }
 
-/** Forged (right session, wrong MAC), unknown session, and garbage, against valid refreshes. */
+/** Forged (right session, wrong tag), unknown session (minted with our secret), and garbage, against valid refreshes. */
 async function rejection(
   full: Target,
   connection: Connection,
@@ -406,16 +429,18 @@ async function rejection(
     body.writeUInt8(body.readUInt8(body.length - 1) ^ 0x01, body.length - 1);
     return `rt_${body.toString('base64url')}`;
   });
-  const unknown = sample.map((token) => {
-    const body = Buffer.from(token.slice(3), 'base64url');
-    body.writeUInt8(body.readUInt8(5) ^ 0xff, 5);
-    return `rt_${body.toString('base64url')}`;
-  });
+  const unknown = sample.map(() =>
+    codec.encode({
+      sessionId: randomBytes(16).toString('hex'),
+      generation: 0,
+      salt: randomBytes(32).toString('hex'),
+    }),
+  );
   const garbage = sample.map((_t, i) => `not-a-token-${i}`.padEnd(80, 'x'));
   void connection;
   const kinds: Array<[string, string[]]> = [
-    ['forged (valid format, wrong MAC)', forged],
-    ['unknown session (valid format)', unknown],
+    ['forged (valid format, wrong tag)', forged],
+    ['unknown session (valid tag)', unknown],
     ['garbage', garbage],
   ];
   const valid: number[] = [];
@@ -797,11 +822,19 @@ async function main(): Promise<void> {
         output.push(
           table(
             `From the full stack to the floor at ${fmt(rows[0]!.size)} sessions, same runs (interleaved): throughput, and CPU ms per refresh by process (${cpus().length} cores = ${fmt(cpus().length * 1000)} ms of CPU per second; "machine" counts every process, other users' too)`,
-            ['target', 'refresh/s', '÷ floor', 'p99 ms', ...groups.map((g) => `${g} CPU ms`)],
+            [
+              'target',
+              'refresh/s',
+              '÷ floor',
+              '÷ tutorial',
+              'p99 ms',
+              ...groups.map((g) => `${g} CPU ms`),
+            ],
             layers.map((layer) => [
               TARGETS[layer.name],
               fmtSpread(layer.stats.rps),
               fmtSpread(layer.rpsToFloor, 2),
+              fmtSpread(layer.rpsToTutorial, 2),
               fmtSpread(layer.stats.p99),
               ...groups.map((g) => fmtSpread(layer.stats.cpuMs[g]!, 2)),
             ]),
@@ -825,6 +858,7 @@ async function main(): Promise<void> {
           [
             'target',
             'throughput ratio',
+            'refresh cost ratio (1 / throughput)',
             'p99 ratio',
             'seed time (s) per size',
             'GIN index time (s) per size',
@@ -833,11 +867,19 @@ async function main(): Promise<void> {
             [
               'full stack',
               fmt(scaling.fullRps, 2),
+              fmt(1 / scaling.fullRps, 2),
               fmt(scaling.fullP99, 2),
               rows.map((r) => fmt(r.seedSeconds, 1)).join(' / '),
               rows.map((r) => fmt(r.indexSeconds, 1)).join(' / '),
             ],
-            ['floor', fmt(scaling.floorRps, 2), fmt(scaling.floorP99, 2), '', ''],
+            [
+              'floor',
+              fmt(scaling.floorRps, 2),
+              fmt(1 / scaling.floorRps, 2),
+              fmt(scaling.floorP99, 2),
+              '',
+              '',
+            ],
           ],
         ),
       );
@@ -862,6 +904,15 @@ async function main(): Promise<void> {
             ]),
           ),
         );
+        const forged = reject.find((r) => r.kind.startsWith('forged'));
+        const garbage = reject.find((r) => r.kind.startsWith('garbage'));
+        if (forged && garbage) {
+          const forgedToGarbage = forged.rps.median / garbage.rps.median;
+          results.forgedToGarbage = forgedToGarbage;
+          output.push(
+            `forged ÷ garbage rejection throughput (medians): ${fmt(forgedToGarbage, 2)}`,
+          );
+        }
       }
       const profile = results.profile as ProfileReading | undefined;
       if (profile) {

@@ -145,7 +145,7 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     const appRss = sampleRss(app.child.pid);
     let pool = initialTokens(sessions);
     const seconds = full ? 3 : 2;
-    const records = connection.db!.collection<{ sessionId: string; generation: number }>(
+    const records = connection.db!.collection<{ _id: string; generation: number }>(
       'refresh_tokens',
     );
     // Each run loses the sessions whose answer it did not see (cut off at its end): over the
@@ -158,9 +158,9 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
         const found = await Promise.all(
           sessions
             .slice(start, start + 50)
-            .map((session) => records.findOne({ sessionId: session.sessionId, revokedAt: null })),
+            .map((session) => records.findOne({ _id: session.sessionId, revokedAt: null })),
         );
-        for (const doc of found) if (doc) current.set(doc.sessionId, doc.generation);
+        for (const doc of found) if (doc) current.set(doc._id, doc.generation);
       }
       pool = sessions.flatMap((session) => {
         const generation = current.get(session.sessionId);

@@ -43,7 +43,7 @@ export type { RevocationBus, RevocationNotice, RevocationSignal } from './domain
 export type {
   RefreshTokenRecord,
   NewRefreshTokenRecord,
-  AdvanceInput,
+  RotateInput,
   SupersededGeneration,
   RevocationReason,
   ClientInfo,

@@ -251,7 +251,7 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
   const repository = requirePort<RefreshTokenRepository>(options.repository, 'repository', [
     'save',
     'findBySessionId',
-    'advance',
+    'rotate',
     'revokeBySession',
     'revokeAllForUser',
     'listActiveForUser',

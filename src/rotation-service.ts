@@ -20,7 +20,6 @@ import {
   isExpired,
   judgeVersions,
   slideExpiry,
-  supersede,
   type ClientInfo,
   type GlobalVersion,
   type RefreshTokenRecord,
@@ -97,8 +96,11 @@ const MAX_CLIENT_FIELD = 512;
 const GLOBAL_KEY = 'g';
 const userKey = (userId: string) => `u:${userId}`;
 const sessionKey = (sessionId: string) => `s:${sessionId}`;
-/** Compare-and-set rounds before giving up; a loss means someone else moved the generation, so one reload settles it. */
-const MAX_ADVANCE_ATTEMPTS = 3;
+/**
+ * Conditional rotations per refresh. A second runs only when the record read after a miss says
+ * the first should have matched (a concurrent write in between); one retry settles it.
+ */
+const MAX_ROTATE_ATTEMPTS = 2;
 
 function clientInfo(client: ClientInfo | undefined): ClientInfo {
   const result: ClientInfo = {};
@@ -242,14 +244,20 @@ export class RotationService {
    * Rotate (DESIGN §3, in that order). Throws `InvalidRequestError` when `refreshToken` is missing
    * or not a string, `InvalidGrantError` (with an internal `reason`) when it is refused, and
    * `StoreUnavailableError` when the store fails. A refused token changes nothing, except a
-   * reused one: its session is revoked in this request.
+   * reused one (its session is revoked in this request) and the current token of a session whose
+   * versions are outdated: the rotation has happened when the versions are read (the record names
+   * the user), so the session moved one generation whose token nobody is given.
+   *
+   * Cost: a token we did not mint (its tag fails) costs no I/O; the current token costs one
+   * conditional find-and-modify (versions come from the version store's cache); anything else
+   * costs that miss, one read of the record, and a revocation if the token was reused.
    */
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
     // Latency is a measurement of this process, not domain time: the injected clock may be a fake.
     const started = performance.now();
     let outcome: RefreshOutcome = 'error';
     try {
-      const [response, kind] = await this.rotate(refreshToken);
+      const [response, kind] = await this.refreshOnce(refreshToken);
       outcome = kind;
       return response;
     } catch (error) {
@@ -265,48 +273,49 @@ export class RotationService {
     }
   }
 
-  private async rotate(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
+  private async refreshOnce(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
-    const { repository, clock, refreshToken: settings } = this.options;
+    const { repository, refreshToken: settings } = this.options;
     const parsed = this.parse(refreshToken);
     if (!parsed) throw this.reject('malformed');
+    // The secret alone decides this: a token we never minted must not reach the database.
+    if (!settings.codec.hasValidTag(parsed))
+      throw this.reject('forged', { sessionId: parsed.sessionId });
+    const presentedHash = hashToken(refreshToken);
 
-    // In parallel with the read: revocations announced before this request are then in the caches.
-    const [found, synced] = await Promise.all([
-      store(() => repository.findBySessionId(parsed.sessionId)),
-      this.syncRevocations(),
-    ]);
-    let record = found;
-    if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
-    const who = { userId: record.userId, sessionId: record.sessionId };
-    if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
-    if (record.revokedAt !== null) throw this.reject('revoked', who);
-    if (isExpired(record, clock.now())) throw this.reject('expired', who);
+    // Started with the first command and awaited before the versions are read: every revocation
+    // announced before this request has then reached this instance's caches.
+    const synced = this.syncRevocations();
 
-    const [userMinVersion, global] = await store(() => this.readVersions(record!.userId, synced));
-    if (judgeVersions(record, userMinVersion, global, clock.now()) === 'outdated')
-      throw this.reject('version', who);
-
-    for (let attempt = 1; attempt <= MAX_ADVANCE_ATTEMPTS; attempt += 1) {
-      const now = clock.now();
+    for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
+      const rotated = await this.rotate(parsed, presentedHash, synced);
+      if (rotated) return [rotated, 'rotated'];
+      const record = await store(() => repository.findBySessionId(parsed.sessionId));
+      if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
+      const who = { userId: record.userId, sessionId: record.sessionId };
+      if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
+      if (record.revokedAt !== null) throw this.reject('revoked', who);
+      const now = this.options.clock.now();
+      if (isExpired(record, now)) throw this.reject('expired', who);
+      if (parsed.generation >= MAX_GENERATION && parsed.generation === record.generation)
+        throw this.reject('expired', who); // 4 billion rotations: the end, not a wrap-around.
+      // Before the generation: a client retrying the token of a session refused for its versions
+      // is not a thief, and the revoke-all job marks the record with the reason it was asked for.
+      await this.refuseOutdated(record, now, synced);
       const decision = decideGeneration(parsed.generation, record, now, settings.reuseGraceMs);
-      if (decision === 'grace') {
-        // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
-        const token = settings.codec.encode(record, record.keyId);
-        return [this.respond(record, token, now), 'grace'];
-      }
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
-
-      const next = await this.advance(record, now);
-      if (next) return [next, 'rotated'];
-      const reloaded: RefreshTokenRecord | null = await store(() =>
-        repository.findBySessionId(parsed.sessionId),
-      );
-      if (!reloaded) throw this.reject('unknown_session', who);
-      if (reloaded.revokedAt !== null) throw this.reject('revoked', who);
-      record = reloaded;
+      if (decision === 'grace') {
+        // The current token was signed with a secret that has since been removed from the list:
+        // nobody can be given it again, so the session ends here (a 400, never a 500).
+        if (!settings.codec.hasKey(record.keyId)) throw this.reject('expired', who);
+        // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
+        return [this.respond(record, settings.codec.encode(record, record.keyId), now), 'grace'];
+      }
+      // The presented generation is the current one, yet the rotation missed: another key's token
+      // for it (not the one we stored), or a write in between (retry once).
+      if (presentedHash !== record.tokenHash) throw this.reject('forged', who);
     }
     throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
   }
@@ -535,37 +544,55 @@ export class RotationService {
     }
   }
 
-  private async advance(record: RefreshTokenRecord, now: Date): Promise<TokenResponse | null> {
-    const { repository, refreshToken: settings } = this.options;
-    const generation = record.generation + 1;
-    // 4 billion rotations: treat as the end of the session rather than wrap around.
-    if (generation > MAX_GENERATION) throw this.reject('expired', record);
+  /** The hot path: one conditional find-and-modify, then versions from the cache. Null when it matched nothing. */
+  private async rotate(
+    parsed: ParsedRefreshToken,
+    presentedHash: string,
+    synced: Promise<boolean>,
+  ): Promise<TokenResponse | null> {
+    const { repository, refreshToken: settings, clock } = this.options;
+    // 4 billion rotations: the slow path calls that the end of the session, never a wrap-around.
+    if (parsed.generation >= MAX_GENERATION) return null;
+    const now = clock.now();
     const keyId = settings.codec.currentKeyId;
-    const token = settings.codec.encode(
-      { sessionId: record.sessionId, generation, salt: record.salt },
-      keyId,
-    );
-    const advanced = await store(() =>
-      repository.advance({
-        id: record.id,
-        fromGeneration: record.generation,
-        keyId,
-        tokenHash: hashToken(token),
-        rotatedAt: now,
-        superseded: supersede(record, now),
-        expiresAt: slideExpiry(now, settings.idleTtlMs, record.absoluteExpiresAt),
-        lastUsedAt: now,
+    const token = settings.codec.encodeNext(parsed, keyId);
+    const rotated = await store(() =>
+      repository.rotate({
+        sessionId: parsed.sessionId,
+        generation: parsed.generation,
+        tokenHash: presentedHash,
+        nextKeyId: keyId,
+        nextTokenHash: hashToken(token),
+        now,
+        idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
       }),
     );
-    if (!advanced) return null;
+    if (!rotated) return null;
+    await this.refuseOutdated(rotated, now, synced);
     this.emit({
       type: 'token.rotated',
       at: now,
-      userId: record.userId,
-      sessionId: record.sessionId,
-      generation,
+      userId: rotated.userId,
+      sessionId: rotated.sessionId,
+      generation: rotated.generation,
     });
-    return this.respond(advanced, token, now);
+    return this.respond(rotated, token, now);
+  }
+
+  /**
+   * Versions (DESIGN §3 step 4), from the version store (cached), checked after the rotation
+   * because the record names the user. Refused, not revoked here: a revoke-all job revokes the
+   * records with the reason it was given (docs/decisions.md).
+   */
+  private async refuseOutdated(
+    record: RefreshTokenRecord,
+    now: Date,
+    synced: Promise<boolean>,
+  ): Promise<void> {
+    const bus = await synced;
+    const [userMinVersion, global] = await store(() => this.readVersions(record.userId, bus));
+    if (judgeVersions(record, userMinVersion, global, now) === 'outdated')
+      throw this.reject('version', record);
   }
 
   private async revokeReused(

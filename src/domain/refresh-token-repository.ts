@@ -1,8 +1,8 @@
 import type {
-  AdvanceInput,
   NewRefreshTokenRecord,
   RefreshTokenRecord,
   RevocationReason,
+  RotateInput,
   Touch,
 } from './refresh-token';
 
@@ -24,10 +24,10 @@ export interface RefreshTokenRepository {
   /** The live record whose current `tokenHash` is `hash`, or null. Expiry is not checked. O(1) (unique index). */
   findByTokenHash(hash: string): Promise<RefreshTokenRecord | null>;
 
-  /** The record with this id, revoked or not, or null. */
+  /** The record with this id (its UUIDv7), revoked or not, or null. O(1) (unique index). */
   findById(id: string): Promise<RefreshTokenRecord | null>;
 
-  /** The record of this session, revoked or not, or null. O(1) (unique index). */
+  /** The record of this session, revoked or not, or null. O(1): the session id is the record's key. */
   findBySessionId(sessionId: string): Promise<RefreshTokenRecord | null>;
 
   /** Set `lastUsedAt` to `at` (default: now). Rejects with `NotFoundError` for an unknown id. */
@@ -38,7 +38,7 @@ export interface RefreshTokenRepository {
 
   /**
    * Revoke the session if it is live (sets `revokedAt`, `revokedReason`); returns whether this call
-   * revoked it. Idempotent. A revocation is never lost to a concurrent `advance` of the same
+   * revoked it. Idempotent. A revocation is never lost to a concurrent `rotate` of the same
    * session, on any backend: once this resolves, the record is revoked.
    */
   revokeBySession(
@@ -50,7 +50,7 @@ export interface RefreshTokenRepository {
   /**
    * Revoke every live record of the user; returns how many this call revoked. With `issuedBefore`,
    * only records created strictly before it (so a late job never revokes a newer login).
-   * Idempotent; never lost to a concurrent `advance`.
+   * Idempotent; never lost to a concurrent `rotate`.
    */
   revokeAllForUser(
     userId: string,
@@ -69,12 +69,20 @@ export interface RefreshTokenRepository {
   ): Promise<RefreshTokenRecord | null>;
 
   /**
-   * Atomic compare-and-set rotation: if the record `id` is live and at `fromGeneration`, set
-   * generation to `fromGeneration + 1` with the given hash, key id and times, and return the new
-   * record; otherwise change nothing and return null. On a backend without atomic
-   * find-and-modify, two callers may both "win"; they then write identical state.
+   * The hot path of a refresh, one conditional find-and-modify on the session's key: if the
+   * record `sessionId` is at `generation` with `tokenHash`, not revoked, and neither idle- nor
+   * absolute-expired at `now`, then atomically set generation to `generation + 1`, `keyId` and
+   * `tokenHash` to the next ones, `rotatedAt` to `now`, record `now` as the time `generation` was
+   * superseded (the list keeps the last `SUPERSEDED_KEPT`), `expiresAt` to the earlier of
+   * `idleExpiresAt` and the record's absolute expiry, and `lastUsedAt` to `now` unless it is
+   * later; return the record after the change. Otherwise change nothing and return null: the
+   * caller reads the record to find out why.
+   *
+   * On a backend without atomic find-and-modify, two callers may both "win"; they then write the
+   * same generation, key and hash (the tokens are deterministic). A concurrent revocation is
+   * never undone by a rotation: see `revokeBySession`.
    */
-  advance(input: AdvanceInput): Promise<RefreshTokenRecord | null>;
+  rotate(input: RotateInput): Promise<RefreshTokenRecord | null>;
 
   /** Live records of the user whose idle and absolute expiry are after `now`, newest first. */
   listActiveForUser(userId: string, now: Date): Promise<RefreshTokenRecord[]>;

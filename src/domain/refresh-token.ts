@@ -32,12 +32,13 @@ export interface RefreshTokenRecord {
   /** When the current generation was issued by a rotation; null before the first. */
   rotatedAt: Date | null;
   /**
-   * When each of the last few generations was superseded, oldest first, at most
-   * {@link SUPERSEDED_KEPT} entries (the reuse-grace rule, {@link decideGeneration}).
+   * When each of the last few generations was superseded, oldest first: generations
+   * `generation - SUPERSEDED_KEPT` to `generation - 1` at most (the reuse-grace rule,
+   * {@link decideGeneration}).
    */
   superseded: SupersededGeneration[];
   lastUsedAt: Date | null;
-  /** Idle expiry; slides on rotation, never past `absoluteExpiresAt`. */
+  /** Idle expiry; slides on rotation, never past `absoluteExpiresAt` (adapters clamp on read). */
   expiresAt: Date;
   /** Absolute expiry; never slides. */
   absoluteExpiresAt: Date;
@@ -75,19 +76,24 @@ export type RevocationReason =
   | 'reuse_detected'
   | (string & {});
 
-/** The compare-and-set that rotates a session (see `RefreshTokenRepository.advance`). */
-export interface AdvanceInput {
-  id: string;
-  /** The generation the caller saw; the write happens only if it is still current. */
-  fromGeneration: number;
-  keyId: number;
-  /** Hash of the token for `fromGeneration + 1`. */
+/**
+ * The conditional rotation of the hot path (see `RefreshTokenRepository.rotate`): everything it
+ * needs is known from the presented token, before the record is read.
+ */
+export interface RotateInput {
+  sessionId: string;
+  /** The presented generation; the write happens only if it is still the current one. */
+  generation: number;
+  /** SHA-256 of the presented token; the write happens only if it is the stored one. */
   tokenHash: string;
-  rotatedAt: Date;
-  /** The record's supersede list after this rotation (see {@link supersede}); stored as given. */
-  superseded: SupersededGeneration[];
-  expiresAt: Date;
-  lastUsedAt: Date;
+  /** Key id of the secret that signed the token for `generation + 1`. */
+  nextKeyId: number;
+  /** Hash of the token for `generation + 1`. */
+  nextTokenHash: string;
+  /** The time of the rotation: live and unexpired at `now`; `rotatedAt`, supersede time, last use. */
+  now: Date;
+  /** `now` + the idle TTL; the stored idle expiry never passes the record's absolute one. */
+  idleExpiresAt: Date;
 }
 
 /** A last-used report; applied with `$max` semantics (never moves backwards). */
@@ -155,26 +161,39 @@ export function judgeVersions(
 }
 
 /**
- * The supersede list after rotating away from `record.generation` at `at`: the generation just
- * left is appended, and only the newest {@link SUPERSEDED_KEPT} entries stay. Computed from the
- * record the caller read, so the compare-and-set that stores it writes the same list on every
- * backend (FerretDB v1 accepts `$push` with `$slice` but does not apply the slice).
+ * Where generation `generation`'s supersede time is kept: a ring of {@link SUPERSEDED_KEPT}
+ * slots, so a rotation writes one slot (`superseded.<slot>`) without reading the list, and the
+ * slot it overwrites holds the generation that fell out of the window. One `$set` that FerretDB
+ * v1 applies too (it accepts `$push` with `$slice` but ignores the slice).
  */
-export function supersede(
-  record: Pick<RefreshTokenRecord, 'generation' | 'superseded'>,
-  at: Date,
+export function supersededSlot(generation: number): number {
+  return generation % SUPERSEDED_KEPT;
+}
+
+/**
+ * The record's supersede list as the port returns it, from the stored ring: the entries of the
+ * last {@link SUPERSEDED_KEPT} generations before `generation`, oldest first (empty or foreign
+ * slots dropped).
+ */
+export function supersededWindow(
+  generation: number,
+  stored: ReadonlyArray<SupersededGeneration | null | undefined>,
 ): SupersededGeneration[] {
-  const kept = record.superseded
-    .filter((entry) => entry.generation < record.generation)
-    .map((entry) => ({ generation: entry.generation, at: new Date(entry.at.getTime()) }));
-  kept.push({ generation: record.generation, at: new Date(at.getTime()) });
-  return kept.slice(-SUPERSEDED_KEPT);
+  return stored
+    .filter(
+      (entry): entry is SupersededGeneration =>
+        entry != null &&
+        entry.generation < generation &&
+        entry.generation >= generation - SUPERSEDED_KEPT,
+    )
+    .map((entry) => ({ generation: entry.generation, at: new Date(entry.at.getTime()) }))
+    .sort((x, y) => x.generation - y.generation || x.at.getTime() - y.at.getTime());
 }
 
 /**
  * When `generation` was superseded, or null when the record no longer knows (older than its
- * list, or never rotated). The earliest entry wins: two racing winners on a backend without
- * atomic find-and-modify may both record it, and the first time is the true one.
+ * list, or never rotated). The earliest entry wins if a list holds two (a record saved with
+ * one).
  */
 export function supersededAt(
   record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt' | 'superseded'>,

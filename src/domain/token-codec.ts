@@ -1,19 +1,32 @@
 /**
- * The refresh-token string (DESIGN §2): `rt_` + base64url of
- * `[format 1B][key id 1B][session id 16B][generation 4B BE][mac 32B]`, with
- * `mac = HMAC-SHA256(secret[keyId], label ‖ sessionId ‖ generation ‖ sessionSalt)`.
+ * The refresh-token string (DESIGN §2), format 2: `rt_` + base64url of
+ * `[format 1B][key id 1B][session id 16B][generation 4B BE][tag 16B][anchor 32B]`, where
  *
- * The token of a (session, generation) is deterministic, so the grace path can answer with the
- * same token again without storing it; a database leak alone (no secret) or a secret leak alone
- * (no per-session salt) is not enough to mint one. Pure: no I/O.
+ * - `anchor = SHA-256(label ‖ sessionSalt)`: the same in every generation of a session, so the
+ *   next token can be computed from the presented one with no read. It is what a database leak
+ *   alone cannot supply in a token's place: the salt is stored, the anchor is not, and the tag
+ *   needs the secret;
+ * - `tag = HMAC-SHA256(secret[keyId], label ‖ sessionId ‖ generation ‖ anchor)`, truncated to
+ *   16 bytes: checked with the secret alone, before any I/O, so a token we did not mint costs CPU
+ *   only.
+ *
+ * The token of a (session, generation, key) is deterministic, so the grace path answers with the
+ * same token again without storing it. Neither a database leak alone (no secret: no tag) nor a
+ * secret leak alone (no salt: no anchor) is enough to mint one. What the one-command hot path
+ * gives up (docs/decisions.md): someone holding the secret AND any token of a session, even a
+ * rotated one, can compute the session's other generations. Pure: no I/O.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { MalformedTokenError, OptionsError } from './errors';
 
 /** Lets secret scanners recognise a leaked refresh token. */
 export const TOKEN_PREFIX = 'rt_';
-/** The only format this codec writes and reads. */
-export const TOKEN_FORMAT = 1;
+/**
+ * The only format this codec writes and reads. Format 1 (a salted MAC per generation, which the
+ * next token could not be computed from without reading the record) is refused: pre-1.0, no
+ * migration (docs/decisions.md).
+ */
+export const TOKEN_FORMAT = 2;
 /** Minimum length of each refresh secret, in bytes. */
 export const MIN_SECRET_BYTES = 32;
 /** Largest generation a token can carry (4 bytes, unsigned). */
@@ -21,24 +34,29 @@ export const MAX_GENERATION = 0xffff_ffff;
 
 const SESSION_ID_BYTES = 16;
 const SALT_BYTES = 32;
-const MAC_BYTES = 32;
-const BODY_BYTES = 1 + 1 + SESSION_ID_BYTES + 4 + MAC_BYTES;
+const TAG_BYTES = 16;
+const ANCHOR_BYTES = 32;
+const TAG_OFFSET = 2 + SESSION_ID_BYTES + 4;
+const ANCHOR_OFFSET = TAG_OFFSET + TAG_BYTES;
+const BODY_BYTES = ANCHOR_OFFSET + ANCHOR_BYTES;
 const BODY_CHARS = Math.ceil((BODY_BYTES * 4) / 3);
 const TOKEN_PATTERN = new RegExp(`^${TOKEN_PREFIX}[A-Za-z0-9_-]{${BODY_CHARS}}$`);
-/** Domain separation: a MAC made for this purpose and format can't be confused with any other HMAC. */
-const MAC_LABEL = Buffer.from('refresh-rotation/refresh-token/v1\0', 'utf8');
+/** Domain separation: a tag or anchor made for this purpose and format can't be confused with any other hash. */
+const TAG_LABEL = Buffer.from('refresh-rotation/refresh-token-tag/v2\0', 'utf8');
+const ANCHOR_LABEL = Buffer.from('refresh-rotation/session-anchor/v2\0', 'utf8');
 const KEY_ID_LABEL = Buffer.from('refresh-rotation/key-id/v1\0', 'utf8');
 const HEX_SESSION_ID = /^[0-9a-f]{32}$/;
 const HEX_SALT = /^[0-9a-f]{64}$/;
 
-/** A refresh token taken apart; its MAC is not checked yet. */
+/** A refresh token taken apart; its tag is checked by `parse`, its anchor by `verify`. */
 export interface ParsedRefreshToken {
   format: number;
   keyId: number;
   /** 32 lowercase hex characters. */
   sessionId: string;
   generation: number;
-  mac: Buffer;
+  tag: Buffer;
+  anchor: Buffer;
 }
 
 /** What a token is computed from. */
@@ -122,25 +140,26 @@ export class TokenCodec {
    * error, not a client error).
    */
   encode(subject: TokenSubject, keyId: number = this.currentKeyId): string {
-    const { sessionId, generation } = subject;
-    if (!Number.isInteger(generation) || generation < 0 || generation > MAX_GENERATION) {
-      throw new RangeError(`generation must be an integer in [0, ${MAX_GENERATION}]`);
-    }
-    if (!HEX_SESSION_ID.test(sessionId))
-      throw new RangeError('sessionId must be 32 lowercase hex characters');
-    const body = Buffer.alloc(BODY_BYTES);
-    body.writeUInt8(TOKEN_FORMAT, 0);
-    body.writeUInt8(keyId, 1);
-    body.write(sessionId, 2, SESSION_ID_BYTES, 'hex');
-    body.writeUInt32BE(generation, 2 + SESSION_ID_BYTES);
-    this.mac(keyId, subject).copy(body, 2 + SESSION_ID_BYTES + 4);
-    return TOKEN_PREFIX + body.toString('base64url');
+    if (!HEX_SALT.test(subject.salt))
+      throw new RangeError('salt must be 64 lowercase hex characters');
+    return this.assemble(subject.sessionId, subject.generation, anchorOf(subject.salt), keyId);
+  }
+
+  /**
+   * The token of the generation after `parsed`, under the secret `keyId` (default: the current
+   * one), computed from the presented token alone (its anchor): what the hot path stores the hash
+   * of before it has read the record. Equal to `encode` of the same session at that generation.
+   * Throws `RangeError` past {@link MAX_GENERATION}.
+   */
+  encodeNext(parsed: ParsedRefreshToken, keyId: number = this.currentKeyId): string {
+    return this.assemble(parsed.sessionId, parsed.generation + 1, parsed.anchor, keyId);
   }
 
   /**
    * Takes a token apart without any I/O. Throws `MalformedTokenError` (and nothing else, whatever
    * the input) for a non-string, a wrong prefix or length, a non-canonical encoding, an unknown
-   * format or an unknown key id. The MAC is not checked: see `verify`.
+   * format or an unknown key id. Neither the tag nor the anchor is checked: see `hasValidTag` and
+   * `verify`.
    */
   parse(token: unknown): ParsedRefreshToken {
     if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) throw new MalformedTokenError();
@@ -159,36 +178,62 @@ export class TokenCodec {
       keyId,
       sessionId: body.subarray(2, 2 + SESSION_ID_BYTES).toString('hex'),
       generation: body.readUInt32BE(2 + SESSION_ID_BYTES),
-      mac: Buffer.from(body.subarray(2 + SESSION_ID_BYTES + 4)),
+      tag: Buffer.from(body.subarray(TAG_OFFSET, ANCHOR_OFFSET)),
+      anchor: Buffer.from(body.subarray(ANCHOR_OFFSET)),
     };
   }
 
-  /** Whether the parsed token's MAC is right for the session's salt. Constant-time. */
-  verify(parsed: ParsedRefreshToken, salt: string): boolean {
-    if (!this.secrets.has(parsed.keyId) || parsed.mac.length !== MAC_BYTES || !HEX_SALT.test(salt))
-      return false;
-    const expected = this.mac(parsed.keyId, {
-      sessionId: parsed.sessionId,
-      generation: parsed.generation,
-      salt,
-    });
-    return timingSafeEqual(expected, parsed.mac);
+  /**
+   * Whether the parsed token's tag was made with one of our secrets. Needs no record: the check
+   * that keeps a flood of tokens we never minted away from the database. Constant-time.
+   */
+  hasValidTag(parsed: ParsedRefreshToken): boolean {
+    if (!this.secrets.has(parsed.keyId) || parsed.tag.length !== TAG_BYTES) return false;
+    if (parsed.anchor.length !== ANCHOR_BYTES) return false;
+    const expected = this.tag(parsed.keyId, parsed.sessionId, parsed.generation, parsed.anchor);
+    return timingSafeEqual(expected, parsed.tag);
   }
 
-  private mac(keyId: number, subject: TokenSubject): Buffer {
+  /** Whether the parsed token is one of this session's: a valid tag and the anchor of `salt`. Constant-time. */
+  verify(parsed: ParsedRefreshToken, salt: string): boolean {
+    if (!HEX_SALT.test(salt) || !this.hasValidTag(parsed)) return false;
+    return timingSafeEqual(anchorOf(salt), parsed.anchor);
+  }
+
+  private assemble(sessionId: string, generation: number, anchor: Buffer, keyId: number): string {
+    if (!Number.isInteger(generation) || generation < 0 || generation > MAX_GENERATION) {
+      throw new RangeError(`generation must be an integer in [0, ${MAX_GENERATION}]`);
+    }
+    if (!HEX_SESSION_ID.test(sessionId))
+      throw new RangeError('sessionId must be 32 lowercase hex characters');
+    const body = Buffer.alloc(BODY_BYTES);
+    body.writeUInt8(TOKEN_FORMAT, 0);
+    body.writeUInt8(keyId, 1);
+    body.write(sessionId, 2, SESSION_ID_BYTES, 'hex');
+    body.writeUInt32BE(generation, 2 + SESSION_ID_BYTES);
+    this.tag(keyId, sessionId, generation, anchor).copy(body, TAG_OFFSET);
+    anchor.copy(body, ANCHOR_OFFSET);
+    return TOKEN_PREFIX + body.toString('base64url');
+  }
+
+  private tag(keyId: number, sessionId: string, generation: number, anchor: Buffer): Buffer {
     const secret = this.secrets.get(keyId);
     if (!secret) throw new RangeError(`no refresh secret with key id ${keyId}`);
-    if (!HEX_SALT.test(subject.salt))
-      throw new RangeError('salt must be 64 lowercase hex characters');
-    const generation = Buffer.alloc(4);
-    generation.writeUInt32BE(subject.generation, 0);
+    const counter = Buffer.alloc(4);
+    counter.writeUInt32BE(generation, 0);
     return createHmac('sha256', secret)
-      .update(MAC_LABEL)
-      .update(Buffer.from(subject.sessionId, 'hex'))
-      .update(generation)
-      .update(Buffer.from(subject.salt, 'hex'))
-      .digest();
+      .update(TAG_LABEL)
+      .update(Buffer.from(sessionId, 'hex'))
+      .update(counter)
+      .update(anchor)
+      .digest()
+      .subarray(0, TAG_BYTES);
   }
+}
+
+/** The anchor of a session: SHA-256 of a label and its salt (see the file comment). */
+export function anchorOf(salt: string): Buffer {
+  return createHash('sha256').update(ANCHOR_LABEL).update(Buffer.from(salt, 'hex')).digest();
 }
 
 /** Sizes of the random parts of a session, for whoever creates one. */

@@ -12,21 +12,21 @@
  * `factory: () => Promise<ContractSubject>` is called before every test and must return a fresh,
  * empty store; `close()` is called after it and must release everything the factory opened.
  * `atomicAdvance` (default `true`) says whether the backend's find-and-modify is atomic: when false
- * (FerretDB v1), several concurrent `advance` callers may all "win", but they must then have
+ * (FerretDB v1), several concurrent `rotate` callers may all "win", but they must then have
  * written identical state, one generation step.
  */
 import { ConflictError, NotFoundError } from '../../src/domain/errors';
 import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { VersionStore } from '../../src/domain/version-store';
-import { aNewRecord, anAdvance, aTokenHash, savedFrom } from '../support/builders';
+import { aNewRecord, aRotation, aTokenHash, savedFrom } from '../support/builders';
 import { EPOCH } from '../support/fake-clock';
 
 /** What a contract factory returns. */
 export interface ContractSubject {
   repository: RefreshTokenRepository;
   versions: VersionStore;
-  /** Whether concurrent `advance` calls have exactly one winner. Default `true`. */
+  /** Whether concurrent `rotate` calls have exactly one winner. Default `true`. */
   atomicAdvance?: boolean;
   close(): Promise<void>;
 }
@@ -129,10 +129,10 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
 
       it('follows rotation: the old hash is gone and the new one finds the record', async () => {
         const record = await saved();
-        const advance = anAdvance(record);
-        await repository.advance(advance);
+        const rotation = aRotation(record);
+        await repository.rotate(rotation);
         expect(await repository.findByTokenHash(record.tokenHash)).toBeNull();
-        expect((await repository.findByTokenHash(advance.tokenHash))?.id).toBe(record.id);
+        expect((await repository.findByTokenHash(rotation.nextTokenHash))?.id).toBe(record.id);
       });
     });
 
@@ -329,50 +329,81 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
       });
     });
 
-    describe('advance', () => {
-      it('moves a live record from its current generation to the next, with the given hash, key and times', async () => {
-        const record = await saved();
-        const input = anAdvance(record, at(MINUTE), { keyId: 9 });
-        const advanced = await repository.advance(input);
+    describe('rotate', () => {
+      it('moves the current, live, unexpired token to the next generation, with the given hash, key and times', async () => {
+        const record = await saved({ lastUsedAt: at(-MINUTE) });
+        const input = aRotation(record, at(MINUTE), { nextKeyId: 9 });
+        const rotated = await repository.rotate(input);
         const expected = {
           ...record,
           generation: 1,
           keyId: 9,
-          tokenHash: input.tokenHash,
-          rotatedAt: input.rotatedAt,
-          superseded: [{ generation: 0, at: input.rotatedAt }],
-          expiresAt: input.expiresAt,
-          lastUsedAt: input.lastUsedAt,
+          tokenHash: input.nextTokenHash,
+          rotatedAt: at(MINUTE),
+          superseded: [{ generation: 0, at: at(MINUTE) }],
+          expiresAt: input.idleExpiresAt,
+          lastUsedAt: at(MINUTE),
         };
-        expect(advanced).toEqual(expected);
+        expect(rotated).toEqual(expected);
         expect(await repository.findById(record.id)).toEqual(expected);
       });
 
       it('returns null and changes nothing when the generation is stale', async () => {
         const record = await saved();
-        const first = await repository.advance(anAdvance(record, at(MINUTE)));
-        const stale = await repository.advance(anAdvance(record, at(2 * MINUTE)));
+        const first = await repository.rotate(aRotation(record, at(MINUTE)));
+        const stale = await repository.rotate(
+          aRotation({ ...record, tokenHash: first!.tokenHash }, at(2 * MINUTE)),
+        );
         expect(stale).toBeNull();
         expect(await repository.findById(record.id)).toEqual(first);
+      });
+
+      it('returns null and changes nothing when the token hash is not the stored one', async () => {
+        const record = await saved();
+        const forged = aRotation({ ...record, tokenHash: aTokenHash() }, at(MINUTE));
+        expect(await repository.rotate(forged)).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(record);
       });
 
       it('returns null and changes nothing for a revoked record', async () => {
         const record = await saved();
         await repository.revokeBySession(record.sessionId, 'logout', { at: at(MINUTE) });
         const before = await repository.findById(record.id);
-        expect(await repository.advance(anAdvance(record, at(2 * MINUTE)))).toBeNull();
+        expect(await repository.rotate(aRotation(record, at(2 * MINUTE)))).toBeNull();
         expect(await repository.findById(record.id)).toEqual(before);
       });
 
-      it('returns null for an unknown id', async () => {
-        expect(await repository.advance(anAdvance(aNewRecord()))).toBeNull();
+      it.each([
+        ['idle', { expiresAt: at(MINUTE) }],
+        ['absolute', { absoluteExpiresAt: at(MINUTE) }],
+      ])('returns null and changes nothing at or after the %s expiry', async (_kind, expiry) => {
+        const record = await saved(expiry);
+        expect(await repository.rotate(aRotation(record, at(MINUTE)))).toBeNull();
+        expect(await repository.rotate(aRotation(record, at(2 * MINUTE)))).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(record);
+      });
+
+      it('returns null for an unknown session', async () => {
+        expect(await repository.rotate(aRotation(savedFrom(aNewRecord())))).toBeNull();
+      });
+
+      it('never slides the idle expiry past the absolute one, and never moves lastUsedAt back', async () => {
+        const record = await saved({ absoluteExpiresAt: at(DAY), lastUsedAt: at(5 * MINUTE) });
+        const rotated = await repository.rotate(
+          aRotation(record, at(MINUTE), { idleExpiresAt: at(30 * DAY) }),
+        );
+        expect(rotated).toMatchObject({ expiresAt: at(DAY), lastUsedAt: at(5 * MINUTE) });
+        expect(await repository.findById(record.id)).toMatchObject({
+          expiresAt: at(DAY),
+          lastUsedAt: at(5 * MINUTE),
+        });
       });
 
       it('lets exactly one of many concurrent callers win (or, without atomic find-and-modify, all winners write the same single step)', async () => {
         const record = await saved();
-        const input = anAdvance(record, at(MINUTE));
+        const input = aRotation(record, at(MINUTE));
         const results = await Promise.all(
-          Array.from({ length: 20 }, () => repository.advance({ ...input })),
+          Array.from({ length: 20 }, () => repository.rotate({ ...input })),
         );
         const winners = results.filter((result): result is RefreshTokenRecord => result !== null);
         if (subject.atomicAdvance ?? true) {
@@ -381,60 +412,61 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
           expect(winners.length).toBeGreaterThanOrEqual(1);
         }
         const final = await repository.findById(record.id);
-        expect(final).toMatchObject({ generation: 1, tokenHash: input.tokenHash, revokedAt: null });
+        expect(final).toMatchObject({
+          generation: 1,
+          tokenHash: input.nextTokenHash,
+          revokedAt: null,
+        });
         for (const winner of winners) expect(winner).toEqual(final);
       });
 
-      it('stores the supersede list exactly as given, replacing the previous one', async () => {
+      it('keeps the supersede times of the last 16 generations, oldest first', async () => {
         let record = await saved();
-        const lists = [
-          [{ generation: 0, at: at(MINUTE) }],
-          [
-            { generation: 0, at: at(MINUTE) },
-            { generation: 1, at: at(2 * MINUTE) },
-          ],
-          [{ generation: 2, at: at(3 * MINUTE) }],
-        ];
-        for (const [index, superseded] of lists.entries()) {
-          const next = await repository.advance(
-            anAdvance(record, at((index + 1) * MINUTE), { superseded }),
-          );
-          expect(next?.superseded).toEqual(superseded);
-          record = next!;
-        }
-        expect((await repository.findById(record.id))?.superseded).toEqual(lists[2]);
-      });
-
-      it('advances step by step: generation counts rotations', async () => {
-        let record = await saved();
-        for (let step = 1; step <= 3; step += 1) {
-          const next = await repository.advance(anAdvance(record, at(step * MINUTE)));
+        for (let step = 1; step <= 20; step += 1) {
+          const next = await repository.rotate(aRotation(record, at(step * MINUTE)));
           expect(next?.generation).toBe(step);
           record = next!;
         }
+        const expected = Array.from({ length: 16 }, (_, index) => ({
+          generation: index + 4,
+          at: at((index + 5) * MINUTE),
+        }));
+        expect(record.superseded).toEqual(expected);
+        expect((await repository.findById(record.id))?.superseded).toEqual(expected);
+      });
+
+      it('keeps a supersede list saved with the record, and adds to it', async () => {
+        const superseded = [
+          { generation: 3, at: at(MINUTE) },
+          { generation: 4, at: at(2 * MINUTE) },
+        ];
+        const record = await saved({ generation: 5, superseded });
+        expect(record.superseded).toEqual(superseded);
+        const next = await repository.rotate(aRotation(record, at(3 * MINUTE)));
+        expect(next?.superseded).toEqual([...superseded, { generation: 5, at: at(3 * MINUTE) }]);
       });
     });
 
     describe('revocation racing rotation', () => {
-      it('revokeBySession is never lost to a concurrent advance (many rounds)', async () => {
+      it('revokeBySession is never lost to a concurrent rotate (many rounds)', async () => {
         for (let round = 0; round < 25; round += 1) {
           const record = await saved();
-          const advance = repository.advance(anAdvance(record, at(MINUTE)));
+          const rotate = repository.rotate(aRotation(record, at(MINUTE)));
           const revoke = repository.revokeBySession(record.sessionId, 'reuse_detected', {
             at: at(MINUTE),
           });
           const [, revoked] =
             round % 2 === 0
-              ? await Promise.all([advance, revoke])
-              : (await Promise.all([revoke, advance])).reverse();
+              ? await Promise.all([rotate, revoke])
+              : (await Promise.all([revoke, rotate])).reverse();
           expect(revoked).toBe(true);
           const final = await repository.findBySessionId(record.sessionId);
           expect(final).toMatchObject({ revokedAt: at(MINUTE), revokedReason: 'reuse_detected' });
-          expect(await repository.advance(anAdvance(final!, at(2 * MINUTE)))).toBeNull();
+          expect(await repository.rotate(aRotation(final!, at(2 * MINUTE)))).toBeNull();
         }
       });
 
-      it('revokeAllForUser is never lost to concurrent advances (many rounds)', async () => {
+      it('revokeAllForUser is never lost to concurrent rotations (many rounds)', async () => {
         for (let round = 0; round < 10; round += 1) {
           const userId = `racer-${round}`;
           const records = await Promise.all([
@@ -443,7 +475,7 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
             saved({ userId }),
           ]);
           await Promise.all([
-            ...records.map((record) => repository.advance(anAdvance(record, at(MINUTE)))),
+            ...records.map((record) => repository.rotate(aRotation(record, at(MINUTE)))),
             repository.revokeAllForUser(userId, 'password_changed', { at: at(MINUTE) }),
           ]);
           for (const record of records) {

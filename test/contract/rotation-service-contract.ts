@@ -33,12 +33,12 @@ const WRITE_METHODS: ReadonlySet<PropertyKey> = new Set([
   'delete',
   'revokeBySession',
   'revokeAllForUser',
-  'advance',
+  'rotate',
   'touchMany',
   'deleteExpired',
 ]);
 
-/** The real repository, with every write call recorded by method name. */
+/** The real repository, with every write call recorded by method name (a rotate when it matched). */
 function recordingWrites(repository: RefreshTokenRepository): {
   repository: RefreshTokenRepository;
   writes: string[];
@@ -49,8 +49,15 @@ function recordingWrites(repository: RefreshTokenRepository): {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        // A rotate that matched nothing changed nothing: the hot path's miss is not a write.
+        if (property === 'rotate')
+          return (result as Promise<unknown>).then((rotated) => {
+            if (rotated !== null) writes.push('rotate');
+            return rotated;
+          });
         if (WRITE_METHODS.has(property)) writes.push(String(property));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result;
       };
     },
   });
@@ -154,7 +161,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         clock.advance('1m');
         const refreshed = await rotation.refresh(login.refreshToken);
 
-        expect(refreshed.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{72}$/);
+        expect(refreshed.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{94}$/);
         expect(refreshed.refreshToken).not.toBe(login.refreshToken);
         expect(refreshed).toMatchObject({
           tokenType: 'Bearer',
@@ -252,6 +259,21 @@ export function describeRotationServiceContract(name: string, factory: ContractF
     });
 
     describe('reuse grace and reuse detection', () => {
+      it('a token inside the grace whose current token was signed by a since-removed secret is refused with invalid_grant, not a server error', async () => {
+        const login = await service().issue({ userId: 'alice' });
+        const newSecret = aSecret(refreshSecret);
+        clock.advance('1m');
+        // Rotated under the new secret, which the next deployment drops again (a rolled-back change).
+        await service({ refreshToken: { secrets: [newSecret, refreshSecret] } }).refresh(
+          login.refreshToken,
+        );
+        const rolledBack = service({
+          refreshToken: { secrets: [refreshSecret], reuseGrace: '10s' },
+        });
+        clock.advance('1s');
+        await expectGrantRejected(rolledBack.refresh(login.refreshToken), 'expired');
+      });
+
       it('the same old token within the grace window returns the identical new token and writes nothing', async () => {
         const rotation = service({ refreshToken: { reuseGrace: '10s' } });
         const login = await rotation.issue({ userId: 'alice' });
@@ -378,7 +400,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
                     });
                     exclusive = run.catch(() => undefined);
                     const result = await run;
-                    if (property === 'advance' && result !== null)
+                    if (property === 'rotate' && result !== null)
                       currentHashes.add((result as RefreshTokenRecord).tokenHash);
                     return scheduler.schedule(Promise.resolve(result), `${String(property)} ends`);
                   };
@@ -538,7 +560,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         for (const garbage of [
           'rt_',
           'not-a-token',
-          `rt_${'A'.repeat(72)}`,
+          `rt_${'A'.repeat(94)}`,
           login.refreshToken.slice(0, -1),
         ]) {
           await expectGrantRejected(rotation.refresh(garbage), 'malformed');
@@ -827,7 +849,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         const login = await service().issue({ userId: 'alice' });
         const broken = new Proxy(subject.repository, {
           get(target, property, receiver) {
-            if (property === 'findBySessionId')
+            if (property === 'findBySessionId' || property === 'rotate')
               return async () => Promise.reject(new Error('socket closed'));
             return Reflect.get(target, property, receiver);
           },

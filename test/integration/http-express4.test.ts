@@ -9,6 +9,7 @@ import express from 'express';
 import request from 'supertest';
 import { authenticate, createRefreshRouter } from '../../src/adapters/express';
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
+import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService } from '../../src/rotation-service';
 import { ACCESS_SECRET, REFRESH_SECRET } from './http-harness';
 
@@ -18,6 +19,11 @@ class FailingRepository extends MemoryRefreshTokenRepository {
   override async findBySessionId(sessionId: string) {
     if (this.down) throw new Error('connection refused');
     return super.findBySessionId(sessionId);
+  }
+
+  override async rotate(input: RotateInput) {
+    if (this.down) throw new Error('connection refused');
+    return super.rotate(input);
   }
 }
 

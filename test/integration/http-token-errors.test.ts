@@ -8,6 +8,7 @@ import request from 'supertest';
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
 import { createRefreshRouter, toHttpError } from '../../src/adapters/express';
 import { RefreshRotationError } from '../../src/domain/errors';
+import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import {
   memoryBackend,
@@ -270,6 +271,11 @@ class FailingRepository extends MemoryRefreshTokenRepository {
   override async findBySessionId(sessionId: string) {
     if (this.failure) throw this.failure;
     return super.findBySessionId(sessionId);
+  }
+
+  override async rotate(input: RotateInput) {
+    if (this.failure) throw this.failure;
+    return super.rotate(input);
   }
 }
 

@@ -33,14 +33,14 @@ async function indexesOf(collectionName: string) {
 }
 
 describe('ensureIndexes', () => {
-  it('creates unique sessionId and tokenHash, userId+createdAt, and the three deleteExpired indexes, idempotently', async () => {
+  it('creates unique id and tokenHash, userId+createdAt, and the three deleteExpired indexes, idempotently', async () => {
     const collectionName = uniqueName('indexes');
     const repository = new MongooseRefreshTokenRepository(db.connection, { collectionName });
     await repository.ensureIndexes();
     await repository.ensureIndexes();
     expect(await indexesOf(collectionName)).toMatchObject({
       _id_: { key: { _id: 1 } },
-      sessionId_1: { key: { sessionId: 1 }, unique: true },
+      id_1: { key: { id: 1 }, unique: true },
       tokenHash_1: { key: { tokenHash: 1 }, unique: true },
       'userId_1_createdAt_-1': { key: { userId: 1, createdAt: -1 }, unique: false },
       expiresAt_1: { key: { expiresAt: 1 }, unique: false, ttl: undefined },
@@ -82,18 +82,18 @@ describe("the caller's connection", () => {
     expect(db.connection.readyState).toBe(mongoose.ConnectionStates.connected);
   });
 
-  it('stores records in `refresh_tokens` by default, with the record id as _id and no plaintext token or version key', async () => {
+  it('stores records in `refresh_tokens` by default, keyed by session id (_id), with no plaintext token or version key', async () => {
     const repository = new MongooseRefreshTokenRepository(db.connection);
     const record = await repository.save(aNewRecord({ client: {} }));
     const stored = await db.connection
       .db!.collection('refresh_tokens')
-      .findOne({ sessionId: record.sessionId });
-    expect(stored).toMatchObject({ _id: record.id, tokenHash: record.tokenHash, revokedAt: null });
+      .findOne({ _id: record.sessionId as never });
+    expect(stored).toMatchObject({ id: record.id, tokenHash: record.tokenHash, revokedAt: null });
     expect(Object.keys(stored!).sort()).toEqual(
       [
         '_id',
+        'id',
         'userId',
-        'sessionId',
         'generation',
         'keyId',
         'tokenHash',

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { StoreUnavailableError } from '../../src/domain/errors';
-import { aNewRecord, anAdvance } from '../support/builders';
+import { aNewRecord, aRotation } from '../support/builders';
 import { freePort, startMongo, type ServerHandle } from '../support/servers';
 
 /** The recommended fail-fast setting (the driver's default is 30 s). */
@@ -63,7 +63,7 @@ it('with the server stopped, repository and version-store calls reject with stor
 
   const calls: Record<string, () => Promise<unknown>> = {
     findBySessionId: () => repository.findBySessionId(record.sessionId),
-    advance: () => repository.advance(anAdvance(record)),
+    rotate: () => repository.rotate(aRotation(record)),
     save: () => repository.save(aNewRecord()),
     revokeBySession: () => repository.revokeBySession(record.sessionId, 'logout'),
     getUserMinVersion: () => versions.getUserMinVersion(record.userId),

@@ -65,6 +65,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation/memory': [
     'InlineTokenJobs',
     'MemoryRefreshTokenRepository',
+    'MemoryRevocationBus',
     'MemoryVersionStore',
   ],
   'refresh-rotation/mongoose': [
@@ -85,6 +86,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation/express': [
     'asyncHandler',
     'authenticate',
+    'authorizationServerMetadata',
     'clientInfoFrom',
     'createRefreshRouter',
     'errorHandler',
@@ -92,6 +94,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'setNoStore',
     'toHttpError',
   ],
+  'refresh-rotation/redis': ['DEFAULT_REVOCATION_CHANNEL', 'RedisRevocationBus'],
   'refresh-rotation/worker': [
     'CLEANUP_SCHEDULER_ID',
     'DEFAULT_CLEANUP',

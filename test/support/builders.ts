@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import type {
-  AdvanceInput,
   NewRefreshTokenRecord,
   RefreshTokenRecord,
+  RotateInput,
 } from '../../src/domain/refresh-token';
 import { keyIdOf } from '../../src/domain/token-codec';
 import { EPOCH } from './fake-clock';
@@ -56,28 +56,30 @@ export function savedFrom(input: NewRefreshTokenRecord): RefreshTokenRecord {
   };
 }
 
-/** The compare-and-set that rotates `record` one generation at `at` (fresh hash, idle expiry +30 d). */
-export function anAdvance(
-  record: Pick<RefreshTokenRecord, 'id' | 'generation'>,
+/**
+ * The hot-path rotation of `record` from its current generation at `at` (its stored hash, a fresh
+ * next hash, idle expiry +30 d).
+ */
+export function aRotation(
+  record: Pick<RefreshTokenRecord, 'sessionId' | 'generation' | 'tokenHash'>,
   at: Date = new Date(EPOCH.getTime() + 60_000),
-  overrides: Partial<AdvanceInput> = {},
-): AdvanceInput {
+  overrides: Partial<RotateInput> = {},
+): RotateInput {
   return {
-    id: record.id,
-    fromGeneration: record.generation,
-    keyId: 7,
-    tokenHash: aTokenHash(),
-    rotatedAt: at,
-    superseded: [{ generation: record.generation, at }],
-    expiresAt: new Date(at.getTime() + 30 * DAY),
-    lastUsedAt: at,
+    sessionId: record.sessionId,
+    generation: record.generation,
+    tokenHash: record.tokenHash,
+    nextKeyId: 7,
+    nextTokenHash: aTokenHash(),
+    now: at,
+    idleExpiresAt: new Date(at.getTime() + 30 * DAY),
     ...overrides,
   };
 }
 
 /**
  * A copy of a refresh token with its decoded body changed by `mutate` (bytes: [0] format,
- * [1] key id, [2..18) session id, [18..22) generation, [22..54) MAC), re-encoded canonically.
+ * [1] key id, [2..18) session id, [18..22) generation, [22..38) tag, [38..70) anchor), re-encoded canonically.
  */
 export function tamperToken(token: string, mutate: (body: Buffer) => void): string {
   const body = Buffer.from(token.slice(3), 'base64url');

@@ -1,6 +1,7 @@
 import {
   decideGeneration,
-  supersede,
+  supersededSlot,
+  supersededWindow,
   SUPERSEDED_KEPT,
   isExpired,
   judgeVersions,
@@ -154,17 +155,29 @@ describe('decideGeneration', () => {
   });
 });
 
-describe('supersede', () => {
-  it('appends the generation left behind and keeps only the newest SUPERSEDED_KEPT', () => {
-    let record = { generation: 0, superseded: [] as { generation: number; at: Date }[] };
-    for (let step = 1; step <= SUPERSEDED_KEPT + 5; step += 1) {
-      record = { generation: step, superseded: supersede(record, at(step)) };
+describe('the supersede ring', () => {
+  it('written one slot per rotation, it reads back as the newest SUPERSEDED_KEPT generations, oldest first', () => {
+    const ring: ({ generation: number; at: Date } | null)[] = [];
+    for (let generation = 0; generation < SUPERSEDED_KEPT + 5; generation += 1) {
+      ring[supersededSlot(generation)] = { generation, at: at(generation + 1) };
     }
-    expect(record.superseded).toHaveLength(SUPERSEDED_KEPT);
-    expect(record.superseded[0]).toEqual({ generation: 5, at: at(6) });
-    expect(record.superseded.at(-1)).toEqual({
-      generation: SUPERSEDED_KEPT + 4,
-      at: at(SUPERSEDED_KEPT + 5),
-    });
+    const list = supersededWindow(SUPERSEDED_KEPT + 5, ring);
+    expect(list).toHaveLength(SUPERSEDED_KEPT);
+    expect(list[0]).toEqual({ generation: 5, at: at(6) });
+    expect(list.at(-1)).toEqual({ generation: SUPERSEDED_KEPT + 4, at: at(SUPERSEDED_KEPT + 5) });
+  });
+
+  it('drops empty slots and entries outside the window before the current generation', () => {
+    const list = supersededWindow(20, [
+      null,
+      { generation: 2, at: at(1) },
+      { generation: 19, at: at(3) },
+      { generation: 20, at: at(4) },
+      { generation: 4, at: at(2) },
+    ]);
+    expect(list).toEqual([
+      { generation: 4, at: at(2) },
+      { generation: 19, at: at(3) },
+    ]);
   });
 });

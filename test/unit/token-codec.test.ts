@@ -17,7 +17,7 @@ const subjects = fc.record({
   salt: hex(32),
 });
 
-/** Rejected = the codec refuses to parse it, or its MAC does not verify for the session's salt. */
+/** Rejected = the codec refuses to parse it, or its tag or anchor does not verify for the session's salt. */
 function isAccepted(token: string, salt: string): boolean {
   try {
     return codec.verify(codec.parse(token), salt);
@@ -28,17 +28,17 @@ function isAccepted(token: string, salt: string): boolean {
 }
 
 describe('TokenCodec', () => {
-  it('encodes rt_ followed by 72 base64url characters', () => {
+  it('encodes rt_ followed by 94 base64url characters', () => {
     const token = codec.encode({ sessionId: randomHex(16), generation: 3, salt: randomHex(32) });
-    expect(token).toMatch(/^rt_[A-Za-z0-9_-]{72}$/);
+    expect(token).toMatch(/^rt_[A-Za-z0-9_-]{94}$/);
   });
 
-  it('encode → parse round-trips session id, generation and key id, and the MAC verifies', () => {
+  it('encode → parse round-trips session id, generation and key id, and tag and anchor verify', () => {
     fc.assert(
       fc.property(subjects, (subject) => {
         const parsed = codec.parse(codec.encode(subject));
         expect(parsed).toMatchObject({
-          format: 1,
+          format: 2,
           keyId: codec.currentKeyId,
           sessionId: subject.sessionId,
           generation: subject.generation,
@@ -77,7 +77,7 @@ describe('TokenCodec', () => {
 
   it('rejects any single-bit change of the decoded body, re-encoded canonically', () => {
     fc.assert(
-      fc.property(subjects, fc.integer({ min: 0, max: 54 * 8 - 1 }), (subject, bit) => {
+      fc.property(subjects, fc.integer({ min: 0, max: 70 * 8 - 1 }), (subject, bit) => {
         const changed = tamperToken(codec.encode(subject), (body) => {
           body[bit >> 3] = (body[bit >> 3] as number) ^ (1 << (bit & 7));
         });
@@ -101,8 +101,8 @@ describe('TokenCodec', () => {
   it('throws nothing but MalformedTokenError for random input', () => {
     const base64url = fc.string({
       unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_='),
-      minLength: 60,
-      maxLength: 80,
+      minLength: 84,
+      maxLength: 104,
     });
     const inputs = fc.oneof(
       fc.anything(),
@@ -110,7 +110,7 @@ describe('TokenCodec', () => {
       fc.string({ unit: 'grapheme' }),
       base64url.map((body) => `rt_${body}`),
       fc
-        .uint8Array({ minLength: 54, maxLength: 54 })
+        .uint8Array({ minLength: 70, maxLength: 70 })
         .map((bytes) => `rt_${Buffer.from(bytes).toString('base64url')}`),
     );
     fc.assert(
@@ -136,14 +136,56 @@ describe('TokenCodec', () => {
 
   it('rejects an unknown format byte and an unknown key id', () => {
     const token = codec.encode({ sessionId: randomHex(16), generation: 1, salt: randomHex(32) });
-    const format2 = tamperToken(token, (body) => {
-      body[0] = 2;
+    const format1 = tamperToken(token, (body) => {
+      body[0] = 1;
     });
     const otherKey = tamperToken(token, (body) => {
       body[1] = (codec.currentKeyId + 1) % 256;
     });
-    expect(() => codec.parse(format2)).toThrow('unknown refresh token format');
+    expect(() => codec.parse(format1)).toThrow('unknown refresh token format');
     expect(() => codec.parse(otherKey)).toThrow('unknown key');
+  });
+
+  describe('tag and anchor', () => {
+    it('encodeNext computes, from a presented token alone, the token encode gives for the next generation', () => {
+      fc.assert(
+        fc.property(subjects, (subject) => {
+          fc.pre(subject.generation < MAX_GENERATION);
+          const next = codec.encodeNext(codec.parse(codec.encode(subject)));
+          expect(next).toBe(codec.encode({ ...subject, generation: subject.generation + 1 }));
+        }),
+      );
+    });
+
+    it('the tag needs no salt: any change of session, generation, tag or anchor fails it', () => {
+      fc.assert(
+        fc.property(subjects, fc.integer({ min: 2 * 8, max: 70 * 8 - 1 }), (subject, bit) => {
+          const token = codec.encode(subject);
+          expect(codec.hasValidTag(codec.parse(token))).toBe(true);
+          const changed = tamperToken(token, (body) => {
+            body[bit >> 3] = (body[bit >> 3] as number) ^ (1 << (bit & 7));
+          });
+          expect(codec.hasValidTag(codec.parse(changed))).toBe(false);
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it("a valid tag over another session's anchor does not verify against this session's salt", () => {
+      const subject = { sessionId: randomHex(16), generation: 2, salt: randomHex(32) };
+      const otherSalt = randomHex(32);
+      const foreign = codec.parse(codec.encode({ ...subject, salt: otherSalt }));
+      expect(codec.hasValidTag(foreign)).toBe(true);
+      expect(codec.verify(foreign, subject.salt)).toBe(false);
+      expect(codec.verify(foreign, otherSalt)).toBe(true);
+    });
+
+    it('encodeNext refuses to go past the largest generation', () => {
+      const last = codec.parse(
+        codec.encode({ sessionId: randomHex(16), generation: MAX_GENERATION, salt: randomHex(32) }),
+      );
+      expect(() => codec.encodeNext(last)).toThrow(RangeError);
+    });
   });
 
   describe('several secrets', () => {

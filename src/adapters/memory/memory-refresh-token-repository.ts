@@ -1,12 +1,15 @@
 import { ConflictError, NotFoundError } from '../../domain/errors';
 import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
 import {
+  isExpired,
+  supersededSlot,
+  supersededWindow,
   systemClock,
-  type AdvanceInput,
   type Clock,
   type NewRefreshTokenRecord,
   type RefreshTokenRecord,
   type RevocationReason,
+  type RotateInput,
   type SupersededGeneration,
   type Touch,
 } from '../../domain/refresh-token';
@@ -68,7 +71,7 @@ function newestFirst(a: RefreshTokenRecord, b: RefreshTokenRecord): number {
 /**
  * The in-memory `RefreshTokenRepository`: a real implementation of the port (it passes the same
  * contract suite as the Mongoose adapter), for tests and the demo. Every operation runs without
- * yielding between its read and its write, so `advance` is an atomic compare-and-set. State lives
+ * yielding between its read and its write, so `rotate` is an atomic compare-and-set. State lives
  * in this process only: not for production with more than one instance.
  */
 export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
@@ -176,21 +179,36 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     return null;
   }
 
-  async advance(input: AdvanceInput): Promise<RefreshTokenRecord | null> {
-    const record = this.byId.get(input.id);
-    if (!record || !isLive(record) || record.generation !== input.fromGeneration) return null;
-    const holder = this.idByHash.get(input.tokenHash);
+  async rotate(input: RotateInput): Promise<RefreshTokenRecord | null> {
+    const record = this.lookup(this.idBySession.get(input.sessionId));
+    if (
+      !record ||
+      !isLive(record) ||
+      record.generation !== input.generation ||
+      record.tokenHash !== input.tokenHash ||
+      isExpired(record, input.now)
+    )
+      return null;
+    const holder = this.idByHash.get(input.nextTokenHash);
     if (holder !== undefined && holder !== record.id) {
       throw new ConflictError('another record already holds this tokenHash');
     }
+    const at = input.now.getTime();
     this.idByHash.delete(record.tokenHash);
-    record.generation = input.fromGeneration + 1;
-    record.keyId = input.keyId;
-    record.tokenHash = input.tokenHash;
-    record.rotatedAt = new Date(input.rotatedAt.getTime());
-    record.superseded = copySuperseded(input.superseded);
-    record.expiresAt = new Date(input.expiresAt.getTime());
-    record.lastUsedAt = new Date(input.lastUsedAt.getTime());
+    record.generation = input.generation + 1;
+    record.keyId = input.nextKeyId;
+    record.tokenHash = input.nextTokenHash;
+    record.rotatedAt = new Date(at);
+    const slot = supersededSlot(input.generation);
+    record.superseded = supersededWindow(record.generation, [
+      ...record.superseded.filter((entry) => supersededSlot(entry.generation) !== slot),
+      { generation: input.generation, at: new Date(at) },
+    ]);
+    record.expiresAt = new Date(
+      Math.min(input.idleExpiresAt.getTime(), record.absoluteExpiresAt.getTime()),
+    );
+    if (record.lastUsedAt === null || record.lastUsedAt.getTime() < at)
+      record.lastUsedAt = new Date(at);
     this.idByHash.set(record.tokenHash, record.id);
     return copy(record);
   }

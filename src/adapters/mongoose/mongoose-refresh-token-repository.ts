@@ -2,22 +2,19 @@ import type { Connection, Model, mongo } from 'mongoose';
 import { NotFoundError, OptionsError } from '../../domain/errors';
 import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
 import {
+  supersededSlot,
+  supersededWindow,
   systemClock,
-  type AdvanceInput,
   type ClientInfo,
   type Clock,
   type NewRefreshTokenRecord,
   type RefreshTokenRecord,
   type RevocationReason,
+  type RotateInput,
   type Touch,
 } from '../../domain/refresh-token';
 import { mapStoreErrors } from './errors';
-import {
-  NOTE_RETENTION_MS,
-  RevocationGuard,
-  isFerretDb,
-  type RevocationGuardMode,
-} from './revocation-guard';
+import { GuardedWrites } from './revocation-guard';
 import {
   createRefreshTokenSchema,
   createRevocationNoteSchema,
@@ -26,9 +23,14 @@ import {
   type RefreshTokenDocument,
   type RevocationNoteDocument,
 } from './schema';
-
-/** Largest update command `touchMany` sends (see the FerretDB note there). */
-const TOUCH_WRITE_CHUNK = 50;
+import {
+  AtomicWrites,
+  serverNeedsRevocationGuard,
+  type RecordFilter,
+  type RecordUpdate,
+  type RevocationGuardMode,
+  type WriteStrategy,
+} from './write-strategy';
 
 /** Options of {@link MongooseRefreshTokenRepository}. */
 export interface MongooseRefreshTokenRepositoryOptions {
@@ -48,9 +50,10 @@ export interface MongooseRefreshTokenRepositoryOptions {
   ttlAfterExpirySeconds?: number;
   /**
    * Protect revocations from racing writes on servers whose updates are read-then-write
-   * (see `revocation-guard.ts`). `'auto'` (default): on for FerretDB, off for MongoDB, decided
-   * once from `buildInfo`. `'on'` for any other MongoDB-compatible server without atomic
-   * single-document updates.
+   * (see `revocation-guard.ts`). `'auto'` (default): on for FerretDB v1 (and a FerretDB whose
+   * version it cannot read), off for MongoDB and FerretDB 2.x, decided once from `buildInfo`.
+   * `'on'` for any other MongoDB-compatible server without atomic single-document updates;
+   * `'off'` skips the `buildInfo` call.
    */
   revocationGuard?: RevocationGuardMode;
   /** Source of "now" for defaults (`updateLastUsed`, revocation times). Default: the system clock. */
@@ -68,11 +71,20 @@ function copyClient(client: ClientInfo | undefined): ClientInfo {
   return copy;
 }
 
+/**
+ * The stored supersede ring. A record stored without the array (written by hand or by another
+ * tool) gets an object from the first `$set superseded.<slot>`: read its values too.
+ */
+function ringOf(doc: RefreshTokenDocument): RefreshTokenDocument['superseded'] {
+  const ring: unknown = doc.superseded ?? [];
+  return Array.isArray(ring) ? ring : Object.values(ring as object);
+}
+
 function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
   return {
-    id: doc._id,
+    id: doc.id,
     userId: doc.userId,
-    sessionId: doc.sessionId,
+    sessionId: doc._id,
     generation: doc.generation,
     keyId: doc.keyId,
     tokenHash: doc.tokenHash,
@@ -81,12 +93,13 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
     globalVersionAtIssuance: doc.globalVersionAtIssuance,
     createdAt: doc.createdAt,
     rotatedAt: doc.rotatedAt ?? null,
-    superseded: (doc.superseded ?? []).map((entry) => ({
-      generation: entry.generation,
-      at: entry.at,
-    })),
+    superseded: supersededWindow(doc.generation, ringOf(doc)),
     lastUsedAt: doc.lastUsedAt ?? null,
-    expiresAt: doc.expiresAt,
+    // The hot path slides the idle expiry without reading the absolute one: clamp here.
+    expiresAt:
+      doc.expiresAt.getTime() <= doc.absoluteExpiresAt.getTime()
+        ? doc.expiresAt
+        : doc.absoluteExpiresAt,
     absoluteExpiresAt: doc.absoluteExpiresAt,
     revokedAt: doc.revokedAt ?? null,
     revokedReason: doc.revokedReason ?? null,
@@ -95,16 +108,46 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
 }
 
 function toDocument(input: NewRefreshTokenRecord): RefreshTokenDocument {
-  const { id, client, ...fields } = input;
+  const { sessionId, client, ...fields } = input;
   return {
     ...fields,
-    _id: id,
+    _id: sessionId,
     rotatedAt: input.rotatedAt ?? null,
-    superseded: input.superseded ?? [],
+    superseded: (input.superseded ?? []).map((entry) => ({ ...entry })),
     lastUsedAt: input.lastUsedAt ?? null,
     revokedAt: null,
     revokedReason: null,
     client: copyClient(client),
+  };
+}
+
+/** The hot path's filter: only the current, live, unexpired token of the session matches. */
+function rotateFilter(input: RotateInput): RecordFilter {
+  return {
+    _id: input.sessionId,
+    generation: input.generation,
+    tokenHash: input.tokenHash,
+    revokedAt: null,
+    expiresAt: { $gt: input.now },
+    absoluteExpiresAt: { $gt: input.now },
+  };
+}
+
+/** The hot path's update: plain operators every backend applies, nothing computed from the record. */
+function rotateUpdate(input: RotateInput): RecordUpdate {
+  return {
+    $set: {
+      generation: input.generation + 1,
+      keyId: input.nextKeyId,
+      tokenHash: input.nextTokenHash,
+      rotatedAt: input.now,
+      [`superseded.${supersededSlot(input.generation)}`]: {
+        generation: input.generation,
+        at: input.now,
+      },
+      expiresAt: input.idleExpiresAt,
+    },
+    $max: { lastUsedAt: input.now },
   };
 }
 
@@ -173,9 +216,11 @@ function latestPerSession(touches: readonly Touch[]): Map<string, Date> {
  * never connects, closes or changes global settings, and reuses its model if one is already
  * registered on that connection (under `refresh-rotation:<collectionName>`).
  *
- * One document per session in `refresh_tokens`, `_id` = the record's UUIDv7 id. Reads are `lean()`;
- * find-and-modify never uses a projection (FerretDB refuses them). Call {@link ensureIndexes} at
- * start-up (app and worker).
+ * One document per session in `refresh_tokens`, `_id` = the session id (the hot path is one
+ * find-and-modify on it), `id` = the record's UUIDv7. Find-and-modify never uses a projection
+ * (FerretDB refuses them). Writes that a concurrent revocation could change go through one
+ * internal seam (write-strategy.ts): plain atomic commands on MongoDB, the revocation guard on
+ * FerretDB v1. Call {@link ensureIndexes} at start-up (app and worker).
  *
  * Failures: `StoreUnavailableError` when the server cannot be reached. How fast that happens is set
  * on the connection: use e.g. `serverSelectionTimeoutMS: 2000` (default 30 s!), `connectTimeoutMS:
@@ -188,7 +233,8 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
   private readonly notes: Model<RevocationNoteDocument>;
   private readonly clock: Clock;
   private readonly guardMode: RevocationGuardMode;
-  private guardDecision: Promise<RevocationGuard | null> | undefined;
+  private writeStrategy: WriteStrategy | undefined;
+  private strategyDecision: Promise<WriteStrategy> | undefined;
 
   constructor(
     private readonly connection: Connection,
@@ -231,7 +277,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
         }
         throw error;
       }
-      if (await this.guard()) await this.notes.createIndexes();
+      await (await this.writes()).ensureIndexes();
     });
   }
 
@@ -248,30 +294,23 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
   }
 
   async findById(id: string): Promise<RefreshTokenRecord | null> {
-    return this.findOne('findById', { _id: id });
+    return this.findOne('findById', { id });
   }
 
   async findBySessionId(sessionId: string): Promise<RefreshTokenRecord | null> {
-    return this.findOne('findBySessionId', { sessionId });
+    return this.findOne('findBySessionId', { _id: sessionId });
   }
 
   async updateLastUsed(id: string, at?: Date): Promise<void> {
     await mapStoreErrors('updateLastUsed', async () => {
-      const updated = await this.records
-        .findOneAndUpdate(
-          { _id: id },
-          { $set: { lastUsedAt: at ?? this.clock.now() } },
-          { returnDocument: 'after' },
-        )
-        .lean<RefreshTokenDocument>();
-      if (!updated) throw new NotFoundError(`no refresh token record with id ${id}`);
-      await (await this.guard())?.reassert([updated]);
+      const found = await (await this.writes()).setLastUsed(id, at ?? this.clock.now());
+      if (!found) throw new NotFoundError(`no refresh token record with id ${id}`);
     });
   }
 
   async delete(id: string): Promise<void> {
     await mapStoreErrors('delete', async () => {
-      const { deletedCount } = await this.records.deleteOne({ _id: id });
+      const { deletedCount } = await driverCollection(this.records).deleteOne({ id });
       if (deletedCount === 0) throw new NotFoundError(`no refresh token record with id ${id}`);
     });
   }
@@ -281,26 +320,9 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     reason: RevocationReason,
     options: { at?: Date } = {},
   ): Promise<boolean> {
-    return mapStoreErrors('revokeBySession', async () => {
-      const at = options.at ?? this.clock.now();
-      const guard = await this.guard();
-      if (!guard) {
-        const { modifiedCount } = await this.records.updateOne(
-          { sessionId, revokedAt: null },
-          { $set: { revokedAt: at, revokedReason: reason } },
-        );
-        return modifiedCount === 1;
-      }
-      const record = await this.records.findOne({ sessionId }).lean<RefreshTokenDocument>();
-      if (!record || record.revokedAt !== null) return false;
-      const { note, written } = await guard.noteSession(sessionId, {
-        at,
-        reason,
-        writtenAt: this.clock.now(),
-      });
-      await guard.enforce(record._id, note);
-      return written;
-    });
+    return mapStoreErrors('revokeBySession', async () =>
+      (await this.writes()).revokeSession(sessionId, reason, options.at ?? this.clock.now()),
+    );
   }
 
   async revokeAllForUser(
@@ -309,28 +331,16 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     options: { issuedBefore?: Date; at?: Date } = {},
   ): Promise<number> {
     return mapStoreErrors('revokeAllForUser', async () => {
-      const at = options.at ?? this.clock.now();
-      const filter = {
+      const filter: RecordFilter = {
         userId,
         revokedAt: null,
         ...(options.issuedBefore ? { createdAt: { $lt: options.issuedBefore } } : {}),
       };
-      const update = { $set: { revokedAt: at, revokedReason: reason } };
-      const guard = await this.guard();
-      if (guard) {
-        await guard.noteUser(userId, {
-          issuedBefore: options.issuedBefore ?? null,
-          at,
-          reason,
-          writtenAt: this.clock.now(),
-        });
-      }
-      const { modifiedCount } = await this.records.updateMany(filter, update);
-      if (guard) {
-        const stillLive = await this.records.find(filter).lean<RefreshTokenDocument[]>();
-        for (const record of stillLive) await guard.enforce(record._id, { at, reason });
-      }
-      return modifiedCount;
+      return (await this.writes()).revokeUser(userId, filter, {
+        issuedBefore: options.issuedBefore ?? null,
+        reason,
+        at: options.at ?? this.clock.now(),
+      });
     });
   }
 
@@ -355,29 +365,11 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     });
   }
 
-  async advance(input: AdvanceInput): Promise<RefreshTokenRecord | null> {
-    return mapStoreErrors('advance', async () => {
-      const advanced = await driverCollection(this.records).findOneAndUpdate(
-        { _id: input.id, generation: input.fromGeneration, revokedAt: null },
-        {
-          $set: {
-            generation: input.fromGeneration + 1,
-            keyId: input.keyId,
-            tokenHash: input.tokenHash,
-            rotatedAt: input.rotatedAt,
-            // The whole bounded list, computed by the caller from the record it read: FerretDB v1
-            // accepts $push with $slice but ignores the slice, so the list would grow forever.
-            superseded: input.superseded,
-            expiresAt: input.expiresAt,
-            lastUsedAt: input.lastUsedAt,
-          },
-        },
-        { returnDocument: 'after' },
-      );
-      if (!advanced) return null;
-      const guard = await this.guard();
-      if (guard && (await guard.reassert([advanced])).size > 0) return null;
-      return toRecord(advanced);
+  async rotate(input: RotateInput): Promise<RefreshTokenRecord | null> {
+    return mapStoreErrors('rotate', async () => {
+      const writes = this.writeStrategy ?? (await this.writes());
+      const rotated = await writes.rotate(rotateFilter(input), rotateUpdate(input));
+      return rotated ? toRecord(rotated) : null;
     });
   }
 
@@ -400,18 +392,8 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     if (touches.length === 0) return 0;
     return mapStoreErrors('touchMany', async () => {
       const latest = latestPerSession(touches);
-      const updates = [...latest].map(([sessionId, at]) => ({
-        updateOne: { filter: { sessionId }, update: { $max: { lastUsedAt: at } } },
-      }));
-      let modified = 0;
-      // FerretDB v1 holds one SQLite connection per statement until the command ends and hangs for
-      // good at about 100 statements in one update command, so write in commands of at most 50.
-      for (let start = 0; start < updates.length; start += TOUCH_WRITE_CHUNK) {
-        const chunk = updates.slice(start, start + TOUCH_WRITE_CHUNK);
-        modified += (await this.records.bulkWrite(chunk, { ordered: false })).modifiedCount;
-      }
-      await (await this.guard())?.reassertSessions([...latest.keys()]);
-      return modified;
+      const batch = [...latest].map(([sessionId, at]) => ({ sessionId, at }));
+      return (await this.writes()).touch(batch);
     });
   }
 
@@ -432,8 +414,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
         .limit(limit)
         .select({ _id: 1 })
         .lean<Pick<RefreshTokenDocument, '_id'>[]>();
-      const guard = await this.guard();
-      if (guard) await guard.prune(new Date(this.clock.now().getTime() - NOTE_RETENTION_MS), limit);
+      await (await this.writes()).prune(this.clock.now(), limit);
       if (doomed.length === 0) return 0;
       const { deletedCount } = await this.records.deleteMany({
         _id: { $in: doomed.map((doc) => doc._id) },
@@ -453,17 +434,22 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     });
   }
 
-  /** The revocation guard if it is on for this server; decided once (retried after a failure). */
-  private guard(): Promise<RevocationGuard | null> {
-    if (this.guardMode === 'off') return Promise.resolve(null);
+  /** The write strategy for this server; decided once (retried after a failure). */
+  private writes(): Promise<WriteStrategy> {
+    if (this.writeStrategy) return Promise.resolve(this.writeStrategy);
     const decide = async () => {
-      const on = this.guardMode === 'on' || (await isFerretDb(this.connection));
-      return on ? new RevocationGuard(this.records, this.notes) : null;
+      const guarded =
+        this.guardMode === 'on' ||
+        (this.guardMode === 'auto' && (await serverNeedsRevocationGuard(this.connection)));
+      this.writeStrategy = guarded
+        ? new GuardedWrites(this.records, this.notes, this.clock)
+        : new AtomicWrites(this.records);
+      return this.writeStrategy;
     };
-    this.guardDecision ??= decide().catch((error: unknown) => {
-      this.guardDecision = undefined;
+    this.strategyDecision ??= decide().catch((error: unknown) => {
+      this.strategyDecision = undefined;
       throw error;
     });
-    return this.guardDecision;
+    return this.strategyDecision;
   }
 }

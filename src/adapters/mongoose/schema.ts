@@ -6,14 +6,22 @@
 import { Schema, type Connection, type Model, type mongo } from 'mongoose';
 import type { ClientInfo, RefreshTokenRecord } from '../../domain/refresh-token';
 
-/** A session record as stored: the record's UUIDv7 `id` is the document's `_id`. */
+/**
+ * A session record as stored: keyed by its session id (`_id`), so the hot path is a primary-key
+ * operation on every backend and `_id` is the natural shard key; the record's UUIDv7 `id` has a
+ * unique index of its own (`findById`).
+ */
 export interface RefreshTokenDocument extends Omit<
   RefreshTokenRecord,
-  'id' | 'client' | 'superseded'
+  'sessionId' | 'client' | 'superseded'
 > {
+  /** The session id. */
   _id: string;
-  /** Absent on records written before the reuse-grace list existed. */
-  superseded?: RefreshTokenRecord['superseded'];
+  /**
+   * Supersede times as a ring: generation g in slot `g % SUPERSEDED_KEPT` (one `$set` per
+   * rotation, no read). Slots never written yet may be null.
+   */
+  superseded: (RefreshTokenRecord['superseded'][number] | null)[];
   /** Absent when the client told us nothing (Mongoose drops empty objects). */
   client?: ClientInfo;
 }
@@ -24,7 +32,10 @@ export interface RefreshTokenSchemaOptions {
    * Declare the `expiresAt` index as a MongoDB TTL index: the server then deletes a record this
    * many seconds after its idle expiry (which never passes its absolute expiry). Off by default:
    * the cleanup job (`deleteExpired`) does the same in bounded batches on every backend, and
-   * FerretDB rejects TTL indexes. Revoked records are still removed by the cleanup job.
+   * FerretDB rejects TTL indexes. Revoked records are still removed by the cleanup job. The hot
+   * path sets `expiresAt` to now + idle TTL without reading the record, so near the end of a
+   * session it may lie past `absoluteExpiresAt` (the adapter clamps it when reading, and refresh
+   * checks both); the TTL index then deletes such a record up to one idle TTL late.
    */
   ttlAfterExpirySeconds?: number;
 }
@@ -35,13 +46,15 @@ const SCHEMA_DEFAULTS = {
   autoCreate: false,
   strict: true,
   minimize: true,
+  // The record has a field named `id` (its UUIDv7): no Mongoose virtual of that name over it.
+  id: false,
 } as const;
 
 /**
  * The schema of `refresh_tokens`, one document per session (DESIGN §2), with its indexes:
- * unique `sessionId` and `tokenHash` (the hot-path lookups), `userId + createdAt` (sessions page,
- * revoke-all with `issuedBefore`), and `expiresAt`, `absoluteExpiresAt`, `revokedAt` (the three
- * branches of `deleteExpired`). `_id` is the record id, so no extra unique index is needed for it.
+ * `_id` is the session id (the hot path's key); unique `id` (`findById`) and `tokenHash`
+ * (`findByTokenHash`), `userId + createdAt` (sessions page, revoke-all with `issuedBefore`), and
+ * `expiresAt`, `absoluteExpiresAt`, `revokedAt` (the three branches of `deleteExpired`).
  */
 export function createRefreshTokenSchema(
   options: RefreshTokenSchemaOptions = {},
@@ -49,8 +62,8 @@ export function createRefreshTokenSchema(
   const schema = new Schema<RefreshTokenDocument>(
     {
       _id: { type: String, required: true },
+      id: { type: String, required: true },
       userId: { type: String, required: true },
-      sessionId: { type: String, required: true },
       generation: { type: Number, required: true, min: 0 },
       keyId: { type: Number, required: true },
       tokenHash: { type: String, required: true },
@@ -78,7 +91,7 @@ export function createRefreshTokenSchema(
     },
     SCHEMA_DEFAULTS,
   );
-  schema.index({ sessionId: 1 }, { unique: true });
+  schema.index({ id: 1 }, { unique: true });
   schema.index({ tokenHash: 1 }, { unique: true });
   schema.index({ userId: 1, createdAt: -1 });
   if (options.ttlAfterExpirySeconds === undefined) {
