@@ -204,10 +204,5 @@ describe('two app instances and two workers on a three-master Redis Cluster', ()
     expect(duplicates(ticks)).toEqual([]);
     const elapsedSeconds = (Date.now() - started) / 1_000;
     expect(cleanups.length).toBeLessThanOrEqual(Math.ceil(elapsedSeconds) + 1);
-    const ranOn = new Set(finished.map((event) => event.worker));
-    console.log(
-      `cluster scale-out: ${revokeAlls.length} revoke-all, ${touches.length} touch, ` +
-        `${cleanups.length} cleanup jobs in ${elapsedSeconds.toFixed(1)} s; workers used: ${[...ranOn].join(', ')}`,
-    );
   }, 60_000);
 });
