@@ -71,6 +71,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation/mongoose': [
     'MongooseRefreshTokenRepository',
     'MongooseVersionStore',
+    'createRefreshTokenSchema',
     'isDuplicateKeyError',
     'isUnavailableError',
     'reopenWhenMonitorStuck',
