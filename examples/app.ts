@@ -192,6 +192,19 @@ function requestLogger(logger: Logger) {
   });
 }
 
+/**
+ * helmet's defaults, except on a deployment served over plain http (`COOKIE_SECURE=false`): there
+ * the CSP's `upgrade-insecure-requests` would send the page's own script and stylesheet to https
+ * (where nothing answers) and HSTS means nothing, so both are off. localhost needs neither change.
+ */
+function plainHttpHeaders(cookie: AppConfig['cookie']): Parameters<typeof helmet>[0] {
+  if (cookie === false || cookie.secure !== false) return undefined;
+  return {
+    strictTransportSecurity: false,
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  };
+}
+
 /** Build the example app. Listening and closing the stores is the caller's business. */
 /** 403 unless the authenticated user is one of `admins`. Runs after `authenticate`. */
 function adminGuard(admins: ReadonlySet<string>) {
@@ -362,7 +375,7 @@ export function createApp(config: AppConfig): Express {
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(helmet());
+  app.use(helmet(plainHttpHeaders(config.cookie)));
   app.use(requestLogger(logger));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', asyncHandler(readiness));

@@ -271,3 +271,24 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
     expect((await request(app).get('/readyz')).body).toEqual({ status: 'ready' });
   });
 });
+
+describe('the example app served over plain http (COOKIE_SECURE=false)', () => {
+  it('keeps helmet but neither upgrades its own page to https nor sends HSTS, so a LAN address works', async () => {
+    const plain = await memoryBackend({ COOKIE_SECURE: 'false' });
+    const secure = await memoryBackend();
+    try {
+      const [plainPage, securePage] = await Promise.all([
+        request(plain.app).get('/'),
+        request(secure.app).get('/'),
+      ]);
+      expect(plainPage.status).toBe(200);
+      expect(plainPage.headers['content-security-policy']).toMatch(/script-src 'self'/);
+      expect(plainPage.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
+      expect(plainPage.headers['strict-transport-security']).toBeUndefined();
+      expect(securePage.headers['content-security-policy']).toMatch(/upgrade-insecure-requests/);
+      expect(securePage.headers['strict-transport-security']).toBeDefined();
+    } finally {
+      await Promise.all([plain.close(), secure.close()]);
+    }
+  });
+});
