@@ -14,6 +14,7 @@ const library = {
   'adapters/express/index': 'src/adapters/express/index.ts',
   'adapters/redis/index': 'src/adapters/redis/index.ts',
   'worker/index': 'src/worker/index.ts',
+  'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
 };
 
 export default defineConfig({
@@ -24,5 +25,5 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
-  external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino'],
+  external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino', 'prom-client'],
 });

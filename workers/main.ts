@@ -8,6 +8,7 @@
 import mongoose, { type Connection } from 'mongoose';
 import pino, { type Logger } from 'pino';
 import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
+import { createWorkerMetrics } from '../src/adapters/prometheus';
 import { startTokenWorkers, type TokenWorkers } from '../src/worker';
 import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
@@ -63,6 +64,7 @@ async function connectMongo(
 
 async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
   const { mongo, stopWatchdog } = await connectMongo(env, logger);
+  const metrics = createWorkerMetrics();
   const workers = await startTokenWorkers({
     mongoose: mongo,
     connection: env.redisUrl,
@@ -73,11 +75,13 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
     cleanup: env.cleanup,
     lockDurationMs: env.worker.lockDurationMs,
     logger,
+    onJobFinished: metrics.onJobFinished,
   });
+  metrics.observe(workers);
   const health =
     env.worker.healthPort === undefined
       ? null
-      : await startHealthServer(env.worker.healthPort, () => workers.health());
+      : await startHealthServer(env.worker.healthPort, () => workers.health(), metrics.scrape);
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {

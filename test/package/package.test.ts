@@ -31,7 +31,15 @@ jest.setTimeout(180_000);
 const ROOT = join(__dirname, '..', '..');
 const FIXTURES = join(__dirname, 'fixtures');
 const BIN = join(ROOT, 'node_modules', '.bin');
-const PEERS = ['express', 'mongoose', 'bullmq', 'ioredis', '@types/express', '@types/node'];
+const PEERS = [
+  'express',
+  'mongoose',
+  'bullmq',
+  'ioredis',
+  'prom-client',
+  '@types/express',
+  '@types/node',
+];
 type Format = 'cjs' | 'esm';
 const FORMATS: readonly Format[] = ['cjs', 'esm'];
 
@@ -63,6 +71,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation/mongoose': [
     'MongooseRefreshTokenRepository',
     'MongooseVersionStore',
+    'createRefreshTokenSchema',
     'isDuplicateKeyError',
     'isUnavailableError',
     'reopenWhenMonitorStuck',
@@ -100,6 +109,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'startTokenWorkers',
     'upsertCleanupScheduler',
   ],
+  'refresh-rotation/metrics': ['createRefreshMetrics', 'createWorkerMetrics'],
 };
 
 let work: string;
