@@ -8,7 +8,7 @@
 import mongoose, { type Connection } from 'mongoose';
 import pino, { type Logger } from 'pino';
 import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
-import { createWorkerMetrics } from '../src/adapters/prometheus';
+import type { WorkerMetrics } from '../src/adapters/prometheus';
 import { startTokenWorkers, type TokenWorkers } from '../src/worker';
 import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
@@ -62,9 +62,27 @@ async function connectMongo(
   return { mongo, stopWatchdog };
 }
 
+/**
+ * The worker's Prometheus metrics, or null when the optional peer `prom-client` is not installed:
+ * the worker then runs as before and its health port serves no /metrics.
+ */
+async function loadMetrics(logger: Logger): Promise<WorkerMetrics | null> {
+  try {
+    const { createWorkerMetrics } = await import('../src/adapters/prometheus');
+    return createWorkerMetrics();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    logger.info(
+      'prom-client is not installed, so the health port serves no /metrics (npm install prom-client)',
+    );
+    return null;
+  }
+}
+
 async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
   const { mongo, stopWatchdog } = await connectMongo(env, logger);
-  const metrics = createWorkerMetrics();
+  const metrics = await loadMetrics(logger);
   const workers = await startTokenWorkers({
     mongoose: mongo,
     connection: env.redisUrl,
@@ -75,13 +93,13 @@ async function start(env: WorkerEnv, logger: Logger): Promise<Running> {
     cleanup: env.cleanup,
     lockDurationMs: env.worker.lockDurationMs,
     logger,
-    onJobFinished: metrics.onJobFinished,
+    ...(metrics ? { onJobFinished: metrics.onJobFinished } : {}),
   });
-  metrics.observe(workers);
+  metrics?.observe(workers);
   const health =
     env.worker.healthPort === undefined
       ? null
-      : await startHealthServer(env.worker.healthPort, () => workers.health(), metrics.scrape);
+      : await startHealthServer(env.worker.healthPort, () => workers.health(), metrics?.scrape);
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {

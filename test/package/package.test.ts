@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -71,7 +72,6 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   'refresh-rotation/mongoose': [
     'MongooseRefreshTokenRepository',
     'MongooseVersionStore',
-    'createRefreshTokenSchema',
     'isDuplicateKeyError',
     'isUnavailableError',
     'reopenWhenMonitorStuck',
@@ -497,5 +497,37 @@ describe('the installed worker bin', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(worker.output().stdout).toMatch(/"msg":"stopped"/);
     expect(groupAlive(worker.pid)).toBe(false);
+  });
+
+  it('runs without the optional prom-client: health answers, /metrics does not, and the log says what to install', async () => {
+    const promClient = join(consumers.cjs, 'node_modules', 'prom-client');
+    const hidden = `${promClient}.hidden`;
+    renameSync(promClient, hidden);
+    try {
+      const worker = startBackground(
+        join(consumers.cjs, 'node_modules', '.bin', 'refresh-rotation-worker'),
+        [],
+        {
+          cwd: work,
+          env: nodeEnv({
+            MONGODB_URI: databaseUri(mongoUri(), uniqueName('pkg_nometrics')),
+            REDIS_URL: redisUrl(),
+            QUEUE_PREFIX: uniquePrefix('pkg_nometrics'),
+            WORKER_HEALTH_PORT: '0',
+            LOG_LEVEL: 'info',
+          }),
+        },
+      );
+      started.push(worker);
+      const ready = JSON.parse(await worker.waitFor(/"msg":"worker ready"/)) as {
+        healthPort: number;
+      };
+      expect((await fetch(`http://127.0.0.1:${ready.healthPort}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${ready.healthPort}/metrics`)).status).toBe(404);
+      expect(worker.output().stdout).toMatch(/npm install prom-client/);
+      expect(await worker.stop()).toEqual({ code: 0, signal: null });
+    } finally {
+      renameSync(hidden, promClient);
+    }
   });
 });
