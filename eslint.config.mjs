@@ -2,7 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const frameworks = ['express', 'mongoose', 'bullmq', 'ioredis', 'jsonwebtoken'];
+const frameworks = ['express', 'mongoose', 'bullmq', 'ioredis', 'jsonwebtoken', 'prom-client'];
 const noFrameworks = {
   paths: frameworks.map((name) => ({
     name,

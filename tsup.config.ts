@@ -15,6 +15,7 @@ const library = {
   'adapters/express/index': 'src/adapters/express/index.ts',
   'adapters/redis/index': 'src/adapters/redis/index.ts',
   'worker/index': 'src/worker/index.ts',
+  'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
 };
 
 export default defineConfig([
@@ -26,7 +27,7 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     target: 'node20',
-    external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino'],
+    external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino', 'prom-client'],
   },
   /**
    * The example app, compiled for `npm start` and the image (no tsx at run time), into build/ (not

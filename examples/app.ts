@@ -19,7 +19,9 @@ import {
   setNoStore,
   type CookieTransportOptions,
 } from '../src/adapters/express';
+import type { RefreshMetrics } from '../src/adapters/prometheus';
 import { InvalidGrantError } from '../src/domain/errors';
+import { queueDashboard, type DashboardQueue } from './dashboard';
 import type { RotationService } from '../src/rotation-service';
 import { EmailTakenError, normaliseEmail, type UserStore } from './users';
 
@@ -58,6 +60,13 @@ export interface AppConfig {
   bcryptRounds?: number;
   /** Serve the static demo page from examples/public. Default true. */
   serveStaticPage?: boolean;
+  /** Served at `GET /metrics` (Prometheus text format). Default: no `/metrics`. */
+  metrics?: RefreshMetrics;
+  /**
+   * The BullMQ dashboard at `/admin/queues`, for these user ids only, with an access token checked
+   * against revocation. Default (or an empty list): not mounted, so `/admin/queues` is a 404.
+   */
+  admin?: { userIds: readonly string[]; queues: readonly DashboardQueue[] };
 }
 
 const MIN_PASSWORD_LENGTH = 8;
@@ -197,6 +206,18 @@ function plainHttpHeaders(cookie: AppConfig['cookie']): Parameters<typeof helmet
 }
 
 /** Build the example app. Listening and closing the stores is the caller's business. */
+/** 403 unless the authenticated user is one of `admins`. Runs after `authenticate`. */
+function adminGuard(admins: ReadonlySet<string>) {
+  return (req: Request, res: Response, next: () => void): void => {
+    if (req.auth && admins.has(req.auth.userId)) {
+      next();
+      return;
+    }
+    setNoStore(res);
+    res.status(403).json({ error: 'forbidden', error_description: 'administrators only' });
+  };
+}
+
 export function createApp(config: AppConfig): Express {
   const { service, users, logger } = config;
   const rounds = config.bcryptRounds ?? 12;
@@ -359,6 +380,21 @@ export function createApp(config: AppConfig): Express {
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', asyncHandler(readiness));
   if (metadata) app.get(metadata.path, metadata.handler);
+  const metrics = config.metrics;
+  if (metrics) {
+    app.get(
+      '/metrics',
+      asyncHandler(async (_req, res) => {
+        const { contentType, body } = await metrics.scrape();
+        res.set('cache-control', 'no-store').type(contentType).send(body);
+      }),
+    );
+  }
+  if (config.admin && config.admin.userIds.length > 0) {
+    const dashboard = queueDashboard('/admin/queues', config.admin.queues);
+    const requireAdmin = adminGuard(new Set(config.admin.userIds));
+    app.use('/admin/queues', tokenLimit, requireCurrentUser, requireAdmin, dashboard);
+  }
   app.use('/auth/token', tokenLimit);
   app.use('/auth/revoke', tokenLimit);
   app.use('/auth', accounts);

@@ -1,6 +1,7 @@
 // Mount refresh-rotation in an existing Express app (docs/express.md shows this file; the package
 // tests compile it as CommonJS and as an ES module against the packed package, and run it).
-// Environment: MONGODB_URI, REDIS_URL, QUEUE_PREFIX, ACCESS_TOKEN_SECRET, REFRESH_TOKEN_SECRETS, PORT.
+// Environment: MONGODB_URI, REDIS_URL, QUEUE_PREFIX, ACCESS_TOKEN_SECRET, REFRESH_TOKEN_SECRETS, PORT,
+// ISSUER (this server's URL; default http://localhost:PORT).
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import express from 'express';
 import mongoose from 'mongoose';
@@ -23,7 +24,13 @@ import { RedisRevocationBus } from 'refresh-rotation/redis';
 
 async function main(): Promise<void> {
   const uri = process.env.MONGODB_URI!;
-  const connection = await mongoose.createConnection(uri).asPromise();
+  // Fail in seconds, not a minute, when MongoDB is down or hangs: the refresh then answers 503.
+  const timeouts = {
+    serverSelectionTimeoutMS: 2_000,
+    connectTimeoutMS: 2_000,
+    socketTimeoutMS: 10_000,
+  };
+  const connection = await mongoose.createConnection(uri, timeouts).asPromise();
   // Recover from a stuck driver monitor after a server restart (docs/decisions.md); optional.
   const stopWatchdog = reopenWhenMonitorStuck(connection, { uri });
   const repository = new MongooseRefreshTokenRepository(connection);
@@ -35,13 +42,16 @@ async function main(): Promise<void> {
   });
   // Several app instances: every revocation reaches every instance's caches before it is answered.
   const redis = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 });
+  redis.on('error', (error) => console.error('redis:', error.message)); // ioredis retries by itself
   const revocationBus = new RedisRevocationBus({ connection: redis }); // omit with one instance
+  await revocationBus.ready(); // hear other instances' revocations before serving
+  const issuer = process.env.ISSUER ?? `http://localhost:${process.env.PORT ?? 3000}`;
   const service = new RotationService({
     repository,
     versions: new MongooseVersionStore(connection),
     jobs,
     revocationBus,
-    accessToken: { secret: process.env.ACCESS_TOKEN_SECRET! }, // ≥ 32 bytes, HS256
+    accessToken: { secret: process.env.ACCESS_TOKEN_SECRET!, issuer }, // ≥ 32 bytes, HS256
     refreshToken: { secrets: process.env.REFRESH_TOKEN_SECRETS!.split(',') },
   });
 
@@ -52,7 +62,7 @@ async function main(): Promise<void> {
 
   // OAuth clients find the endpoints from the issuer (RFC 8414), at the host's root.
   const metadata = authorizationServerMetadata({
-    issuer: process.env.ISSUER ?? `http://localhost:${process.env.PORT ?? 3000}`,
+    issuer, // the access tokens' `iss` too
     tokenEndpoint: '/auth/token',
     revocationEndpoint: '/auth/revoke',
   });

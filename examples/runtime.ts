@@ -8,7 +8,10 @@ import type { Store } from 'express-rate-limit';
 import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
+import { Queue } from 'bullmq';
 import { BullMQTokenJobs } from '../src/adapters/bullmq';
+import { QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
+import { createRefreshMetrics, type RefreshMetrics } from '../src/adapters/prometheus';
 import { RedisRevocationBus } from '../src/adapters/redis';
 import {
   InlineTokenJobs,
@@ -30,6 +33,7 @@ import { RotationService } from '../src/rotation-service';
 import type { Env } from './env';
 import { reasonOf, unreachable } from '../workers/startup';
 import { createApp, type RateLimitName } from './app';
+import { parseAdminUserIds, type DashboardQueue } from './dashboard';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
 
 /** How the app stores things: chosen from the environment. */
@@ -55,6 +59,8 @@ export interface RuntimeOverrides {
   onAuditEvent?: RefreshRotationOptions['onAuditEvent'];
   /** Version-cache lifetime of the MongoDB version store, ms. Default 1000. */
   versionCacheTtlMs?: number;
+  /** Instead of `ADMIN_USER_IDS`. */
+  adminUserIds?: string[];
 }
 
 interface Stores {
@@ -65,6 +71,8 @@ interface Stores {
   /** With several instances on one Redis: every revocation reaches every instance's caches at once. */
   revocationBus?: RevocationBus;
   users: UserStore;
+  /** The job queues, for the dashboard (Redis mode only). */
+  queues: DashboardQueue[];
   ready(): Promise<void>;
   close(): Promise<void>;
 }
@@ -103,6 +111,7 @@ function memoryStores(): Stores {
     versions: new MemoryVersionStore(),
     jobs: new InlineTokenJobs(repository),
     users: new MemoryUserStore(),
+    queues: [],
     ready: async () => undefined,
     close: async () => undefined,
   };
@@ -172,6 +181,11 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
             logger.warn({ err: { message: error.message } }, 'revocation bus error'),
         })
       : null;
+    const queues = redis
+      ? Object.values(QUEUE_NAMES).map(
+          (name) => new Queue(name, { connection: redis, prefix: env.queue.prefix }),
+        )
+      : [];
     // Until it is subscribed, other instances' revocations reach this one after the cache lifetime.
     const bus = revocationBus;
     if (bus) await withTimeout(bus.ready(), 5_000, 'Redis pub/sub');
@@ -182,6 +196,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
       jobs: bullmq ?? new InlineTokenJobs(repository),
       ...(bus ? { revocationBus: bus } : {}),
       users,
+      queues,
       async ready() {
         await withTimeout(connection.db!.admin().ping(), 2_000, 'MongoDB');
         if (redis) await withTimeout(redis.ping(), 2_000, 'Redis');
@@ -190,6 +205,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
       async close() {
         stopWatchdog();
         if (bullmq) await settles(bullmq.close());
+        await Promise.all(queues.map((queue) => settles(queue.close())));
         if (bus) await settles(bus.close());
         redis?.disconnect();
         if (!(await settles(connection.close()))) await settles(connection.close(true));
@@ -208,6 +224,7 @@ function serviceOptions(
   env: Env,
   stores: Stores,
   overrides: RuntimeOverrides,
+  metrics: RefreshMetrics,
 ): RefreshRotationOptions {
   const { accessToken, refreshToken } = env;
   return {
@@ -231,7 +248,10 @@ function serviceOptions(
       reuseGrace: refreshToken.reuseGraceMs,
     },
     ...(overrides.clock ? { clock: overrides.clock } : {}),
-    ...(overrides.onAuditEvent ? { onAuditEvent: overrides.onAuditEvent } : {}),
+    onAuditEvent: (event) => {
+      metrics.onAuditEvent(event);
+      overrides.onAuditEvent?.(event);
+    },
   };
 }
 
@@ -250,7 +270,14 @@ export async function createRuntime(
 ): Promise<Runtime> {
   const stores = env.mongodbUri ? await mongoStores(env, logger, overrides) : memoryStores();
   try {
-    const service = new RotationService(serviceOptions(env, stores, overrides));
+    // The metrics of this instance only: each app instance has its own registry and `/metrics`.
+    const metrics = createRefreshMetrics();
+    const service = new RotationService(serviceOptions(env, stores, overrides, metrics));
+    metrics.observe(service);
+    // Read here until the example's own env schema (issue 16, item 5) takes it.
+    const adminUserIds = overrides.adminUserIds ?? parseAdminUserIds(process.env.ADMIN_USER_IDS);
+    if (adminUserIds.length > 0 && stores.queues.length === 0)
+      logger.warn('ADMIN_USER_IDS is set but REDIS_URL is not: there is no queue dashboard');
     const { cookie, rateLimit } = env.http;
     const app = createApp({
       service,
@@ -272,6 +299,10 @@ export async function createRuntime(
       },
       issuer: issuerOf(env),
       ready: stores.ready,
+      metrics,
+      ...(adminUserIds.length > 0 && stores.queues.length > 0
+        ? { admin: { userIds: adminUserIds, queues: stores.queues } }
+        : {}),
       ...(overrides.bcryptRounds === undefined ? {} : { bcryptRounds: overrides.bcryptRounds }),
     });
     let closing: Promise<void> | undefined;

@@ -16,7 +16,7 @@ export type {
 } from './rotation-service';
 
 // Options, validated once by the RotationService constructor.
-export type { RefreshRotationOptions, AuditEvent, Duration } from './options';
+export type { RefreshRotationOptions, AuditEvent, Duration, RefreshOutcome } from './options';
 export type { AccessTokenAlgorithm } from './access-tokens';
 export { ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './access-tokens';
 

@@ -110,7 +110,34 @@ export type AuditEvent =
       minTokenVersion: number;
       inline: boolean;
     }
-  | { type: 'global.rotated'; at: Date; minVersion: number; reason: string; gracePeriodMs: number };
+  | { type: 'global.rotated'; at: Date; minVersion: number; reason: string; gracePeriodMs: number }
+  | {
+      /** Once per `refresh()` call, whatever its result, with the time it took (for metrics). */
+      type: 'refresh.completed';
+      at: Date;
+      outcome: RefreshOutcome;
+      /** Wall time of the call in this process, in milliseconds. */
+      durationMs: number;
+    };
+
+/**
+ * How a refresh ended: `rotated` (a new token), `grace` (the current token again, within
+ * `reuseGrace`), `reused` (a rotated token replayed: the session is revoked), `forged`, `expired`,
+ * `revoked`, `outdated` (a revoke-all or breach rotation cut it off), `malformed`,
+ * `unknown_session`, `invalid_request` (no token), `error` (the store failed).
+ */
+export type RefreshOutcome =
+  | 'rotated'
+  | 'grace'
+  | 'reused'
+  | 'forged'
+  | 'expired'
+  | 'revoked'
+  | 'outdated'
+  | 'malformed'
+  | 'unknown_session'
+  | 'invalid_request'
+  | 'error';
 
 /** Options after validation: durations in milliseconds, keys as KeyObjects, frozen. */
 export interface ResolvedOptions {

@@ -35,6 +35,7 @@ import {
   parseDuration,
   resolveOptions,
   type AuditEvent,
+  type RefreshOutcome,
   type RefreshRotationOptions,
   type ResolvedOptions,
 } from './options';
@@ -252,6 +253,27 @@ export class RotationService {
    * costs that miss, one read of the record, and a revocation if the token was reused.
    */
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
+    // Latency is a measurement of this process, not domain time: the injected clock may be a fake.
+    const started = performance.now();
+    let outcome: RefreshOutcome = 'error';
+    try {
+      const [response, kind] = await this.refreshOnce(refreshToken);
+      outcome = kind;
+      return response;
+    } catch (error) {
+      outcome = outcomeOf(error);
+      throw error;
+    } finally {
+      this.emit({
+        type: 'refresh.completed',
+        at: this.options.clock.now(),
+        outcome,
+        durationMs: performance.now() - started,
+      });
+    }
+  }
+
+  private async refreshOnce(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
@@ -269,7 +291,7 @@ export class RotationService {
 
     for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
       const rotated = await this.rotate(parsed, presentedHash, synced);
-      if (rotated) return rotated;
+      if (rotated) return [rotated, 'rotated'];
       const record = await store(() => repository.findBySessionId(parsed.sessionId));
       if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
       const who = { userId: record.userId, sessionId: record.sessionId };
@@ -289,7 +311,7 @@ export class RotationService {
         // nobody can be given it again, so the session ends here (a 400, never a 500).
         if (!settings.codec.hasKey(record.keyId)) throw this.reject('expired', who);
         // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
-        return this.respond(record, settings.codec.encode(record, record.keyId), now);
+        return [this.respond(record, settings.codec.encode(record, record.keyId), now), 'grace'];
       }
       // The presented generation is the current one, yet the rotation missed: another key's token
       // for it (not the one we stored), or a write in between (retry once).
@@ -651,4 +673,20 @@ export class RotationService {
       // ignored on purpose
     }
   }
+}
+
+const OUTCOME_OF_REASON: Readonly<Record<InvalidGrantReason, RefreshOutcome>> = {
+  malformed: 'malformed',
+  unknown_session: 'unknown_session',
+  forged: 'forged',
+  revoked: 'revoked',
+  expired: 'expired',
+  version: 'outdated',
+  reused: 'reused',
+};
+
+function outcomeOf(error: unknown): RefreshOutcome {
+  if (error instanceof InvalidGrantError) return OUTCOME_OF_REASON[error.reason];
+  if (error instanceof InvalidRequestError) return 'invalid_request';
+  return 'error';
 }

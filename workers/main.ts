@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
+import type { WorkerMetrics } from '../src/adapters/prometheus';
 import { startTokenWorkers, type TokenWorkers } from '../src/worker';
 import { settlesWithin } from '../src/worker/shutdown';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
@@ -186,7 +187,30 @@ function watchMongo(
   return { mongo, stopWatchdog };
 }
 
-async function start(env: WorkerEnv, logger: Logger, connection: Connection): Promise<Running> {
+/**
+ * The worker's Prometheus metrics, or null when the optional peer `prom-client` is not installed:
+ * the worker then runs as before and its health port serves no /metrics.
+ */
+async function loadMetrics(logger: Logger): Promise<WorkerMetrics | null> {
+  try {
+    const { createWorkerMetrics } = await import('../src/adapters/prometheus');
+    return createWorkerMetrics();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    logger.info(
+      'prom-client is not installed, so the health port serves no /metrics (npm install prom-client)',
+    );
+    return null;
+  }
+}
+
+async function start(
+  env: WorkerEnv,
+  logger: Logger,
+  connection: Connection,
+  metrics: WorkerMetrics | null,
+): Promise<Running> {
   const { mongo, stopWatchdog } = watchMongo(connection, env, logger);
   const workers = await startTokenWorkers({
     mongoose: mongo,
@@ -198,7 +222,9 @@ async function start(env: WorkerEnv, logger: Logger, connection: Connection): Pr
     cleanup: env.cleanup,
     lockDurationMs: env.worker.lockDurationMs,
     logger,
+    ...(metrics ? { onJobFinished: metrics.onJobFinished } : {}),
   });
+  metrics?.observe(workers);
   const healthLog =
     env.worker.healthLogIntervalMs > 0
       ? setInterval(() => {
@@ -250,11 +276,12 @@ function startingReport(starting: Starting) {
 async function startHealth(
   env: WorkerEnv,
   report: () => Promise<{ status: string }>,
+  metrics: WorkerMetrics | null,
 ): Promise<HealthServer | null> {
   const port = env.worker.healthPort;
   if (port === undefined) return null;
   try {
-    return await startHealthServer(port, report);
+    return await startHealthServer(port, report, metrics?.scrape);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new StartupError(
@@ -314,11 +341,14 @@ async function main(): Promise<void> {
     attempts: 0,
   };
   try {
-    health = await startHealth(env, () =>
-      running ? running.workers.health() : startingReport(starting),
+    const metrics = await loadMetrics(logger);
+    health = await startHealth(
+      env,
+      () => (running ? running.workers.health() : startingReport(starting)),
+      metrics,
     );
     const connection = await awaitServices(env, logger, starting, () => stopping);
-    running = await start(env, logger, connection);
+    running = await start(env, logger, connection, metrics);
   } catch (error) {
     fail(error);
   }

@@ -14,7 +14,7 @@ export { startTokenWorkers, DEFAULT_CLEANUP } from './token-workers';
 export type { TokenWorkersOptions, TokenWorkers } from './token-workers';
 export type { HealthReport, QueueCounts } from './health';
 export type { CloseReport } from './shutdown';
-export type { CleanupSettings } from './queue-table';
+export type { CleanupSettings, JobFinishedEvent } from './queue-table';
 export type { WorkerLogger, WorkerLogFn } from './logger';
 export { createRevokeAllProcessor } from './processors/revoke-all';
 export type { RevokeAllResult, JobLike } from './processors/revoke-all';

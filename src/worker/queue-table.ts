@@ -29,6 +29,18 @@ export interface CleanupSettings {
   readonly timeBudgetMs: number;
 }
 
+/** What `onJobFinished` receives after each job attempt. Carries ids, never a token. */
+export interface JobFinishedEvent {
+  /** The queue's name (`rr-revoke-all`, `rr-touch`, `rr-cleanup`). */
+  queue: string;
+  /** The job's name and id. */
+  name: string;
+  jobId: string | undefined;
+  outcome: 'completed' | 'failed';
+  /** From the moment a worker took the job to its end, as BullMQ recorded them; null when unknown. */
+  durationMs: number | null;
+}
+
 /** What {@link createQueueTable} needs: resolved settings, nothing optional. */
 export interface QueueTableSettings {
   repository: RefreshTokenRepository;
@@ -41,6 +53,7 @@ export interface QueueTableSettings {
   cleanup: CleanupSettings;
   clock: Clock;
   logger: WorkerLogger;
+  onJobFinished: ((event: JobFinishedEvent) => void) | undefined;
   /** Aborted at shutdown: a cleanup run stops after its current batch. */
   stopSignal: AbortSignal;
   returning: ReturnSwitch;
@@ -117,6 +130,24 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
     cleanup: new Queue(QUEUE_NAMES.cleanup, { connection, prefix }),
   };
 
+  /** A throwing hook must not break the worker's own bookkeeping. */
+  function report(queue: string, job: Job | undefined, outcome: JobFinishedEvent['outcome']) {
+    if (!settings.onJobFinished) return;
+    const { processedOn, finishedOn } = job ?? {};
+    try {
+      settings.onJobFinished({
+        queue,
+        name: job?.name ?? 'unknown',
+        jobId: job?.id,
+        outcome,
+        durationMs:
+          processedOn !== undefined && finishedOn !== undefined ? finishedOn - processedOn : null,
+      });
+    } catch {
+      // ignored on purpose, like the audit hook
+    }
+  }
+
   const processed: ProcessedCounts = {};
   let lastCleanup: (CleanupResult & { finishedAt: string }) | null = null;
   for (const key of Object.keys(workers) as QueueKey[]) {
@@ -129,6 +160,7 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
     );
     worker.on('completed', (job: Job, result: unknown) => {
       counts.completed += 1;
+      report(name, job, 'completed');
       if (key === 'revokeAll')
         logger.info({ queue: name, jobId: job.id, result }, 'revoke-all done');
       if (key === 'cleanup') {
@@ -141,6 +173,7 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
     });
     worker.on('failed', (job: Job | undefined, error: Error) => {
       counts.failed += 1;
+      report(name, job, 'failed');
       logger.warn(
         { queue: name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: error },
         'job attempt failed',

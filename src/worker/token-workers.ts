@@ -4,7 +4,7 @@
  * idempotent graceful close. The `refresh-rotation-worker` bin (workers/main.ts) wires it to the
  * environment; an app may also run it in its own process.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { Connection } from 'mongoose';
 import { DEFAULT_QUEUE_PREFIX } from '../adapters/bullmq/jobs';
 import { MongooseRefreshTokenRepository } from '../adapters/mongoose/mongoose-refresh-token-repository';
@@ -14,7 +14,12 @@ import type { RefreshTokenRepository } from '../domain/refresh-token-repository'
 import { upsertCleanupScheduler } from './cleanup-scheduler';
 import { createHealthReporter, type HealthReport } from './health';
 import { consoleWorkerLogger, type WorkerLogger } from './logger';
-import { createQueueTable, type CleanupSettings, type QueueTable } from './queue-table';
+import {
+  createQueueTable,
+  type CleanupSettings,
+  type JobFinishedEvent,
+  type QueueTable,
+} from './queue-table';
 import { closeWithin, createReturnSwitch, settlesWithin, type CloseReport } from './shutdown';
 
 /** Options of {@link startTokenWorkers}. Only a store and `connection` are required. */
@@ -29,10 +34,12 @@ export interface TokenWorkersOptions {
   repository?: RefreshTokenRepository;
   /**
    * Redis: a URL or ioredis options (the workers create a client with `maxRetriesPerRequest: null`,
-   * BullMQ's requirement, and close it in `close()`), or the caller's ioredis client, which must have
-   * `maxRetriesPerRequest: null` and is never closed by the workers.
+   * BullMQ's requirement, and close it in `close()`), or the caller's ioredis client, `Redis` or
+   * `Cluster` (give the cluster `redisOptions: { maxRetriesPerRequest: null }`), which must have
+   * `maxRetriesPerRequest: null` and is never closed by the workers. On a Redis Cluster, `prefix`
+   * must be a hash tag such as the default `{rr}`, so each queue's keys share a slot.
    */
-  connection: string | RedisOptions | Redis;
+  connection: string | RedisOptions | Redis | Cluster;
   /** BullMQ key prefix, the same as the producer's (`BullMQTokenJobs`). Default `{rr}`. */
   prefix?: string;
   /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). Default 10. */
@@ -58,6 +65,11 @@ export interface TokenWorkersOptions {
   clock?: Clock;
   /** Where to log (pino fits). Default `console`, without debug lines. */
   logger?: WorkerLogger;
+  /**
+   * Called after each job attempt with its queue, outcome and duration (for metrics:
+   * `createWorkerMetrics` in `refresh-rotation/metrics`). Errors it throws are ignored.
+   */
+  onJobFinished?: (event: JobFinishedEvent) => void;
 }
 
 /** The running workers. */
@@ -94,6 +106,7 @@ interface Resolved {
   shutdownTimeoutMs: number;
   clock: Clock;
   logger: WorkerLogger;
+  onJobFinished: ((event: JobFinishedEvent) => void) | undefined;
 }
 
 /**
@@ -106,7 +119,7 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
   const { logger } = settings;
   const owned = isRedisClient(options.connection) ? null : createWorkerClient(options.connection);
   owned?.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  const redis = owned ?? (options.connection as Redis);
+  const redis = owned ?? (options.connection as Redis | Cluster);
   try {
     if (options.mongoose && options.repository === undefined) {
       await (settings.repository as MongooseRefreshTokenRepository).ensureIndexes();
@@ -119,7 +132,7 @@ export async function startTokenWorkers(options: TokenWorkersOptions): Promise<T
 }
 
 async function startOn(
-  redis: Redis,
+  redis: Redis | Cluster,
   owned: Redis | null,
   settings: Resolved,
 ): Promise<TokenWorkers> {
@@ -184,7 +197,7 @@ async function startOn(
  */
 async function scheduleCleanup(
   table: QueueTable,
-  redis: Redis,
+  redis: Redis | Cluster,
   settings: Resolved,
   stopping: AbortSignal,
 ): Promise<() => void> {
@@ -243,7 +256,15 @@ function resolveWorkerOptions(options: TokenWorkersOptions): Resolved {
     shutdownTimeoutMs: positiveInteger(options.shutdownTimeoutMs, 25_000, 'shutdownTimeoutMs'),
     clock: options.clock ?? systemClock,
     logger: options.logger ?? consoleWorkerLogger,
+    onJobFinished: optionalFunction(options.onJobFinished, 'onJobFinished'),
   };
+}
+
+function optionalFunction<F>(value: F | undefined, name: string): F | undefined {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new OptionsError(`${name} must be a function; got ${typeof value}`);
+  }
+  return value;
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
@@ -262,7 +283,9 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   return value;
 }
 
-function isRedisClient(connection: TokenWorkersOptions['connection']): connection is Redis {
+function isRedisClient(
+  connection: TokenWorkersOptions['connection'],
+): connection is Redis | Cluster {
   return (
     typeof connection === 'object' &&
     typeof (connection as { duplicate?: unknown }).duplicate === 'function'

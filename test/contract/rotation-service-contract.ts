@@ -825,8 +825,13 @@ export function describeRotationServiceContract(name: string, factory: ContractF
             'token.rejected',
             'user.revoked_all',
             'global.rotated',
+            'refresh.completed',
           ]),
         );
+        // One per refresh() call, whatever its result, with its duration (for metrics).
+        const completed = events.filter((event) => event.type === 'refresh.completed');
+        expect(completed.map((event) => event.outcome)).toEqual(['rotated', 'reused', 'malformed']);
+        for (const event of completed) expect(event.durationMs).toBeGreaterThanOrEqual(0);
         const serialized = JSON.stringify(events);
         for (const token of tokensIn([login, refreshed, other])) {
           expect(serialized).not.toContain(token.slice(3, 40));

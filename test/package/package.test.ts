@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -31,7 +32,15 @@ jest.setTimeout(180_000);
 const ROOT = join(__dirname, '..', '..');
 const FIXTURES = join(__dirname, 'fixtures');
 const BIN = join(ROOT, 'node_modules', '.bin');
-const PEERS = ['express', 'mongoose', 'bullmq', 'ioredis', '@types/express', '@types/node'];
+const PEERS = [
+  'express',
+  'mongoose',
+  'bullmq',
+  'ioredis',
+  'prom-client',
+  '@types/express',
+  '@types/node',
+];
 type Format = 'cjs' | 'esm';
 const FORMATS: readonly Format[] = ['cjs', 'esm'];
 
@@ -103,6 +112,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'startTokenWorkers',
     'upsertCleanupScheduler',
   ],
+  'refresh-rotation/metrics': ['createRefreshMetrics', 'createWorkerMetrics'],
 };
 
 let work: string;
@@ -490,5 +500,37 @@ describe('the installed worker bin', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(worker.output().stdout).toMatch(/"msg":"stopped"/);
     expect(groupAlive(worker.pid)).toBe(false);
+  });
+
+  it('runs without the optional prom-client: health answers, /metrics does not, and the log says what to install', async () => {
+    const promClient = join(consumers.cjs, 'node_modules', 'prom-client');
+    const hidden = `${promClient}.hidden`;
+    renameSync(promClient, hidden);
+    try {
+      const worker = startBackground(
+        join(consumers.cjs, 'node_modules', '.bin', 'refresh-rotation-worker'),
+        [],
+        {
+          cwd: work,
+          env: nodeEnv({
+            MONGODB_URI: databaseUri(mongoUri(), uniqueName('pkg_nometrics')),
+            REDIS_URL: redisUrl(),
+            QUEUE_PREFIX: uniquePrefix('pkg_nometrics'),
+            WORKER_HEALTH_PORT: '0',
+            LOG_LEVEL: 'info',
+          }),
+        },
+      );
+      started.push(worker);
+      const ready = JSON.parse(await worker.waitFor(/"msg":"worker ready"/)) as {
+        healthPort: number;
+      };
+      expect((await fetch(`http://127.0.0.1:${ready.healthPort}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${ready.healthPort}/metrics`)).status).toBe(404);
+      expect(worker.output().stdout).toMatch(/npm install prom-client/);
+      expect(await worker.stop()).toEqual({ code: 0, signal: null });
+    } finally {
+      renameSync(hidden, promClient);
+    }
   });
 });

@@ -227,3 +227,126 @@ export async function startMongo(
     description,
   });
 }
+
+/** A local Redis Cluster: its masters' ports, and `stop()` for all of them. */
+export interface RedisClusterHandle {
+  nodes: Array<{ host: string; port: number }>;
+  description: string;
+  /** Stop every node (SIGTERM to its process group, SIGKILL after 5 s) and remove the data. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a Redis Cluster of `masters` nodes without replicas on free ports in a temporary directory
+ * (no persistence, `noeviction` as BullMQ needs), join them with `redis-cli --cluster create` and
+ * wait until every node reports `cluster_state:ok`. Each node runs in its own process group.
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle> {
+  const binary = onPath('redis-server');
+  const cli = onPath('redis-cli');
+  if (!binary || !cli) {
+    throw new Error(
+      'redis-server and redis-cli are needed for the Redis Cluster test. Install them ' +
+        '(Debian/Ubuntu: apt-get install -y redis-server redis-tools).',
+    );
+  }
+  const version = /v=([\d.]+)/.exec(execFileSync(binary, ['--version'], { encoding: 'utf8' }))?.[1];
+  const dir = mkdtempSync(join(tmpdir(), 'rr-redis-cluster-'));
+  const children: ChildProcess[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await Promise.all(children.map((child) => stopGroup(child)));
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  try {
+    const ports: number[] = [];
+    for (let index = 0; index < masters; index += 1) {
+      const port = await freePort();
+      const nodeDir = join(dir, String(port));
+      mkdirSync(nodeDir);
+      const child = spawn(
+        binary,
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(nodeDir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          '5000',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--maxmemory-policy',
+          'noeviction',
+          '--dir',
+          nodeDir,
+        ],
+        { stdio: 'ignore', detached: true },
+      );
+      children.push(child);
+      await waitForPort(port, child, `redis-server (cluster node ${index + 1})`, 10_000);
+      ports.push(port);
+    }
+    execFileSync(
+      cli,
+      [
+        '--cluster',
+        'create',
+        ...ports.map((port) => `127.0.0.1:${port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { stdio: 'pipe', timeout: 30_000 },
+    );
+    const deadline = Date.now() + 20_000;
+    for (const port of ports) {
+      for (;;) {
+        const info = execFileSync(cli, ['-p', String(port), 'cluster', 'info'], {
+          encoding: 'utf8',
+        });
+        if (info.includes('cluster_state:ok')) break;
+        if (Date.now() > deadline)
+          throw new Error(`Redis Cluster node ${port} not ok within 20 s:\n${info}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    return {
+      nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+      description: `Redis Cluster of ${masters} masters (redis-server ${version ?? 'unknown'})`,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** SIGTERM to the child's process group, SIGKILL after 5 s; resolves when it exited. */
+function stopGroup(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+      resolve();
+      return;
+    }
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, name);
+      } catch {
+        // already gone
+      }
+    };
+    const killTimer = setTimeout(() => signal('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(killTimer);
+      resolve();
+    });
+    signal('SIGTERM');
+  });
+}

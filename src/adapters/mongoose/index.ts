@@ -18,8 +18,6 @@ export { MongooseRefreshTokenRepository } from './mongoose-refresh-token-reposit
 export type { MongooseRefreshTokenRepositoryOptions } from './mongoose-refresh-token-repository';
 export { MongooseVersionStore } from './mongoose-version-store';
 export type { MongooseVersionStoreOptions } from './mongoose-version-store';
-export { createRefreshTokenSchema } from './schema';
-export type { RefreshTokenDocument, RefreshTokenSchemaOptions } from './schema';
 export type { RevocationGuardMode } from './write-strategy';
 export { isDuplicateKeyError, isUnavailableError, toStoreError } from './errors';
 export { reopenWhenMonitorStuck } from './monitor-watchdog';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { OptionsError } from '../../domain/errors';
 import type {
   RevocationBus,
@@ -9,11 +9,16 @@ import type {
 /** Options of {@link RedisRevocationBus}. */
 export interface RedisRevocationBusOptions {
   /**
-   * Your ioredis client. Notices are published on it; the bus subscribes on a connection of its own
-   * made with `connection.duplicate()` (a subscribed connection can do nothing else), which
-   * `close()` closes. Your client is never connected, closed or reconfigured by the bus.
+   * Your ioredis client, `Redis` or `Cluster`. Notices are published on it; the bus subscribes on a
+   * connection of its own made with `connection.duplicate()` (a subscribed connection can do
+   * nothing else), which `close()` closes. Your client is never connected, closed or reconfigured
+   * by the bus. On a `Cluster`, the channel is a sharded one (`SPUBLISH`/`SSUBSCRIBE`, Redis 7):
+   * notices and the subscriber's `PING` then meet on the one node that owns the channel's slot,
+   * which keeps `sync()`'s ordering; the subscriber connects to that node (found at start, with
+   * the cluster's `redisOptions`). If that slot moves to another node (resharding, failover), the
+   * bus stops hearing notices and the caches' lifetime bounds staleness until it is recreated.
    */
-  connection: Redis;
+  connection: Redis | Cluster;
   /** The pub/sub channel. Instances that share it share revocations. Default `refresh-rotation:revocations`. */
   channel?: string;
   /** How long a publish may take before it counts as failed, ms. Default 1000. */
@@ -25,6 +30,47 @@ export interface RedisRevocationBusOptions {
   syncTimeoutMs?: number;
   /** Errors of the subscriber connection (it reconnects by itself). Default: ignored. */
   onError?: (error: Error) => void;
+}
+
+const SUBSCRIBER_OPTIONS = {
+  lazyConnect: true,
+  autoResubscribe: false,
+  enableOfflineQueue: true,
+  maxRetriesPerRequest: null,
+} as const;
+
+function isCluster(connection: Redis | Cluster): connection is Cluster {
+  return (connection as { isCluster?: unknown }).isCluster === true;
+}
+
+/**
+ * A plain connection to the master that owns `channel`'s slot, for `SSUBSCRIBE`. Asks the cluster
+ * again every second while it cannot answer; null if the bus closed meanwhile.
+ */
+async function openShardSubscriber(
+  cluster: Cluster,
+  channel: string,
+  closed: () => boolean,
+  onError: (error: Error) => void,
+): Promise<Redis | null> {
+  while (!closed()) {
+    try {
+      const slot = Number(await cluster.cluster('KEYSLOT', channel));
+      const owner = cluster.slots[slot]?.[0];
+      if (owner === undefined) throw new Error(`no node owns slot ${slot} of ${channel}`);
+      const at = owner.lastIndexOf(':');
+      return new Redis({
+        ...cluster.options.redisOptions,
+        host: owner.slice(0, at),
+        port: Number(owner.slice(at + 1)),
+        ...SUBSCRIBER_OPTIONS,
+      });
+    } catch (error) {
+      onError(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+  return null;
 }
 
 export const DEFAULT_REVOCATION_CHANNEL = 'refresh-rotation:revocations';
@@ -60,8 +106,10 @@ function parseNotice(message: string): RevocationNotice | null {
  * channel can only make instances drop cached state (more reads), never accept a token.
  */
 export class RedisRevocationBus implements RevocationBus {
-  private readonly connection: Redis;
-  private readonly subscriber: Redis;
+  private readonly connection: Redis | Cluster;
+  private readonly sharded: boolean;
+  private subscriber: Redis | null = null;
+  private readonly opening: Promise<void>;
   private readonly channel: string;
   private readonly publishTimeoutMs: number;
   private readonly listeners = new Set<(signal: RevocationSignal) => void>();
@@ -95,38 +143,50 @@ export class RedisRevocationBus implements RevocationBus {
     this.publishTimeoutMs = publishTimeoutMs;
     this.syncTimeoutMs = syncTimeoutMs;
     const onError = options.onError ?? (() => undefined);
+    this.sharded = isCluster(connection);
+    let resolveSubscribed!: () => void;
+    this.subscribed = new Promise((resolve) => (resolveSubscribed = resolve));
     // Its own connection, subscribed by hand on every (re)connect so `resync` follows the SUBSCRIBE.
-    this.subscriber = connection.duplicate({
-      lazyConnect: true,
-      autoResubscribe: false,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-    });
-    this.subscriber.on('error', onError);
-    this.subscriber.on('message', (from: string, message: string) => {
+    const listen = (subscriber: Redis) => {
+      this.subscriber = subscriber;
+      this.listen(subscriber, onError, resolveSubscribed);
+    };
+    this.opening = isCluster(connection)
+      ? openShardSubscriber(connection, channel, () => this.closing !== undefined, onError).then(
+          (subscriber) => {
+            if (subscriber) listen(subscriber);
+          },
+        )
+      : Promise.resolve(listen(connection.duplicate(SUBSCRIBER_OPTIONS)));
+  }
+
+  private listen(subscriber: Redis, onError: (error: Error) => void, subscribed: () => void) {
+    const [subscribe, event] = this.sharded
+      ? (['ssubscribe', 'smessage'] as const)
+      : (['subscribe', 'message'] as const);
+    subscriber.on('error', onError);
+    subscriber.on(event, (from: string, message: string) => {
       if (from !== this.channel) return;
       const notice = parseNotice(message);
       if (notice) this.emit(notice);
     });
-    this.subscriber.on('close', () => {
+    subscriber.on('close', () => {
       this.listening = false;
       this.stalled = false;
       if (this.wasSubscribed) this.emit({ kind: 'resync' });
     });
-    let resolveSubscribed!: () => void;
-    this.subscribed = new Promise((resolve) => (resolveSubscribed = resolve));
-    this.subscriber.on('ready', () => {
-      this.subscriber.subscribe(this.channel).then(
+    subscriber.on('ready', () => {
+      subscriber[subscribe](this.channel).then(
         () => {
           if (this.wasSubscribed) this.emit({ kind: 'resync' });
           this.wasSubscribed = true;
           this.listening = true;
-          resolveSubscribed();
+          subscribed();
         },
         (error: unknown) => onError(error as Error),
       );
     });
-    this.subscriber.connect().catch((error: unknown) => onError(error as Error));
+    subscriber.connect().catch((error: unknown) => onError(error as Error));
   }
 
   /** Resolves once the subscriber is subscribed for the first time (notices sent before are not heard). */
@@ -144,7 +204,11 @@ export class RedisRevocationBus implements RevocationBus {
       );
     });
     try {
-      await Promise.race([this.connection.publish(this.channel, JSON.stringify(notice)), late]);
+      const message = JSON.stringify(notice);
+      const sent = this.sharded
+        ? this.connection.spublish(this.channel, message)
+        : this.connection.publish(this.channel, message);
+      await Promise.race([sent, late]);
     } finally {
       clearTimeout(timer);
     }
@@ -159,7 +223,8 @@ export class RedisRevocationBus implements RevocationBus {
    * after `syncTimeoutMs` at worst.
    */
   sync(): Promise<boolean> {
-    if (!this.listening || this.stalled) return Promise.resolve(false);
+    const subscriber = this.subscriber;
+    if (!subscriber || !this.listening || this.stalled) return Promise.resolve(false);
     this.syncBatch ??= new Promise<boolean>((resolve) => {
       process.nextTick(() => {
         this.syncBatch = null;
@@ -174,7 +239,7 @@ export class RedisRevocationBus implements RevocationBus {
           this.stalled = false;
           resolve(synced && this.listening);
         };
-        this.subscriber.ping().then(answered(true), answered(false));
+        subscriber.ping().then(answered(true), answered(false));
       });
     });
     return this.syncBatch;
@@ -195,7 +260,9 @@ export class RedisRevocationBus implements RevocationBus {
     this.listeners.clear();
     this.wasSubscribed = false;
     this.listening = false;
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    await this.opening;
+    const subscriber = this.subscriber;
+    await subscriber?.quit().catch(() => subscriber.disconnect());
   }
 
   private emit(signal: RevocationSignal): void {
