@@ -70,7 +70,8 @@ export interface RefreshRotationOptions {
    * The service's cache of revocation state: user and global minimum versions and session states,
    * read by `authenticate({ checkRevocation })` and by refresh. While the `revocationBus` is synced
    * (every revocation is pushed to this instance before it is answered) entries are trusted for
-   * `ttlWithBus`, default `'1m'`; otherwise versions come from the version store (its own short
+   * `ttlWithBus`, default `'5s'` (also how long a notice this instance missed, say one whose publish
+   * failed, can go unseen); otherwise versions come from the version store (its own short
    * cache) and session states are kept for `ttl`, default `'1s'` (0: the record is read on every
    * request). `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations
    * through this service clear their entries at once.
@@ -318,7 +319,7 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
       ttlWithBusMs: durationOption(
         revocationCache.ttlWithBus,
         'revocationCache.ttlWithBus',
-        '1m',
+        '5s',
         0,
       ),
       maxEntries,

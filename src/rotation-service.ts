@@ -343,7 +343,8 @@ export class RotationService {
    */
   async revokeByRefreshToken(refreshToken: string, reason = 'logout'): Promise<boolean> {
     const parsed = this.parse(refreshToken);
-    if (!parsed) return false;
+    // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
+    if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
     const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
     if (!record || !this.options.refreshToken.codec.verify(parsed, record.salt)) return false;
     return this.revoke(record, reason);

@@ -762,6 +762,21 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'revoked');
       });
 
+      it('revokeByRefreshToken refuses a token whose tag we never minted without reading the store', async () => {
+        const login = await service().issue({ userId: 'alice' });
+        const forged = tamperToken(login.refreshToken, (body) => {
+          body[30] = (body[30] as number) ^ 0x80; // inside the tag
+        });
+        // A store that fails every read: a read would surface as StoreUnavailableError.
+        const unreadable = new Proxy(repository, {
+          get: (target, property, receiver) =>
+            property === 'findBySessionId'
+              ? () => Promise.reject(new Error('read'))
+              : Reflect.get(target, property, receiver),
+        });
+        expect(await service({ repository: unreadable }).revokeByRefreshToken(forged)).toBe(false);
+      });
+
       it("listSessions shows the user's live sessions, newest first, without revoked or expired ones", async () => {
         const rotation = service({ refreshToken: { idleTtl: '1d' } });
         const stale = await rotation.issue({ userId: 'alice', client: { label: 'stale' } });

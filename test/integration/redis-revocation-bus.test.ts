@@ -46,7 +46,7 @@ describe('RedisRevocationBus', () => {
     expect(a.heard.slice(-2)).toEqual([{ kind: 'user', userId: 'alice' }, { kind: 'global' }]);
   });
 
-  it('ignores messages on the channel that are not notices', async () => {
+  it('ignores messages on the channel that are not notices, and says resync once it first subscribes', async () => {
     const channel = uniqueName('rr_bus');
     const { bus, heard } = open(channel);
     await bus.ready();
@@ -55,7 +55,8 @@ describe('RedisRevocationBus', () => {
       await publisher.publish(channel, junk);
     await publisher.publish(channel, JSON.stringify({ kind: 'user', userId: 'bob' }));
     await bus.sync();
-    expect(heard).toEqual([{ kind: 'user', userId: 'bob' }]);
+    // The resync on first subscribing: what was cached before, without the bus, is dropped.
+    expect(heard).toEqual([{ kind: 'resync' }, { kind: 'user', userId: 'bob' }]);
   });
 
   it('while Redis stalls, sync() waits at most syncTimeoutMs once and then not at all; notices held meanwhile arrive when it is back', async () => {
@@ -70,6 +71,8 @@ describe('RedisRevocationBus', () => {
     const publisher = open(channel).bus;
     try {
       await bus.ready();
+      expect(heard).toEqual([{ kind: 'resync' }]); // on first subscribing
+      heard.length = 0;
       proxy.freeze();
       await publisher.publish({ kind: 'user', userId: 'carol' });
       let started = performance.now();

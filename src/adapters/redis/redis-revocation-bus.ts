@@ -178,7 +178,9 @@ export class RedisRevocationBus implements RevocationBus {
     subscriber.on('ready', () => {
       subscriber[subscribe](this.channel).then(
         () => {
-          if (this.wasSubscribed) this.emit({ kind: 'resync' });
+          // Also the first time: what was cached before now was cached without the bus, and a
+          // notice published before this subscription was never heard.
+          this.emit({ kind: 'resync' });
           this.wasSubscribed = true;
           this.listening = true;
           subscribed();
