@@ -25,7 +25,9 @@ import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/
 import { RotationService } from '../../src/rotation-service';
 import { mongoUri, redisUrl, uniqueName } from '../support/services';
 import { databaseUri, eventually, uniquePrefix } from '../support/worker-process';
-import { freePort, groupAlive, run, runOk, startBackground, type Background } from './support';
+import { groupAlive } from '../support/process-group';
+import { freePort } from '../support/servers';
+import { run, runOk, startBackground, type Background } from './support';
 
 jest.setTimeout(180_000);
 

@@ -4,7 +4,7 @@
  * nothing is left behind.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { killGroup } from '../support/process-group';
 
 /** What a finished command printed. */
 export interface RunResult {
@@ -151,34 +151,4 @@ export function startBackground(
       })());
     },
   };
-}
-
-/** Signal a whole process group; a group that is already gone is fine. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined || pid <= 0) return;
-  try {
-    process.kill(-pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-/** Whether any process of the group is still alive. */
-export function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }

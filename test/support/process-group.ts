@@ -31,7 +31,31 @@ export interface ProcessGroup {
   killGroup(): void;
 }
 
-/** Start `command args` in `ROOT` with `env` on top of PATH and HOME only. */
+/** Signal a whole process group; a group that is already gone is fine. */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined || pid <= 0) return;
+  try {
+    process.kill(-pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Whether any process of the group is still alive. */
+export function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Start `command args` in `ROOT` with `env` on top of PATH and HOME only. `exited` is the leader's
+ * exit, not the group's (test/package/support.ts's `startBackground` waits for every process
+ * holding its output): a signal test needs to see npm gone while its node child lives on.
+ */
 export function startGroup(
   command: string,
   args: readonly string[],
@@ -53,14 +77,6 @@ export function startGroup(
   );
   const pid = child.pid ?? -1;
   const describe = () => `stdout:\n${out.slice(-3_000)}\nstderr:\n${err.slice(-3_000)}`;
-  const groupAlive = () => {
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   return {
     pid,
     stdout: () => out,
@@ -102,15 +118,8 @@ export function startGroup(
     signal: (signal) => {
       if (!exit) child.kill(signal);
     },
-    groupAlive,
-    killGroup: () => {
-      if (!groupAlive()) return;
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    },
+    groupAlive: () => groupAlive(pid),
+    killGroup: () => killGroup(pid, 'SIGKILL'),
   };
 }
 
