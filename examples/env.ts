@@ -71,6 +71,8 @@ export interface Env {
       readonly accountPerHour: number;
       readonly tokenPerMinute: number;
     };
+    /** `ADMIN_USER_IDS`: who may open the queue dashboard; empty (the default): nobody, no dashboard. */
+    readonly adminUserIds: readonly string[];
   };
   readonly logLevel: LogLevel;
   /** `LOG_FORMAT`: `auto` (pretty at a terminal in development), `json` or `pretty`. */
@@ -285,7 +287,26 @@ function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
       accountPerHour: reader.integer('RATE_LIMIT_ACCOUNT_PER_HOUR', 20, { min: 1, max: 1_000_000 }),
       tokenPerMinute: reader.integer('RATE_LIMIT_TOKEN_PER_MINUTE', 60, { min: 1, max: 1_000_000 }),
     },
+    adminUserIds: readAdminUserIds(reader),
   };
+}
+
+const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** `ADMIN_USER_IDS`: user ids separated by commas (spaces ignored); each a plain identifier. */
+function readAdminUserIds(reader: EnvReader): string[] {
+  const ids = reader
+    .string('ADMIN_USER_IDS', '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter((id) => id.length > 0);
+  const bad = ids.find((id) => !USER_ID.test(id));
+  if (bad !== undefined) {
+    reader.problem(
+      `ADMIN_USER_IDS must be user ids separated by commas; ${JSON.stringify(bad)} is not one.`,
+    );
+  }
+  return ids;
 }
 
 function devSecret(): string {

@@ -33,7 +33,7 @@ import { RotationService } from '../src/rotation-service';
 import type { Env } from './env';
 import { reasonOf, unreachable } from '../workers/startup';
 import { createApp, type RateLimitName } from './app';
-import { parseAdminUserIds, type DashboardQueue } from './dashboard';
+import type { DashboardQueue } from './dashboard';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
 
 /** How the app stores things: chosen from the environment. */
@@ -274,8 +274,7 @@ export async function createRuntime(
     const metrics = createRefreshMetrics();
     const service = new RotationService(serviceOptions(env, stores, overrides, metrics));
     metrics.observe(service);
-    // Read here until the example's own env schema (issue 16, item 5) takes it.
-    const adminUserIds = overrides.adminUserIds ?? parseAdminUserIds(process.env.ADMIN_USER_IDS);
+    const adminUserIds = overrides.adminUserIds ?? env.http.adminUserIds;
     if (adminUserIds.length > 0 && stores.queues.length === 0)
       logger.warn('ADMIN_USER_IDS is set but REDIS_URL is not: there is no queue dashboard');
     const { cookie, rateLimit } = env.http;

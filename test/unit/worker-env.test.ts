@@ -155,6 +155,18 @@ describe('loadEnv', () => {
     expect(loadEnv({ ...base, COOKIE_SECURE: 'false' }).http.cookie.name).toBe('refresh_token');
   });
 
+  it('reads ADMIN_USER_IDS as a comma list (none by default) and names it when an id is not one', () => {
+    const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    expect(loadEnv(base).http.adminUserIds).toEqual([]);
+    expect(loadEnv({ ...base, ADMIN_USER_IDS: ' u-1, 01a2:b ,,' }).http.adminUserIds).toEqual([
+      'u-1',
+      '01a2:b',
+    ]);
+    expect(
+      problemsOf(() => loadEnv({ ...base, ADMIN_USER_IDS: 'u-1,<script>' })).join('\n'),
+    ).toMatch(/ADMIN_USER_IDS must be user ids separated by commas; "<script>" is not one/);
+  });
+
   it('takes an asymmetric key pair instead of a secret, with \\n standing for newlines', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const pem = (key: typeof privateKey) =>
