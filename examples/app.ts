@@ -1,7 +1,8 @@
 /**
- * The example app (DESIGN §6): register, login, password change, `/me`, the token router at
- * `/auth`, health and readiness, helmet, rate limits and request logs without secrets. Built from
- * explicit dependencies so the tests, `npm start`, `npm run demo` and docker compose share it.
+ * The example app (docs/express.md, "The example app"): register, login, password change, `/me`,
+ * the token router at `/auth`, health and readiness, helmet, rate limits and request logs without
+ * secrets. Built from explicit dependencies so the tests, `npm start`, `npm run demo` and docker
+ * compose share it.
  */
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
@@ -306,9 +307,10 @@ export function createApp(config: AppConfig): Express {
     if (problem) return badRequest(res, problem);
     const found = await users.findByEmail(email);
     const id = found?.id ?? NO_SUCH_USER;
-    // DESIGN §4: the version snapshot is taken before the password hash is read. A password
-    // change stores the new hash and then revokes every session (a version bump), so a login that
-    // still reads the old hash took its snapshot below the new minimum and gets no session.
+    // docs/architecture.md, "Revocation and versions": the version snapshot is taken before the
+    // password hash is read. A password change stores the new hash and then revokes every session
+    // (a version bump), so a login that still reads the old hash took its snapshot below the new
+    // minimum and gets no session.
     const snapshot = await service.versionSnapshot(id);
     const user = await users.findById(id);
     const matches = await bcrypt.compare(password, user?.passwordHash ?? dummyHash);

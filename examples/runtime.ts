@@ -148,7 +148,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
   let revocationBus: RedisRevocationBus | null = null;
   try {
     const repository = new MongooseRefreshTokenRepository(connection, {
-      ...(overrides.clock ? { clock: overrides.clock } : {}),
+      clock: overrides.clock,
     });
     const users = new MongoUserStore(connection);
     await Promise.all([repository.ensureIndexes(), users.ensureIndexes()]);
@@ -231,15 +231,15 @@ function serviceOptions(
     repository: stores.repository,
     versions: stores.versions,
     jobs: stores.jobs,
-    ...(stores.revocationBus ? { revocationBus: stores.revocationBus } : {}),
+    revocationBus: stores.revocationBus,
     accessToken: {
       algorithm: accessToken.algorithm,
-      ...(accessToken.secret === undefined ? {} : { secret: accessToken.secret }),
-      ...(accessToken.privateKey === undefined ? {} : { privateKey: accessToken.privateKey }),
-      ...(accessToken.publicKey === undefined ? {} : { publicKey: accessToken.publicKey }),
+      secret: accessToken.secret,
+      privateKey: accessToken.privateKey,
+      publicKey: accessToken.publicKey,
       ttl: accessToken.ttlMs,
-      ...(accessToken.issuer === undefined ? {} : { issuer: accessToken.issuer }),
-      ...(accessToken.audience === undefined ? {} : { audience: accessToken.audience }),
+      issuer: accessToken.issuer,
+      audience: accessToken.audience,
     },
     refreshToken: {
       secrets: refreshToken.secrets,
@@ -247,7 +247,7 @@ function serviceOptions(
       absoluteTtl: refreshToken.absoluteTtlMs,
       reuseGrace: refreshToken.reuseGraceMs,
     },
-    ...(overrides.clock ? { clock: overrides.clock } : {}),
+    clock: overrides.clock,
     onAuditEvent: (event) => {
       metrics.onAuditEvent(event);
       overrides.onAuditEvent?.(event);
@@ -302,7 +302,7 @@ export async function createRuntime(
       ...(adminUserIds.length > 0 && stores.queues.length > 0
         ? { admin: { userIds: adminUserIds, queues: stores.queues } }
         : {}),
-      ...(overrides.bcryptRounds === undefined ? {} : { bcryptRounds: overrides.bcryptRounds }),
+      bcryptRounds: overrides.bcryptRounds,
     });
     let closing: Promise<void> | undefined;
     return {

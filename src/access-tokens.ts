@@ -1,9 +1,9 @@
 /**
- * Access tokens (DESIGN §3 step 7): short-lived JWTs with `sub`, `sid`, `ver`, `gv`, `jti`, `iat`, `exp`
- * and optional `iss`/`aud`, signed with `jsonwebtoken`; the algorithm is pinned on verify.
- * Keys are turned into `KeyObject`s once (a string secret would cost jsonwebtoken a PEM parse
- * attempt on every call). `jsonwebtoken` 9 has no EdDSA, so EdDSA is a small compact-JWS
- * implementation on `node:crypto` with the same claim checks.
+ * Access tokens (docs/architecture.md, "A refresh", step 5): short-lived JWTs with `sub`, `sid`,
+ * `ver`, `gv`, `jti`, `iat`, `exp` and optional `iss`/`aud`, signed with `jsonwebtoken`; the
+ * algorithm is pinned on verify. Keys are turned into `KeyObject`s once (a string secret would cost
+ * jsonwebtoken a PEM parse attempt on every call). `jsonwebtoken` 9 has no EdDSA, so EdDSA is a
+ * small compact-JWS implementation on `node:crypto` with the same claim checks.
  */
 import {
   createPrivateKey,

@@ -1,7 +1,7 @@
 /**
- * The use cases (DESIGN §3–§4): log in, refresh with rotation and reuse detection, revoke, breach
- * rotation, list sessions, access tokens. Framework-free: storage, versions and jobs come in
- * through the ports.
+ * The use cases (docs/architecture.md, "A refresh" and "A revoke-all"): log in, refresh with
+ * rotation and reuse detection, revoke, breach rotation, list sessions, access tokens.
+ * Framework-free: storage, versions and jobs come in through the ports.
  */
 import { randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
@@ -72,9 +72,9 @@ export interface IssueOptions {
   /** Shown on the sessions page. */
   client?: ClientInfo;
   /**
-   * A snapshot of this user taken before the credential check (DESIGN §4). Without it the session
-   * gets the version current at issue time, so a login whose password check straddles a password
-   * change would outlive it.
+   * A snapshot of this user taken before the credential check (docs/architecture.md, "Revocation
+   * and versions"). Without it the session gets the version current at issue time, so a login whose
+   * password check straddles a password change would outlive it.
    */
   at?: VersionSnapshot;
 }
@@ -241,12 +241,13 @@ export class RotationService {
   }
 
   /**
-   * Rotate (DESIGN §3, in that order). Throws `InvalidRequestError` when `refreshToken` is missing
-   * or not a string, `InvalidGrantError` (with an internal `reason`) when it is refused, and
-   * `StoreUnavailableError` when the store fails. A refused token changes nothing, except a
-   * reused one (its session is revoked in this request) and the current token of a session whose
-   * versions are outdated: the rotation has happened when the versions are read (the record names
-   * the user), so the session moved one generation whose token nobody is given.
+   * Rotate (the steps of "A refresh" in docs/architecture.md, in that order). Throws
+   * `InvalidRequestError` when `refreshToken` is missing or not a string, `InvalidGrantError` (with
+   * an internal `reason`) when it is refused, and `StoreUnavailableError` when the store fails. A
+   * refused token changes nothing, except a reused one (its session is revoked in this request) and
+   * the current token of a session whose versions are outdated: the rotation has happened when the
+   * versions are read (the record names the user), so the session moved one generation whose token
+   * nobody is given.
    *
    * Cost: a token we did not mint (its tag fails) costs no I/O; the current token costs one
    * conditional find-and-modify (versions come from the version store's cache); anything else
@@ -581,9 +582,9 @@ export class RotationService {
   }
 
   /**
-   * Versions (DESIGN §3 step 4), from the version store (cached), checked after the rotation
-   * because the record names the user. Refused, not revoked here: a revoke-all job revokes the
-   * records with the reason it was given (docs/decisions.md).
+   * Versions (step 4 of "A refresh" in docs/architecture.md), from the version store (cached),
+   * checked after the rotation because the record names the user. Refused, not revoked here: a
+   * revoke-all job revokes the records with the reason it was given (docs/decisions.md).
    */
   private async refuseOutdated(
     record: RefreshTokenRecord,
@@ -660,8 +661,8 @@ export class RotationService {
       type: 'token.rejected',
       at: this.options.clock.now(),
       reason,
-      ...(who.userId === undefined ? {} : { userId: who.userId }),
-      ...(who.sessionId === undefined ? {} : { sessionId: who.sessionId }),
+      userId: who.userId,
+      sessionId: who.sessionId,
     });
     return new InvalidGrantError(reason);
   }

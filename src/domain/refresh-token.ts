@@ -121,7 +121,7 @@ export interface Clock {
 /** The real clock. */
 export const systemClock: Clock = { now: () => new Date() };
 
-/* ----- Pure rules (DESIGN §3 steps 4–6). No I/O; `now` is always passed in. ----- */
+/* ----- Pure rules (docs/architecture.md, "A refresh"). No I/O; `now` is passed in. ----- */
 
 /** Expired when idle or absolute expiry is reached: `now >= expiresAt` or `now >= absoluteExpiresAt`. */
 export function isExpired(
@@ -138,7 +138,7 @@ export function slideExpiry(now: Date, idleTtlMs: number, absoluteExpiresAt: Dat
 }
 
 /**
- * Whether a session's versions are still accepted (DESIGN §3 step 5):
+ * Whether a session's versions are still accepted (step 4 of "A refresh" in docs/architecture.md):
  * - `current`: at or above both minimums;
  * - `global_grace`: exactly one global version behind, inside the global grace window
  *   (`now < rotatedAt + gracePeriodMs`); the session keeps its old version and dies when the window ends;
@@ -209,7 +209,7 @@ export function supersededAt(
   return earliest;
 }
 
-/** What to do with a presented generation whose MAC is valid (DESIGN §3 step 3). */
+/** What to do with a generation whose anchor is valid (docs/architecture.md, "A refresh", step 3). */
 export type GenerationDecision = 'advance' | 'grace' | 'reuse';
 
 /**

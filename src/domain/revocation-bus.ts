@@ -1,7 +1,7 @@
 /**
  * What one app instance tells the others when revocation state changes, so they drop what they
- * cached at once instead of when the cache expires (DESIGN §4, §9). A notice carries ids only,
- * never a token.
+ * cached at once instead of when the cache expires (docs/architecture.md, "Revocation and
+ * versions"). A notice carries ids only, never a token.
  */
 export type RevocationNotice =
   /** The user's minimum version was raised (password change, logout everywhere). */

@@ -1,5 +1,5 @@
 /**
- * The refresh-token string (DESIGN §2), format 2: `rt_` + base64url of
+ * The refresh-token string (docs/architecture.md, "The token"), format 2: `rt_` + base64url of
  * `[format 1B][key id 1B][session id 16B][generation 4B BE][tag 16B][anchor 32B]`, where
  *
  * - `anchor = SHA-256(label ‖ sessionSalt)`: the same in every generation of a session, so the

@@ -80,7 +80,7 @@ export function createHealthReporter(sources: HealthSources): () => Promise<Heal
     return {
       status: stopping.aborted ? 'stopping' : healthy ? 'ok' : 'degraded',
       redis: redis.status,
-      ...(mongodb === undefined ? {} : { mongodb }),
+      mongodb,
       queues: Object.fromEntries(entries),
       processed: structuredClone(table.processed),
       touch: table.batcher.stats(),

@@ -182,7 +182,7 @@ export function createCookieTransport(
       secure,
       sameSite: 'strict',
       path,
-      ...(options.domain === undefined ? {} : { domain: options.domain }),
+      domain: options.domain,
     };
   }
 

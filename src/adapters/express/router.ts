@@ -141,9 +141,9 @@ function sessionBody(session: SessionView, currentSessionId: string): SessionBod
     expires_at: session.expiresAt.toISOString(),
     absolute_expires_at: session.absoluteExpiresAt.toISOString(),
     client: {
-      ...(userAgent === undefined ? {} : { user_agent: userAgent }),
-      ...(ip === undefined ? {} : { ip }),
-      ...(label === undefined ? {} : { label }),
+      user_agent: userAgent,
+      ip,
+      label,
     },
     current: session.id === currentSessionId,
   };
@@ -181,10 +181,11 @@ function bodyLimitOf(options: RefreshRouterOptions): string | number {
 }
 
 /**
- * Build the token router (DESIGN §6): `POST /token`, `POST /logout`, `POST /revoke` (RFC 7009),
- * `POST /logout-all`, `GET /sessions`, `DELETE /sessions/:id`. Mount it where you like
- * (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its own small bodies (JSON
- * and form), so it needs no body parser from the app. Every answer carries
+ * Build the token router (the contract: docs/express.md, "The HTTP contract"): `POST /token`,
+ * `POST /logout`, `POST /revoke` (RFC 7009), `POST /logout-all`, `GET /sessions`,
+ * `DELETE /sessions/:id`.
+ * Mount it where you like (`app.use('/auth', router)`). Works on Express 4 and 5; parses only its
+ * own small bodies (JSON and form), so it needs no body parser from the app. Every answer carries
  * `Cache-Control: no-store`; errors follow the one table in `errors.ts`. Throws `OptionsError` for
  * invalid options.
  */
@@ -301,7 +302,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const result = await service.issue({
       userId: input.userId,
       client,
-      ...(input.at === undefined ? {} : { at: input.at }),
+      at: input.at,
     });
     if (res) setNoStore(res);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);

@@ -212,9 +212,10 @@ function latestPerSession(touches: readonly Touch[]): Map<string, Date> {
 }
 
 /**
- * The MongoDB `RefreshTokenRepository` (DESIGN §1–2), on the caller's Mongoose connection: it
- * never connects, closes or changes global settings, and reuses its model if one is already
- * registered on that connection (under `refresh-rotation:<collectionName>`).
+ * The MongoDB `RefreshTokenRepository` (docs/architecture.md, "Ports" and "The token"), on the
+ * caller's Mongoose connection: it never connects, closes or changes global settings, and reuses
+ * its model if one is already registered on that connection (under
+ * `refresh-rotation:<collectionName>`).
  *
  * One document per session in `refresh_tokens`, `_id` = the session id (the hot path is one
  * find-and-modify on it), `id` = the record's UUIDv7. Find-and-modify never uses a projection
@@ -244,9 +245,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     this.clock = resolved.clock;
     this.guardMode = resolved.guard;
     this.records = modelOn(connection, resolved.collectionName, () =>
-      createRefreshTokenSchema(
-        resolved.ttl === undefined ? {} : { ttlAfterExpirySeconds: resolved.ttl },
-      ),
+      createRefreshTokenSchema({ ttlAfterExpirySeconds: resolved.ttl }),
     );
     this.notes = modelOn(
       connection,

@@ -126,7 +126,7 @@ export function reopenWhenMonitorStuck(connection: Connection, options: ReopenOp
 
   const watch = () => {
     unwatch = watchServerHeartbeats(connection, {
-      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      timeoutMs: options.timeoutMs,
       onStuck: (stuck) => {
         if (stopped) return;
         unwatch?.();

@@ -51,10 +51,11 @@ const SCHEMA_DEFAULTS = {
 } as const;
 
 /**
- * The schema of `refresh_tokens`, one document per session (DESIGN §2), with its indexes:
- * `_id` is the session id (the hot path's key); unique `id` (`findById`) and `tokenHash`
- * (`findByTokenHash`), `userId + createdAt` (sessions page, revoke-all with `issuedBefore`), and
- * `expiresAt`, `absoluteExpiresAt`, `revokedAt` (the three branches of `deleteExpired`).
+ * The schema of `refresh_tokens`, one document per session (docs/architecture.md, "The token"),
+ * with its indexes: `_id` is the session id (the hot path's key); unique `id` (`findById`) and
+ * `tokenHash` (`findByTokenHash`), `userId + createdAt` (sessions page, revoke-all with
+ * `issuedBefore`), and `expiresAt`, `absoluteExpiresAt`, `revokedAt` (the three branches of
+ * `deleteExpired`).
  */
 export function createRefreshTokenSchema(
   options: RefreshTokenSchemaOptions = {},

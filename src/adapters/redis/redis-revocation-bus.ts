@@ -98,12 +98,13 @@ function parseNotice(message: string): RevocationNotice | null {
 }
 
 /**
- * The `RevocationBus` on Redis pub/sub (DESIGN §4, §9): a revocation on one app instance is
- * published before that instance answers, and every instance drops the versions and session states
- * it cached. Pub/sub delivers at most once, so whenever the subscriber loses its connection every
- * subscriber gets `resync` (drop everything) when it goes and again once it is subscribed again; in
- * between, the caches' own short lifetime (1 s by default) is the fallback. A message on the
- * channel can only make instances drop cached state (more reads), never accept a token.
+ * The `RevocationBus` on Redis pub/sub (docs/architecture.md, "Revocation and versions";
+ * docs/express.md): a revocation on one app instance is published before that instance answers, and
+ * every instance drops the versions and session states it cached. Pub/sub delivers at most once, so
+ * whenever the subscriber loses its connection every subscriber gets `resync` (drop everything)
+ * when it goes and again once it is subscribed again; in between, the caches' own short lifetime
+ * (1 s by default) is the fallback. A message on the channel can only make instances drop cached state
+ * (more reads), never accept a token.
  */
 export class RedisRevocationBus implements RevocationBus {
   private readonly connection: Redis | Cluster;
