@@ -206,6 +206,8 @@ describe('POST /auth/token on the example app', () => {
     for (const value of [42, true, ['rt_a'], { token: 'rt_a' }, null]) {
       const response = await request(app).post('/auth/token').send({ refresh_token: value });
       expectOAuthError(response, 400, 'invalid_request');
+      // Said as it is: the token is there, but not as one string.
+      expect(response.body.error_description).toBe('refresh_token must be a single string.');
     }
     // The forged attempts changed nothing: the real token still rotates.
     expect((await refreshForm(app, real)).status).toBe(200);

@@ -215,7 +215,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     if (grantType !== undefined && grantType !== 'refresh_token')
       throw new UnsupportedGrantTypeError();
     const fromCookie = cookie?.read(req);
-    let presented: unknown = field(body, 'refresh_token');
+    let presented = singleString(field(body, 'refresh_token'), 'refresh_token');
     let viaCookie = false;
     if (presented === undefined && cookie && fromCookie !== undefined) {
       cookie.assertSameOrigin(req);
