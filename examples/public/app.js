@@ -1,4 +1,4 @@
-/* global document, location, fetch, navigator, BroadcastChannel, window, setTimeout, clearTimeout */
+/* global document, location, history, localStorage, fetch, navigator, BroadcastChannel, window, setTimeout, clearTimeout */
 // The demo page, a small browser client of the token router. The access token lives only in this
 // page's memory (and is handed to sibling tabs over a same-origin BroadcastChannel); the refresh
 // token is an HttpOnly cookie the page never sees. Requests that use the cookie send the CSRF
@@ -8,6 +8,12 @@
 
 const CSRF_HEADER = 'X-Refresh-CSRF';
 const LOCK = 'refresh-rotation:refresh';
+/**
+ * Set while this browser holds a session. The cookie is HttpOnly, so the page cannot see whether
+ * there is one; without this hint a first visit would send a refresh bound to fail with a 400.
+ * It is a hint only (no token, nothing secret): a stale one costs one failed refresh.
+ */
+const SIGNED_IN_HINT = 'refresh-rotation:signed-in';
 /** How long a tab waits for the lock holder's result before refreshing itself. */
 const WAIT_FOR_OTHER_TAB_MS = 5_000;
 
@@ -74,7 +80,25 @@ function schedule() {
   timer = setTimeout(() => void refresh().catch(() => undefined), Math.max(0, lifetime - early));
 }
 
+function remember(signedIn) {
+  try {
+    if (signedIn) localStorage.setItem(SIGNED_IN_HINT, '1');
+    else localStorage.removeItem(SIGNED_IN_HINT);
+  } catch {
+    // Storage disabled: every load then tries the one refresh.
+  }
+}
+
+function mayHaveSession() {
+  try {
+    return localStorage.getItem(SIGNED_IN_HINT) !== null;
+  } catch {
+    return true;
+  }
+}
+
 function adopt(body, receivedAt = Date.now()) {
+  remember(true);
   accessToken = body.access_token;
   expiresAt = receivedAt + body.expires_in * 1000;
   schedule();
@@ -82,6 +106,7 @@ function adopt(body, receivedAt = Date.now()) {
 }
 
 function signedOut(broadcast) {
+  remember(false);
   accessToken = null;
   expiresAt = 0;
   clearTimeout(timer);
@@ -254,6 +279,8 @@ async function changePassword(event) {
 }
 
 async function tour() {
+  // A reload of the page after the tour restores the session instead of registering again.
+  if (location.hash === '#tour') history.replaceState(null, '', location.pathname);
   $('email').value = `demo-${Math.random().toString(36).slice(2, 8)}@example.com`;
   $('password').value = 'correct horse battery staple';
   await register();
@@ -265,6 +292,7 @@ async function tour() {
 
 /** On load: one cookie refresh restores the session, so a reload needs no login. */
 async function restore() {
+  if (!mayHaveSession()) return render('signed-out');
   render('restoring');
   if (await refresh()) {
     await me();

@@ -352,6 +352,36 @@ describe('the demo page in Chromium', () => {
     await context.close();
   });
 
+  it('a first visit sends no refresh and shows no error; a reload after the tour restores, not registers again', async () => {
+    const context = await browser.newContext();
+    try {
+      context.setDefaultTimeout(10_000);
+      const posts: string[] = [];
+      context.on('request', (request) => {
+        if (request.method() === 'POST') posts.push(new URL(request.url()).pathname);
+      });
+      const page = await context.newPage();
+      await page.goto(origin);
+      await page.waitForSelector('body[data-state="signed-out"]');
+      expect(posts).toEqual([]);
+      expect(await page.locator('#log li.err').count()).toBe(0);
+
+      const tour = await context.newPage();
+      await tour.goto(`${origin}/#tour`);
+      await tour.waitForSelector('body[data-state="signed-in"]');
+      await tour.waitForSelector('#sessions tr');
+      expect(new URL(tour.url()).hash).toBe('');
+      posts.length = 0;
+      await tour.reload();
+      await tour.waitForSelector('body[data-state="signed-in"]');
+      await tour.waitForSelector('#sessions tr');
+      expect(posts).toEqual(['/auth/token']);
+      expect(await tour.locator('#log li.err').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('the page refreshes by itself before the access token expires', async () => {
     const shortLived = await memoryBackend({ ACCESS_TOKEN_TTL: '2s' });
     const server = await listen((req, res) => shortLived.app(req, res));
@@ -371,7 +401,7 @@ describe('the demo page in Chromium', () => {
       const loggedInAt = Date.now();
       await page.click('#login');
       await signedIn(page, email);
-      refreshedAt.length = 0; // the restore attempt at load, before the login
+      refreshedAt.length = 0; // only what follows the login counts
       await page.waitForTimeout(2_500);
       expect(refreshedAt.length).toBeGreaterThanOrEqual(1);
       expect(refreshedAt[0]! - loggedInAt).toBeLessThan(2_000);
