@@ -1,173 +1,18 @@
 /**
- * Access tokens (DESIGN §3 step 7): short-lived JWTs with `sub`, `sid`, `ver`, `gv`, `jti`, `iat`, `exp`
- * and optional `iss`/`aud`, signed with `jsonwebtoken`; the algorithm is pinned on verify.
- * Keys are turned into `KeyObject`s once (a string secret would cost jsonwebtoken a PEM parse
- * attempt on every call). `jsonwebtoken` 9 has no EdDSA, so EdDSA is a small compact-JWS
- * implementation on `node:crypto` with the same claim checks.
+ * `AccessTokens` on `jsonwebtoken`: the algorithm is pinned on verify. `jsonwebtoken` 9 has no
+ * EdDSA, so EdDSA is a small compact-JWS implementation on `node:crypto` with the same claim checks.
+ * Keys arrive as `KeyObject`s (a string secret would cost jsonwebtoken a PEM parse attempt on every
+ * call).
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  createSecretKey,
-  randomUUID,
-  sign as cryptoSign,
-  verify as cryptoVerify,
-  KeyObject,
-} from 'node:crypto';
+import { randomUUID, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { InvalidAccessTokenError, OptionsError } from './domain/errors';
-
-/** Access-token algorithms this library signs and verifies. */
-export type AccessTokenAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256' | 'EdDSA';
-
-/** Every value `accessToken.algorithm` accepts (for an app's own configuration checks). */
-export const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = Object.freeze([
-  'HS256',
-  'HS384',
-  'HS512',
-  'RS256',
-  'ES256',
-  'EdDSA',
-]);
-
-/** Minimum HMAC secret length, in bytes. */
-export const MIN_ACCESS_SECRET_BYTES = 32;
-
-/** The claims of a verified access token. */
-export interface AccessTokenClaims {
-  /** User id. */
-  sub: string;
-  /** Session id. */
-  sid: string;
-  /** The session's token version (compare with the user's minimum for instant cut-off). */
-  ver: number;
-  /**
-   * The global minimum version the session was issued at (compare with the global minimum after a
-   * breach rotation). Absent from tokens signed before it existed: read as 0.
-   */
-  gv?: number;
-  jti: string;
-  iat: number;
-  exp: number;
-  iss?: string;
-  aud?: string | string[];
-}
-
-/** Key material as given in the options. */
-export interface AccessTokenKeyInput {
-  algorithm?: AccessTokenAlgorithm;
-  secret?: string | Buffer | KeyObject;
-  privateKey?: string | KeyObject;
-  publicKey?: string | KeyObject;
-}
-
-/** Validated key material. */
-export interface AccessTokenKeys {
-  algorithm: AccessTokenAlgorithm;
-  signingKey: KeyObject;
-  verificationKey: KeyObject;
-}
-
-/** Everything an `AccessTokens` needs. */
-export interface AccessTokenSettings extends AccessTokenKeys {
-  ttlMs: number;
-  issuer?: string;
-  audience?: string;
-}
-
-function isHmac(algorithm: AccessTokenAlgorithm): boolean {
-  return algorithm.startsWith('HS');
-}
-
-function secretKey(secret: unknown): KeyObject {
-  if (secret instanceof KeyObject) {
-    if (secret.type !== 'secret')
-      throw new OptionsError('accessToken.secret must be a secret KeyObject (createSecretKey)');
-    return secret;
-  }
-  if (typeof secret === 'string') return createSecretKey(Buffer.from(secret, 'utf8'));
-  if (Buffer.isBuffer(secret)) return createSecretKey(Buffer.from(secret));
-  throw new OptionsError(
-    'accessToken.secret is required for HS* algorithms (a string, Buffer or secret KeyObject)',
-  );
-}
-
-function asymmetricKey(key: unknown, kind: 'privateKey' | 'publicKey'): KeyObject {
-  if (key instanceof KeyObject) {
-    if (key.type !== (kind === 'privateKey' ? 'private' : 'public')) {
-      throw new OptionsError(
-        `accessToken.${kind} must be a ${kind === 'privateKey' ? 'private' : 'public'} KeyObject`,
-      );
-    }
-    return key;
-  }
-  if (typeof key !== 'string')
-    throw new OptionsError(`accessToken.${kind} must be a PEM string or a KeyObject`);
-  try {
-    return kind === 'privateKey' ? createPrivateKey(key) : createPublicKey(key);
-  } catch (error) {
-    throw new OptionsError(
-      `accessToken.${kind} is not a valid PEM key: ${(error as Error).message}`,
-    );
-  }
-}
-
-function assertKeyFits(algorithm: AccessTokenAlgorithm, key: KeyObject): void {
-  const type = key.asymmetricKeyType;
-  const details = key.asymmetricKeyDetails ?? {};
-  const fits =
-    (algorithm === 'RS256' && type === 'rsa' && (details.modulusLength ?? 0) >= 2048) ||
-    (algorithm === 'ES256' && type === 'ec' && details.namedCurve === 'prime256v1') ||
-    (algorithm === 'EdDSA' && type === 'ed25519');
-  if (!fits) {
-    const wanted = {
-      RS256: 'an RSA key of at least 2048 bits',
-      ES256: 'a P-256 EC key',
-      EdDSA: 'an Ed25519 key',
-    };
-    throw new OptionsError(
-      `accessToken.algorithm ${algorithm} needs ${wanted[algorithm as keyof typeof wanted]}; got ${type ?? 'unknown'} key`,
-    );
-  }
-}
-
-/** Validates the algorithm and key material once; throws `OptionsError` with what to change. */
-export function resolveAccessTokenKeys(input: AccessTokenKeyInput): AccessTokenKeys {
-  const algorithm = input.algorithm ?? 'HS256';
-  if (!ACCESS_TOKEN_ALGORITHMS.includes(algorithm)) {
-    throw new OptionsError(
-      `accessToken.algorithm must be one of ${ACCESS_TOKEN_ALGORITHMS.join(', ')}; got ${String(algorithm)}`,
-    );
-  }
-  if (isHmac(algorithm)) {
-    if (input.privateKey !== undefined || input.publicKey !== undefined) {
-      throw new OptionsError(
-        `accessToken.algorithm ${algorithm} takes accessToken.secret, not a key pair`,
-      );
-    }
-    const key = secretKey(input.secret);
-    const size = key.symmetricKeySize ?? 0;
-    if (size < MIN_ACCESS_SECRET_BYTES) {
-      throw new OptionsError(
-        `accessToken.secret must be at least ${MIN_ACCESS_SECRET_BYTES} bytes; got ${size}`,
-      );
-    }
-    return { algorithm, signingKey: key, verificationKey: key };
-  }
-  if (input.secret !== undefined) {
-    throw new OptionsError(
-      `accessToken.algorithm ${algorithm} takes accessToken.privateKey (and publicKey), not a secret`,
-    );
-  }
-  const signingKey = asymmetricKey(input.privateKey, 'privateKey');
-  const verificationKey =
-    input.publicKey === undefined
-      ? createPublicKey(signingKey)
-      : asymmetricKey(input.publicKey, 'publicKey');
-  assertKeyFits(algorithm, signingKey);
-  assertKeyFits(algorithm, verificationKey);
-  return { algorithm, signingKey, verificationKey };
-}
+import type {
+  AccessTokenClaims,
+  AccessTokens,
+  AccessTokenSettings,
+  AccessTokenSubject,
+} from '../../domain/access-token';
+import { InvalidAccessTokenError, OptionsError } from '../../domain/errors';
 
 function seconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
@@ -213,8 +58,8 @@ function asClaims(payload: unknown): AccessTokenClaims {
   return claims as AccessTokenClaims;
 }
 
-/** Signs and verifies access tokens with one validated key set. */
-export class AccessTokens {
+/** Signs and verifies access tokens with one validated key set, on `jsonwebtoken`. */
+export class JwtAccessTokens implements AccessTokens {
   /** Lifetime of a new token, in whole seconds (the `expires_in` of a token response). */
   readonly expiresIn: number;
 
@@ -226,10 +71,7 @@ export class AccessTokens {
   }
 
   /** A new access token for the session at `now`. */
-  sign(
-    subject: { userId: string; sessionId: string; version: number; globalVersion?: number },
-    now: Date,
-  ): string {
+  sign(subject: AccessTokenSubject, now: Date): string {
     const iat = seconds(now);
     const payload: AccessTokenClaims = {
       sub: subject.userId,
