@@ -3,7 +3,7 @@
  * read the same way: the services, the queues (the app produces what the worker consumes, so they
  * must agree) and the logs.
  */
-import { EnvReader, LOG_LEVELS, type LogLevel } from './env-reader';
+import { LOG_LEVELS, type EnvReader, type LogLevel } from './env-reader';
 import { LOG_FORMATS, type LogFormat } from './logging';
 
 /** The queues, as the app (producer) and the worker (consumer) must agree on them. */
