@@ -143,6 +143,19 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware: what a forgotten or misplaced promise looks like. TypeScript files only (the
+    // project service reads tsconfig.json); the .js/.cjs/.mjs configs and scripts stay untyped.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: ROOT } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
+  // Compiled against the installed tarball by test/package, outside tsconfig.json.
+  { ...tseslint.configs.disableTypeChecked, files: ['test/package/fixtures/**'] },
+  {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
