@@ -8,6 +8,14 @@ const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
 };
 
+/** `refresh-rotation` and its subpaths, as examples/ and workers/ import them: the src entry files (tsconfig.json `paths`). */
+const moduleNameMapper = {
+  '^refresh-rotation$': '<rootDir>/src/index.ts',
+  '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',
+  '^refresh-rotation/worker$': '<rootDir>/src/worker/index.ts',
+  '^refresh-rotation/metrics$': '<rootDir>/src/adapters/prometheus/index.ts',
+};
+
 /** @type {import('jest').Config} */
 module.exports = {
   testTimeout: 30_000,
@@ -16,12 +24,14 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: 'node',
       transform,
+      moduleNameMapper,
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
     },
     {
       displayName: 'integration',
       testEnvironment: 'node',
       transform,
+      moduleNameMapper,
       testMatch: [
         '<rootDir>/test/contract/**/*.test.ts',
         '<rootDir>/test/integration/**/*.test.ts',

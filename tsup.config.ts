@@ -27,7 +27,16 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     target: 'node20',
-    external: ['express', 'mongoose', 'bullmq', 'ioredis', 'pino', 'prom-client'],
+    external: [
+      'express',
+      'mongoose',
+      'bullmq',
+      'ioredis',
+      'pino',
+      'prom-client',
+      'refresh-rotation',
+      /^refresh-rotation\//,
+    ],
   },
   /**
    * The example app, compiled for `npm start` and the image (no tsx at run time), into build/ (not

@@ -25,6 +25,9 @@ for (const dir of ['build/examples', 'dist']) {
 const manifest = JSON.parse(readFileSync('package.json', 'utf8'));
 const missing = [];
 for (const name of [...required].sort()) {
+  // The worker bin requires the package itself by name (refresh-rotation/worker…): Node resolves
+  // that to this package's own dist/ through its `exports`, no install needed.
+  if (name === manifest.name) continue;
   if (manifest.dependencies?.[name]) continue;
   const range = manifest.devDependencies?.[name];
   if (!range) {

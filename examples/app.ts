@@ -19,11 +19,10 @@ import {
   errorHandler,
   setNoStore,
   type CookieTransportOptions,
-} from '../src/adapters/express';
-import type { RefreshMetrics } from '../src/adapters/prometheus';
-import { InvalidGrantError } from '../src/domain/errors';
+} from 'refresh-rotation/express';
+import type { RefreshMetrics } from 'refresh-rotation/metrics';
+import { InvalidGrantError, type RotationService } from 'refresh-rotation';
 import { queueDashboard, type DashboardQueue } from './dashboard';
-import type { RotationService } from '../src/rotation-service';
 import { EmailTakenError, normaliseEmail, type UserStore } from './users';
 
 /** The app's rate limiters, each with its own counters (and its own store when one is given). */

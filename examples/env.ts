@@ -3,7 +3,7 @@
  * HTTP and rate limits, each with its default, every problem reported at once with the variable's
  * name and what to set (documented in `.env.example`). The rules are the library's own
  * (`ACCESS_TOKEN_ALGORITHMS`, `MIN_ACCESS_SECRET_BYTES`, `MIN_SECRET_BYTES`, `parseDuration`); the
- * queue settings are read as the worker reads them (workers/env.ts).
+ * services, queues and logs are read as the worker reads them (boot/common-env.ts).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -11,9 +11,7 @@ import {
   MIN_ACCESS_SECRET_BYTES,
   MIN_SECRET_BYTES,
   type AccessTokenAlgorithm,
-} from '../src';
-import type { LogFormat } from '../workers/logging';
-import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../workers/env-reader';
+} from 'refresh-rotation';
 import {
   readLogFormat,
   readLogLevel,
@@ -21,9 +19,11 @@ import {
   readQueueSettings,
   readRedisUrl,
   type QueueSettings,
-} from '../workers/env';
+} from '../boot/common-env';
+import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../boot/env-reader';
+import type { LogFormat } from '../boot/logging';
 
-export { EnvError, type LogLevel, type RawEnv } from '../workers/env-reader';
+export { EnvError, type LogLevel, type RawEnv } from '../boot/env-reader';
 export type { AccessTokenAlgorithm };
 
 /** The parsed environment of the example app. Frozen. */

@@ -9,29 +9,30 @@ import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import { Queue } from 'bullmq';
-import { BullMQTokenJobs } from '../src/adapters/bullmq';
-import { QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
-import { createRefreshMetrics, type RefreshMetrics } from '../src/adapters/prometheus';
-import { RedisRevocationBus } from '../src/adapters/redis';
+import {
+  RotationService,
+  type Clock,
+  type RefreshRotationOptions,
+  type RefreshTokenRepository,
+  type RevocationBus,
+  type TokenJobs,
+  type VersionStore,
+} from 'refresh-rotation';
+import { BullMQTokenJobs, QUEUE_NAMES } from 'refresh-rotation/bullmq';
 import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
-} from '../src/adapters/memory';
+} from 'refresh-rotation/memory';
+import { createRefreshMetrics, type RefreshMetrics } from 'refresh-rotation/metrics';
 import {
   MongooseRefreshTokenRepository,
   MongooseVersionStore,
   reopenWhenMonitorStuck,
-} from '../src/adapters/mongoose';
-import type { Clock } from '../src/domain/refresh-token';
-import type { RefreshTokenRepository } from '../src/domain/refresh-token-repository';
-import type { RevocationBus } from '../src/domain/revocation-bus';
-import type { TokenJobs } from '../src/domain/token-jobs';
-import type { VersionStore } from '../src/domain/version-store';
-import type { RefreshRotationOptions } from '../src/options';
-import { RotationService } from '../src/rotation-service';
+} from 'refresh-rotation/mongoose';
+import { RedisRevocationBus } from 'refresh-rotation/redis';
+import { reasonOf, unreachable } from '../boot/startup';
 import type { Env } from './env';
-import { reasonOf, unreachable } from '../workers/startup';
 import { createApp, type RateLimitName } from './app';
 import type { DashboardQueue } from './dashboard';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';

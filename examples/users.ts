@@ -4,7 +4,7 @@
  */
 import type { Connection } from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
-import { isDuplicateKeyError, toStoreError } from '../src/adapters/mongoose';
+import { isDuplicateKeyError, toStoreError } from 'refresh-rotation/mongoose';
 
 export interface User {
   id: string;

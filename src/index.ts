@@ -17,8 +17,8 @@ export type {
 
 // Options, validated once by the RotationService constructor.
 export type { RefreshRotationOptions, AuditEvent, Duration, RefreshOutcome } from './options';
-export type { AccessTokenAlgorithm } from './access-tokens';
-export { ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './access-tokens';
+export type { AccessTokenAlgorithm } from './domain/access-token';
+export { ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './domain/access-token';
 
 // Errors: classes with a stable `code`; `isRefreshRotationError` recognises them across copies.
 export {

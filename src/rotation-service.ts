@@ -5,7 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { AccessTokens, type AccessTokenClaims } from './access-tokens';
+// The one import outside the domain: the default (and only) `AccessTokens`, because the public
+// constructor takes key material, not a signer (eslint.config.mjs lists this exception).
+import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
+import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
 import {
   InvalidGrantError,
   InvalidRequestError,
@@ -14,6 +17,7 @@ import {
   StoreUnavailableError,
   type InvalidGrantReason,
 } from './domain/errors';
+import { parseDuration } from './domain/duration';
 import { ExpiringCache } from './domain/expiring-cache';
 import {
   decideGeneration,
@@ -32,7 +36,6 @@ import {
   type ParsedRefreshToken,
 } from './domain/token-codec';
 import {
-  parseDuration,
   resolveOptions,
   type AuditEvent,
   type RefreshOutcome,
@@ -40,7 +43,7 @@ import {
   type ResolvedOptions,
 } from './options';
 
-export type { AccessTokenClaims } from './access-tokens';
+export type { AccessTokenClaims } from './domain/access-token';
 
 /** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
 export interface TokenResponse {
@@ -152,13 +155,7 @@ export class RotationService {
     const { maxEntries } = this.options.revocationCache;
     this.revocationState = new ExpiringCache(maxEntries, this.options.clock);
     this.options.revocationBus?.subscribe((signal) => this.forget(signal));
-    const { ttlMs, issuer, audience, ...keys } = this.options.accessToken;
-    this.accessTokens = new AccessTokens({
-      ...keys,
-      ttlMs,
-      ...(issuer === undefined ? {} : { issuer }),
-      ...(audience === undefined ? {} : { audience }),
-    });
+    this.accessTokens = new JwtAccessTokens(this.options.accessToken);
   }
 
   /** How many `touch` calls were dropped because the job port rejected them. */

@@ -1,21 +1,23 @@
 /**
  * The worker's environment schema (the `refresh-rotation-worker` bin, workers/main.ts): the
  * database, Redis, the queues and the worker's own settings, each with its default, every problem
- * reported at once with the variable's name. Documented in `.env.example`. The example app's schema
- * (examples/env.ts) reads the queue settings through {@link readQueueSettings} too.
+ * reported at once with the variable's name. Documented in `.env.example`. The variables the example
+ * app reads the same way (services, queues, logs) are in boot/common-env.ts.
  */
-import type { CleanupSettings } from '../src/worker';
+import type { CleanupSettings } from 'refresh-rotation/worker';
 import {
-  deepFreeze,
-  EnvReader,
-  LOG_LEVELS,
-  present,
-  type LogLevel,
-  type RawEnv,
-} from './env-reader';
-import { LOG_FORMATS, type LogFormat } from './logging';
+  readLogFormat,
+  readLogLevel,
+  readMongodbUri,
+  readQueueSettings,
+  readRedisUrl,
+  type QueueSettings,
+} from '../boot/common-env';
+import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../boot/env-reader';
+import type { LogFormat } from '../boot/logging';
 
-export { EnvError, parseDuration, type LogLevel, type RawEnv } from './env-reader';
+export { EnvError, parseDuration, type LogLevel, type RawEnv } from '../boot/env-reader';
+export type { QueueSettings };
 
 export interface WorkerSettings {
   /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). */
@@ -44,14 +46,6 @@ export interface WorkerSettings {
 
 /** Settings of the cleanup runs and their schedule (the library's type). */
 export type { CleanupSettings };
-
-/** The queues, as the app (producer) and the worker (consumer) must agree on them. */
-export interface QueueSettings {
-  /** BullMQ key prefix; a `{hash tag}` keeps each queue in one Redis Cluster slot. */
-  readonly prefix: string;
-  /** Touches of one session inside this window cost one job. */
-  readonly touchWindowMs: number;
-}
 
 /** What the worker reads: the database, Redis, and its own settings. Frozen. */
 export interface WorkerEnv {
@@ -113,31 +107,4 @@ export function loadWorkerEnv(env: RawEnv = process.env): WorkerEnv {
     logLevel,
     logFormat,
   });
-}
-
-export function readMongodbUri(reader: EnvReader): string | undefined {
-  return reader.url('MONGODB_URI', ['mongodb:', 'mongodb+srv:']);
-}
-
-export function readRedisUrl(reader: EnvReader): string | undefined {
-  return reader.url('REDIS_URL', ['redis:', 'rediss:']);
-}
-
-export function readLogLevel(reader: EnvReader): LogLevel {
-  return reader.oneOf('LOG_LEVEL', LOG_LEVELS, 'info');
-}
-
-export function readLogFormat(reader: EnvReader): LogFormat {
-  return reader.oneOf('LOG_FORMAT', LOG_FORMATS, 'auto');
-}
-
-/** `QUEUE_PREFIX` and `TOUCH_WINDOW`: read by the app and the worker alike. */
-export function readQueueSettings(reader: EnvReader): QueueSettings {
-  const prefix = reader.string('QUEUE_PREFIX', '{rr}');
-  if (prefix.includes(':') || /\s/.test(prefix)) {
-    reader.problem(
-      `QUEUE_PREFIX must not contain ':' or spaces (use a hash tag such as {rr}); got ${JSON.stringify(prefix)}.`,
-    );
-  }
-  return { prefix, touchWindowMs: reader.duration('TOUCH_WINDOW', '60s', { min: 1_000 }) };
 }

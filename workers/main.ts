@@ -10,15 +10,14 @@
 import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
-import { reopenWhenMonitorStuck } from '../src/adapters/mongoose';
-import type { WorkerMetrics } from '../src/adapters/prometheus';
-import { startTokenWorkers, type TokenWorkers } from '../src/worker';
-import { settlesWithin } from '../src/worker/shutdown';
+import type { WorkerMetrics } from 'refresh-rotation/metrics';
+import { reopenWhenMonitorStuck } from 'refresh-rotation/mongoose';
+import { startTokenWorkers, type TokenWorkers } from 'refresh-rotation/worker';
+import { loadDotEnv } from '../boot/env-reader';
+import { createPinoLogger, routeConsoleTo } from '../boot/logging';
+import { reasonOf, redactUri, settlesWithin, StartupError, unreachable } from '../boot/startup';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
-import { loadDotEnv } from './env-reader';
 import { startHealthServer, type HealthServer } from './health';
-import { createPinoLogger, routeConsoleTo } from './logging';
-import { reasonOf, redactUri, StartupError, unreachable } from './startup';
 
 /** Time kept back from WORKER_SHUTDOWN_TIMEOUT for logging and exiting. */
 const CLOSE_MARGIN_MS = 300;
@@ -193,7 +192,7 @@ function watchMongo(
  */
 async function loadMetrics(logger: Logger): Promise<WorkerMetrics | null> {
   try {
-    const { createWorkerMetrics } = await import('../src/adapters/prometheus');
+    const { createWorkerMetrics } = await import('refresh-rotation/metrics');
     return createWorkerMetrics();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

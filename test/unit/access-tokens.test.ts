@@ -1,10 +1,7 @@
 import { createSecretKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import {
-  AccessTokens,
-  resolveAccessTokenKeys,
-  type AccessTokenKeyInput,
-} from '../../src/access-tokens';
+import { JwtAccessTokens } from '../../src/adapters/jsonwebtoken/jwt-access-tokens';
+import { resolveAccessTokenKeys, type AccessTokenKeyInput } from '../../src/domain/access-token';
 import { InvalidAccessTokenError, OptionsError } from '../../src/domain/errors';
 import { aSecret } from '../support/builders';
 import { EPOCH } from '../support/fake-clock';
@@ -15,8 +12,8 @@ const later = (seconds: number) => new Date(EPOCH.getTime() + seconds * 1000);
 function tokens(
   keys: AccessTokenKeyInput,
   extra: { issuer?: string; audience?: string } = {},
-): AccessTokens {
-  return new AccessTokens({ ...resolveAccessTokenKeys(keys), ttlMs: 900_000, ...extra });
+): JwtAccessTokens {
+  return new JwtAccessTokens({ ...resolveAccessTokenKeys(keys), ttlMs: 900_000, ...extra });
 }
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });

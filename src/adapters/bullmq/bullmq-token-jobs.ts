@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { OptionsError, StoreUnavailableError } from '../../domain/errors';
 import type { RevokeAllJob, TokenJobs, TouchJob } from '../../domain/token-jobs';
-import { parseDuration } from '../../options';
+import { parseDuration } from '../../domain/duration';
 import {
   DEFAULT_QUEUE_PREFIX,
   JOB_NAMES,

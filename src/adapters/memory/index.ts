@@ -2,5 +2,5 @@
 export { MemoryRefreshTokenRepository } from './memory-refresh-token-repository';
 export type { MemoryRefreshTokenRepositoryOptions } from './memory-refresh-token-repository';
 export { MemoryVersionStore } from './memory-version-store';
-export { InlineTokenJobs } from './inline-token-jobs';
+export { InlineTokenJobs } from '../../domain/inline-token-jobs';
 export { MemoryRevocationBus } from './memory-revocation-bus';

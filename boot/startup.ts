@@ -2,6 +2,7 @@
  * Start-up failures that name their cause: which service, which variable, and what to do. Shared
  * by the worker (workers/main.ts) and the example app (examples/).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A start-up failure an operator can act on; `message` says what failed and what to do. */
 export class StartupError extends Error {
@@ -67,4 +68,13 @@ export function listenFailed(port: number, error: unknown): StartupError {
   return new StartupError(`cannot listen on PORT ${port}: ${reasonOf(error)}.`, 'listen_failed', {
     cause: error,
   });
+}
+
+/** Whether `promise` settled (either way) within `ms`; the timer does not hold the process open. */
+export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, sleep(ms, false, { ref: false })]);
 }

@@ -1,5 +1,5 @@
-import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
-import type { RevokeAllJob, TokenJobs, TouchJob } from '../../domain/token-jobs';
+import type { RefreshTokenRepository } from './refresh-token-repository';
+import type { RevokeAllJob, TokenJobs, TouchJob } from './token-jobs';
 
 /**
  * `TokenJobs` without a queue: each job runs at once, in the caller's request, against the
