@@ -1,5 +1,5 @@
 /**
- * Shared by the http-*.test.ts files: the example app built the way `npm run demo` builds it (from
+ * Shared by the http-*.test.ts files (unit and integration): the example app built the way `npm run demo` builds it (from
  * an environment through examples/runtime.ts), on the in-memory adapters or on the real
  * MongoDB-wire server + Redis with a real worker, plus small request helpers.
  */
