@@ -1,9 +1,6 @@
-import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
-import { describeRepositoryContract } from './repository-contract';
+import { memorySubject } from './memory-subject';
+import { describeRefreshTokenRepositoryContract } from './refresh-token-repository-contract';
+import { describeVersionStoreContract } from './version-store-contract';
 
-describeRepositoryContract('memory', async () => ({
-  repository: new MemoryRefreshTokenRepository(),
-  versions: new MemoryVersionStore(),
-  atomicAdvance: true,
-  close: async () => undefined,
-}));
+describeRefreshTokenRepositoryContract('memory', memorySubject);
+describeVersionStoreContract('memory', memorySubject);

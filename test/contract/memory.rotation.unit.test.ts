@@ -1,9 +1,4 @@
-import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
+import { memorySubject } from './memory-subject';
 import { describeRotationServiceContract } from './rotation-service-contract';
 
-describeRotationServiceContract('memory', async () => ({
-  repository: new MemoryRefreshTokenRepository(),
-  versions: new MemoryVersionStore(),
-  atomicAdvance: true,
-  close: async () => undefined,
-}));
+describeRotationServiceContract('memory', memorySubject);

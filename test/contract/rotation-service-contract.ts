@@ -5,7 +5,7 @@
  * describeRotationServiceContract('mongoose', async () => ({ repository, versions, atomicAdvance: false, close }));
  * ```
  *
- * `factory` has the same shape as `describeRepositoryContract`'s (a fresh, empty store per test;
+ * `factory` has the same shape as the port contracts' (a fresh, empty store per test;
  * `close()` after it). Time comes from a fake clock; the job port is the inline one unless a test
  * says otherwise.
  */
@@ -25,7 +25,7 @@ import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import { aSecret, randomHex, tamperToken } from '../support/builders';
 import { FakeClock } from '../support/fake-clock';
-import type { ContractFactory, ContractSubject } from './repository-contract';
+import type { ContractFactory, ContractSubject } from './contract-subject';
 
 const WRITE_METHODS: ReadonlySet<PropertyKey> = new Set([
   'save',
