@@ -24,6 +24,7 @@ import {
   type TestBackend,
 } from '../integration/http-harness';
 import { uniqueName } from '../support/services';
+import { waitFor } from '../support/wait-for';
 
 // What the functions passed to page.evaluate() see in the page (the project compiles without DOM types).
 declare const document: {
@@ -420,10 +421,10 @@ describe('the demo page in Chromium', () => {
     await page.waitForSelector('body[data-state="signed-out"]');
     // Dead at once by version; the worker's revoke-all job then marks the records.
     expect(
-      await backend.settle(
-        () => liveSessions(user.id),
-        (live) => live === 0,
-      ),
+      await waitFor(() => liveSessions(user.id), {
+        what: "the worker's revoke-all job to revoke the records",
+        until: (live) => live === 0,
+      }),
     ).toBe(0);
     expect(await refreshCookie(context)).toBeUndefined();
 

@@ -60,22 +60,7 @@ export interface TestBackend {
   runtime: Runtime;
   app: Express;
   clock: ShiftedClock;
-  /** Resolves once background work (the worker's revoke-all jobs) has had its effect. */
-  settle<T>(probe: () => Promise<T>, accept: (value: T) => boolean): Promise<T>;
   close(): Promise<void>;
-}
-
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The example app on the in-memory adapters with inline jobs (`npm run demo` without services). */
@@ -91,7 +76,6 @@ export async function memoryBackend(
     runtime,
     app: runtime.app,
     clock,
-    settle: eventually,
     close: () => runtime.close(),
   };
 }
@@ -147,7 +131,6 @@ export async function mongoBackend(
     runtime,
     app: runtime.app,
     clock,
-    settle: eventually,
     close: () =>
       (closing ??= (async () => {
         await workers?.close(5_000);

@@ -14,6 +14,7 @@ import {
   signUp,
   type TestBackend,
 } from './http-harness';
+import { waitFor } from '../support/wait-for';
 
 const backends: Array<[string, string, () => Promise<TestBackend>]> = [
   ['in-memory adapters with inline jobs', 'memory', () => memoryBackend()],
@@ -198,7 +199,7 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
   });
 
   it('a password change kills every session at once; the records are revoked; a fresh login works', async () => {
-    const { app, runtime, settle, clock } = backend;
+    const { app, runtime, clock } = backend;
     const alice = await signUp(app);
     const phone = await logIn(app, alice.email);
     const sessions = await request(app)
@@ -226,10 +227,10 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
 
     // The records themselves are revoked (inline, or by the worker's revoke-all job).
     for (const sessionId of sessionIds) {
-      const record = await settle(
-        () => runtime.repository.findBySessionId(sessionId),
-        (r) => r?.revokedReason === 'password_changed',
-      );
+      const record = await waitFor(() => runtime.repository.findBySessionId(sessionId), {
+        what: `session ${sessionId} to be revoked by the password change`,
+        until: (r) => r?.revokedReason === 'password_changed',
+      });
       expect(record?.revokedReason).toBe('password_changed');
     }
 
@@ -249,7 +250,7 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
   });
 
   it('records last use of a session when /me is called (trackActivity)', async () => {
-    const { app, runtime, settle } = backend;
+    const { app, runtime } = backend;
     const { tokens } = await signUp(app);
     const sessions = await request(app)
       .get('/auth/sessions')
@@ -257,10 +258,10 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
     const sessionId = sessions.body.sessions[0].id as string;
     expect((await runtime.repository.findBySessionId(sessionId))?.lastUsedAt).toBeNull();
     await request(app).get('/me').set('Authorization', `Bearer ${tokens.access_token}`).expect(200);
-    const record = await settle(
-      () => runtime.repository.findBySessionId(sessionId),
-      (r) => r?.lastUsedAt != null,
-    );
+    const record = await waitFor(() => runtime.repository.findBySessionId(sessionId), {
+      what: 'the touch of /me to record last use',
+      until: (r) => r?.lastUsedAt != null,
+    });
     expect(record?.lastUsedAt).toBeInstanceOf(Date);
   });
 

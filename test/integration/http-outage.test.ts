@@ -10,6 +10,7 @@ import request from 'supertest';
 import { createRuntime, type Runtime } from '../../examples/runtime';
 import { loadEnv } from '../../examples/env';
 import { startMongo, type ServerHandle } from '../support/servers';
+import { waitFor } from '../support/wait-for';
 import { PASSWORD, ShiftedClock, signUp, silentLogger, testEnvironment } from './http-harness';
 
 describe('the example app on MongoDB during an outage', () => {
@@ -63,13 +64,15 @@ describe('the example app on MongoDB during an outage', () => {
     expect(me.status).toBe(503);
 
     mongo = await startMongo({ dir, port: mongo.port });
-    const deadline = Date.now() + 30_000;
-    let back = await request(app).post('/auth/token').send({ refresh_token: current });
-    while (back.status !== 200 && Date.now() < deadline) {
-      expect(back.status).toBe(503);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      back = await request(app).post('/auth/token').send({ refresh_token: current });
-    }
+    const back = await waitFor(
+      () => request(app).post('/auth/token').send({ refresh_token: current }),
+      {
+        what: 'a refresh to get past 503 after the restart',
+        until: (answer) => answer.status !== 503,
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
+    );
     expect(back.status).toBe(200);
     expect(back.body.refresh_token).not.toBe(current);
     expect((await request(app).get('/readyz')).status).toBe(200);

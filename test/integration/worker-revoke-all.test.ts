@@ -9,7 +9,8 @@ import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, redisUrl } from '../support/services';
-import { databaseUri, eventually, type WorkerProcess } from '../support/worker-process';
+import { databaseUri, type WorkerProcess } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(90_000);
@@ -52,10 +53,13 @@ describe('revoke-all through the worker process', () => {
   });
 
   async function finishedJob(id: string) {
-    return eventually(`job ${id} to complete`, async () => {
-      const job = await queue.getJob(id);
-      return job?.finishedOn ? job : undefined;
-    });
+    return waitFor(
+      async () => {
+        const job = await queue.getJob(id);
+        return job?.finishedOn ? job : undefined;
+      },
+      { what: `job ${id} to complete` },
+    );
   }
 
   it('revokes every earlier session of the user in the worker, and a login made after the request stays live', async () => {
@@ -125,10 +129,13 @@ describe('revoke-all through the worker process', () => {
         { userId: 'carol' },
         { ...RETRY.revokeAll },
       );
-      const failed = await eventually('the malformed job to fail', async () => {
-        const job = await queue.getJob(bad.id!);
-        return job?.finishedOn ? job : undefined;
-      });
+      const failed = await waitFor(
+        async () => {
+          const job = await queue.getJob(bad.id!);
+          return job?.finishedOn ? job : undefined;
+        },
+        { what: 'the malformed job to fail' },
+      );
       expect(await failed.getState()).toBe('failed');
       expect(failed.attemptsMade).toBe(1);
       expect(failed.failedReason).toMatch(/reason must be a non-empty string/);
@@ -159,8 +166,9 @@ describe('revoke-all through the worker process', () => {
       const request = { userId: 'dave', reason: 'password_changed', requestedAt: new Date() };
       await jobs.revokeAll(request);
       const jobId = revokeAllJobId(request);
-      await eventually('the job to be active', async () =>
-        (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+      await waitFor(
+        async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+        { what: 'the job to be active' },
       );
 
       doomed.kill('SIGKILL');

@@ -8,16 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMongo, type ServerHandle } from '../support/servers';
-import {
-  refreshLoad,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  waitFor,
-  type Stack,
-} from './support/stack';
+import { refreshLoad, report, scale, signUp, startStack, tally, type Stack } from './support/stack';
+import { waitFor } from '../support/wait-for';
 
 jest.setTimeout(scale(120_000, 900_000));
 
@@ -80,7 +72,6 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
         // The probe's value is what a failure prints: the answers since the restart, the last
         // error body and warning, and the server's state and last output.
         await waitFor(
-          'every loop to be answered 200 again',
           async () => {
             const since = load.samples.slice(sampleAtRestart);
             const ok = since.filter((s) => s.status === 200).length;
@@ -94,8 +85,11 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
               serverOutput: mongo.output().slice(-1_500),
             };
           },
-          ({ ok }) => ok >= LOAD_LOOPS * 2,
-          30_000,
+          {
+            what: 'every loop to be answered 200 again',
+            until: ({ ok }) => ok >= LOAD_LOOPS * 2,
+            timeoutMs: 30_000,
+          },
         );
       } finally {
         await load.stop();

@@ -8,14 +8,8 @@
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
 import { mongoUri, redisUrl } from '../support/services';
-import {
-  PASSWORD,
-  report,
-  startStack,
-  waitFor,
-  type HttpAnswer,
-  type Stack,
-} from './support/stack';
+import { PASSWORD, report, startStack, type HttpAnswer, type Stack } from './support/stack';
+import { waitFor } from '../support/wait-for';
 
 jest.setTimeout(120_000);
 
@@ -223,11 +217,10 @@ describe('secrets at rest and in transit', () => {
     const userId = String(
       phone.body && JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).sub,
     );
-    await waitFor(
-      'the worker to revoke every session of the password change',
-      () => stack.repository.listActiveForUser(userId, stack.clock.now()),
-      (active) => active.length === 0,
-    );
+    await waitFor(() => stack.repository.listActiveForUser(userId, stack.clock.now()), {
+      what: 'the worker to revoke every session of the password change',
+      until: (active) => active.length === 0,
+    });
     const after = seen(
       await http.json('POST', '/auth/login', { email, password: 'a new password for the journey' }),
     );
@@ -237,14 +230,13 @@ describe('secrets at rest and in transit', () => {
       (await http.bearer('POST', '/auth/logout-all', String(after.body?.access_token))).status,
     ).toBe(204);
     await waitFor(
-      'the touch jobs to record last use',
       async () =>
         (
           await stack.repository.findBySessionId(
             JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).sid,
           )
         )?.lastUsedAt ?? null,
-      (lastUsedAt) => lastUsedAt !== null,
+      { what: 'the touch jobs to record last use', until: (lastUsedAt) => lastUsedAt !== null },
     );
 
     // Scan everything.

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './wait-for';
 
 export interface ServerHandle {
   /** Connection string (redis://… or mongodb://…). */
@@ -305,17 +306,16 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle
       ],
       { stdio: 'pipe', timeout: 30_000 },
     );
-    const deadline = Date.now() + 20_000;
     for (const port of ports) {
-      for (;;) {
-        const info = execFileSync(cli, ['-p', String(port), 'cluster', 'info'], {
-          encoding: 'utf8',
-        });
-        if (info.includes('cluster_state:ok')) break;
-        if (Date.now() > deadline)
-          throw new Error(`Redis Cluster node ${port} not ok within 20 s:\n${info}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitFor(
+        () => execFileSync(cli, ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }),
+        {
+          what: `Redis Cluster node ${port} to report cluster_state:ok`,
+          until: (info) => info.includes('cluster_state:ok'),
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        },
+      );
     }
     return {
       nodes: ports.map((port) => ({ host: '127.0.0.1', port })),

@@ -323,25 +323,6 @@ export async function logIn(
   return tokensOf(await http.json('POST', '/auth/login', { email, password: PASSWORD }), 'login');
 }
 
-/** Poll until `probe` gives a value `accept` takes, or fail after `timeoutMs` naming `what`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(value)}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Counts of answers by status. */
 export function tally(statuses: number[]): Record<string, number> {
   const counts: Record<string, number> = {};
