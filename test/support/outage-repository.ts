@@ -1,0 +1,44 @@
+/**
+ * A `RefreshTokenRepository` (the port) in front of a real one that rejects every call while it is
+ * "down", the way a store that lost its server does; for the tests of what callers do with a
+ * failing store (a job that must fail to be retried). Not a mock: while up it is the real adapter.
+ */
+import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
+
+export interface RepositoryOutage {
+  readonly repository: RefreshTokenRepository;
+  /** From now on every call rejects with `error`. */
+  fail(error?: Error): void;
+  /** From now on every call reaches the real repository again. */
+  recover(): void;
+  /** Calls refused while down, by method name. */
+  readonly refused: string[];
+}
+
+export function withOutage(real: RefreshTokenRepository): RepositoryOutage {
+  let failure: Error | null = null;
+  const refused: string[] = [];
+  const repository = new Proxy(real, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (failure) {
+          refused.push(String(property));
+          return Promise.reject(failure);
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return {
+    repository,
+    refused,
+    fail: (error = new Error('connection <monitor> to 127.0.0.1:27017 closed')) => {
+      failure = error;
+    },
+    recover: () => {
+      failure = null;
+    },
+  };
+}
