@@ -177,6 +177,26 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
       });
 
+      it('at login stores only the SHA-256 of the issued token, and findByTokenHash finds the session by it at once', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const stored = await record(login.sessionId);
+        expect(stored).toMatchObject({
+          generation: 0,
+          tokenHash: sha256Hex(login.refreshToken),
+          userId: 'alice',
+        });
+        expect(JSON.stringify(stored)).not.toContain(login.refreshToken.slice(3));
+        expect(await subject.repository.findByTokenHash(sha256Hex(login.refreshToken))).toEqual(
+          stored,
+        );
+        const other = await rotation.issue({ userId: 'alice' });
+        expect(
+          (await subject.repository.findByTokenHash(sha256Hex(other.refreshToken)))?.sessionId,
+        ).toBe(other.sessionId);
+        expect(writes).toEqual(['save', 'save']);
+      });
+
       it('stores only the hash of the current token, one record per session', async () => {
         const rotation = service();
         const login = await rotation.issue({ userId: 'alice' });
