@@ -23,7 +23,7 @@ import type { RevokeAllJob, TokenJobs } from '../../src/domain/token-jobs';
 import { TokenCodec } from '../../src/domain/token-codec';
 import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
-import { aSecret, randomHex, tamperToken } from '../support/builders';
+import { aNewRecord, aSecret, randomHex, tamperToken } from '../support/builders';
 import { FakeClock } from '../support/fake-clock';
 import type { ContractFactory, ContractSubject } from './contract-subject';
 
@@ -615,6 +615,54 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         writesBefore = writes.length;
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'revoked');
         await expectUnchanged();
+      });
+    });
+
+    describe('the absolute expiry', () => {
+      const HOUR = 3_600_000;
+
+      it('the last refresh before it stops the new idle expiry there; at it the new token is refused as expired and does not rotate', async () => {
+        const rotation = service({ refreshToken: { idleTtl: '1d', absoluteTtl: '2d' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        const absolute = new Date(clock.now().getTime() + 48 * HOUR);
+        clock.advance('23h');
+        const first = await rotation.refresh(login.refreshToken);
+        clock.advance('1410m');
+        const last = await rotation.refresh(first.refreshToken);
+        expect(last.refreshExpiresAt).toEqual(absolute);
+        expect(await record(login.sessionId)).toMatchObject({
+          generation: 2,
+          expiresAt: absolute,
+          absoluteExpiresAt: absolute,
+        });
+        const before = await record(login.sessionId);
+        const writesBefore = writes.length;
+
+        clock.advance('90m'); // exactly the absolute expiry
+        await expectGrantRejected(rotation.refresh(last.refreshToken), 'expired');
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toEqual(before);
+      });
+
+      it('a session whose stored idle expiry outlives its absolute one (written by an older version or a migration) is refused at the absolute expiry and does not rotate', async () => {
+        const rotation = service();
+        const codec = new TokenCodec([refreshSecret]);
+        const now = clock.now();
+        const input = aNewRecord({
+          userId: 'alice',
+          keyId: codec.currentKeyId,
+          createdAt: new Date(now.getTime() - 90 * 24 * HOUR),
+          absoluteExpiresAt: new Date(now.getTime() - HOUR),
+          expiresAt: new Date(now.getTime() + 20 * 24 * HOUR),
+        });
+        const token = codec.encode({ sessionId: input.sessionId, generation: 0, salt: input.salt });
+        await subject.repository.save({ ...input, tokenHash: sha256Hex(token) });
+        const before = await record(input.sessionId);
+
+        await expectGrantRejected(rotation.refresh(token), 'expired');
+        expect(writes).toEqual([]);
+        expect(await record(input.sessionId)).toEqual(before);
+        expect(await rotation.listSessions('alice')).toEqual([]);
       });
     });
 
