@@ -346,6 +346,37 @@ export function describeRefreshTokenRepositoryContract(
         expect(await repository.findById(record.id)).toEqual(first);
       });
 
+      it('refuses every earlier generation presented with the current hash, also after many rotations', async () => {
+        let record = await saved();
+        for (let step = 1; step <= 5; step += 1) {
+          record = (await repository.rotate(aRotation(record, at(step * MINUTE))))!;
+        }
+        for (let stale = 0; stale < 5; stale += 1) {
+          const replay = aRotation({ ...record, generation: stale }, at(10 * MINUTE));
+          expect(await repository.rotate(replay)).toBeNull();
+        }
+        expect(await repository.findById(record.id)).toEqual(record);
+      });
+
+      it('lets none of many concurrent callers with a stale generation and the current hash win; the current generation still rotates once', async () => {
+        const current = (await repository.rotate(aRotation(await saved(), at(MINUTE))))!;
+        const stale = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            repository.rotate(aRotation({ ...current, generation: 0 }, at(2 * MINUTE))),
+          ),
+        );
+        expect(stale.filter((result) => result !== null)).toEqual([]);
+        expect(await repository.findById(current.id)).toEqual(current);
+        const next = await repository.rotate(aRotation(current, at(3 * MINUTE)));
+        expect(next).toMatchObject({
+          generation: 2,
+          superseded: [
+            { generation: 0, at: at(MINUTE) },
+            { generation: 1, at: at(3 * MINUTE) },
+          ],
+        });
+      });
+
       it('returns null and changes nothing when the token hash is not the stored one', async () => {
         const record = await saved();
         const forged = aRotation({ ...record, tokenHash: aTokenHash() }, at(MINUTE));
