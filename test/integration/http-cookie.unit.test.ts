@@ -10,12 +10,12 @@ import { OptionsError } from '../../src/domain/errors';
 import { RotationService } from '../../src/rotation-service';
 import {
   ACCESS_SECRET,
-  memoryBackend,
   PASSWORD,
   REFRESH_SECRET,
   signUp,
-  type TestBackend,
-} from './http-harness';
+  startApp,
+  type TestApp,
+} from '../support/app-harness';
 
 const HOST = 'api.example.com';
 const SAME_ORIGIN = `https://${HOST}`;
@@ -49,10 +49,10 @@ function onlyCookie(response: request.Response): ParsedSetCookie {
 }
 
 describe('the cookie transport of the example app', () => {
-  let backend: TestBackend;
+  let backend: TestApp;
 
   beforeAll(async () => {
-    backend = await memoryBackend();
+    backend = await startApp();
   });
 
   afterAll(async () => {

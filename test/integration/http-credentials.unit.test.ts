@@ -6,13 +6,13 @@
  */
 import bcrypt from 'bcrypt';
 import request from 'supertest';
-import { memoryBackend, PASSWORD, signUp, type TestBackend } from './http-harness';
+import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
 
 async function withBackend(
   env: Record<string, string>,
-  run: (backend: TestBackend) => Promise<void>,
+  run: (backend: TestApp) => Promise<void>,
 ): Promise<void> {
-  const backend = await memoryBackend(env);
+  const backend = await startApp({ env });
   // One proxy hop in front: the client IP is the last X-Forwarded-For entry.
   backend.app.set('trust proxy', 1);
   try {

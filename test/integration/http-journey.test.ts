@@ -4,21 +4,25 @@
  * worker consuming the jobs.
  */
 import request from 'supertest';
+import { waitFor } from '../support/wait-for';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   PASSWORD,
   refreshForm,
   refreshJson,
   signUp,
-  type TestBackend,
-} from './http-harness';
-import { waitFor } from '../support/wait-for';
+  startApp,
+  type TestApp,
+} from '../support/app-harness';
+import { mongoUri, redisUrl } from '../support/services';
 
-const backends: Array<[string, string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', 'memory', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', 'mongodb+bullmq', () => mongoBackend()],
+const backends: Array<[string, string, () => Promise<TestApp>]> = [
+  ['in-memory adapters with inline jobs', 'memory', () => startApp()],
+  [
+    'MongoDB-wire server + BullMQ + worker',
+    'mongodb+bullmq',
+    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
+  ],
 ];
 
 const INVALID_GRANT = {
@@ -27,7 +31,7 @@ const INVALID_GRANT = {
 };
 
 describe.each(backends)('the example app on %s', (_name, mode, start) => {
-  let backend: TestBackend;
+  let backend: TestApp;
 
   beforeAll(async () => {
     backend = await start();
@@ -275,8 +279,8 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
 
 describe('the example app served over plain http (COOKIE_SECURE=false)', () => {
   it('keeps helmet but neither upgrades its own page to https nor sends HSTS, so a LAN address works', async () => {
-    const plain = await memoryBackend({ COOKIE_SECURE: 'false' });
-    const secure = await memoryBackend();
+    const plain = await startApp({ env: { COOKIE_SECURE: 'false' } });
+    const secure = await startApp();
     try {
       const [plainPage, securePage] = await Promise.all([
         request(plain.app).get('/'),

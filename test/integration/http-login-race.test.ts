@@ -9,8 +9,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { uniqueName } from '../support/services';
-import { memoryBackend, mongoBackend, type TestBackend } from './http-harness';
+import { mongoUri, redisUrl, uniqueName } from '../support/services';
+import { startApp, type TestApp } from '../support/app-harness';
 
 const OLD_PASSWORD = 'old password, about to leak';
 const NEW_PASSWORD = 'new password after the change';
@@ -37,16 +37,24 @@ interface Figures {
   refreshedAfterChange: number;
 }
 
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend({}, { bcryptRounds: BCRYPT_ROUNDS })],
+const backends: Array<[string, () => Promise<TestApp>]> = [
+  [
+    'in-memory adapters with inline jobs',
+    () => startApp({ overrides: { bcryptRounds: BCRYPT_ROUNDS } }),
+  ],
   [
     'MongoDB-wire server + BullMQ + worker (1 s version cache)',
-    () => mongoBackend({}, { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 }),
+    () =>
+      startApp({
+        mongoUrl: mongoUri(),
+        redisUrl: redisUrl(),
+        overrides: { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 },
+      }),
   ],
 ];
 
 describe.each(backends)('logins racing a password change on %s', (name, start) => {
-  let backend: TestBackend;
+  let backend: TestApp;
   let server: Server;
   let base: string;
 

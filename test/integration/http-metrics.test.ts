@@ -5,18 +5,8 @@
  * revoke-all job stays queued and the logged-out session is refused as `outdated` (its version),
  * not `revoked` (its record).
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import {
-  openTestDatabase,
-  openTestRedis,
-  mongoUri,
-  redisUrl,
-  uniqueName,
-} from '../support/services';
-import { PASSWORD, ShiftedClock, silentLogger, testEnvironment } from './http-harness';
+import { mongoUri, redisUrl, uniqueName } from '../support/services';
+import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
 
 interface Tokens {
   access_token: string;
@@ -37,41 +27,17 @@ function forge(token: string): string {
 }
 
 describe('/metrics after a scripted journey over HTTP', () => {
-  let database: Awaited<ReturnType<typeof openTestDatabase>>;
-  let prefix: string;
-  let runtime: Runtime;
-  let server: Server;
+  let app: TestApp;
   let base: string;
-  const clock = new ShiftedClock();
+  let clock: TestApp['clock'];
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    prefix = `{${uniqueName('rr_metrics')}}`;
-    const env = loadEnv(
-      testEnvironment({
-        MONGODB_URI: `${mongoUri()}/${database.dbName}`,
-        REDIS_URL: redisUrl(),
-        QUEUE_PREFIX: prefix,
-      }),
-    );
-    runtime = await createRuntime(env, silentLogger, {
-      clock,
-      bcryptRounds: 4,
-      versionCacheTtlMs: 0,
-    });
-    server = runtime.app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    app = await startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false });
+    ({ base, clock } = app);
   });
 
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
-    await runtime?.close();
-    const redis = openTestRedis();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await database?.close();
+    await app?.close();
   });
 
   async function post(path: string, body: object, bearer?: string): Promise<Response> {

@@ -13,24 +13,27 @@ import { OptionsError } from '../../src/domain/errors';
 import { freePort } from '../support/servers';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   refreshForm,
   signUp,
-  type TestBackend,
+  startApp,
+  type TestApp,
   type TokenBody,
-} from './http-harness';
+} from '../support/app-harness';
+import { mongoUri, redisUrl } from '../support/services';
 
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', () => mongoBackend()],
+const backends: Array<[string, () => Promise<TestApp>]> = [
+  ['in-memory adapters with inline jobs', () => startApp()],
+  [
+    'MongoDB-wire server + BullMQ + worker',
+    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
+  ],
 ];
 
-function revoke(backend: TestBackend, fields: Record<string, unknown>) {
+function revoke(backend: TestApp, fields: Record<string, unknown>) {
   return request(backend.app).post('/auth/revoke').type('form').send(fields);
 }
 
-async function sessionsStatus(backend: TestBackend, tokens: TokenBody): Promise<number> {
+async function sessionsStatus(backend: TestApp, tokens: TokenBody): Promise<number> {
   const response = await request(backend.app)
     .get('/auth/sessions')
     .set('Authorization', `Bearer ${tokens.access_token}`);
@@ -38,7 +41,7 @@ async function sessionsStatus(backend: TestBackend, tokens: TokenBody): Promise<
 }
 
 describe.each(backends)('POST /auth/revoke (RFC 7009) on %s', (_name, start) => {
-  let backend: TestBackend;
+  let backend: TestApp;
 
   beforeAll(async () => {
     backend = await start();
@@ -210,14 +213,14 @@ function curl(args: string[]): Promise<string> {
 }
 
 describe('the example app with a real OAuth client over HTTP', () => {
-  let backend: TestBackend;
+  let backend: TestApp;
   let server: Server;
   let issuer: string;
 
   beforeAll(async () => {
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
-    backend = await memoryBackend({ PORT: String(port), ACCESS_TOKEN_ISSUER: issuer });
+    backend = await startApp({ env: { PORT: String(port), ACCESS_TOKEN_ISSUER: issuer } });
     server = await new Promise<Server>((resolve) => {
       const listening = backend.app.listen(port, '127.0.0.1', () => resolve(listening));
     });

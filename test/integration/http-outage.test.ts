@@ -7,29 +7,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
+import type { Runtime } from '../../examples/runtime';
 import { startMongo, type ServerHandle } from '../support/servers';
 import { waitFor } from '../support/wait-for';
-import { PASSWORD, ShiftedClock, signUp, silentLogger, testEnvironment } from './http-harness';
+import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
 
 describe('the example app on MongoDB during an outage', () => {
   let dir: string;
   let mongo: ServerHandle;
+  let harness: TestApp;
   let runtime: Runtime;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rr-http-outage-'));
     mongo = await startMongo({ dir });
-    const env = loadEnv(testEnvironment({ MONGODB_URI: `${mongo.url}/rr_http_outage` }));
-    runtime = await createRuntime(env, silentLogger, {
-      clock: new ShiftedClock(),
-      bcryptRounds: 4,
-    });
+    harness = await startApp({ mongoUrl: mongo.url, overrides: { versionCacheTtlMs: 1_000 } });
+    ({ runtime } = harness);
   });
 
   afterAll(async () => {
-    await runtime?.close();
+    await harness?.close();
     await mongo?.stop();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -7,17 +7,20 @@
 import request from 'supertest';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   refreshForm,
   signUp,
-  type TestBackend,
+  startApp,
+  type TestApp,
   type TokenBody,
-} from './http-harness';
+} from '../support/app-harness';
+import { mongoUri, redisUrl } from '../support/services';
 
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', () => mongoBackend()],
+const backends: Array<[string, () => Promise<TestApp>]> = [
+  ['in-memory adapters with inline jobs', () => startApp()],
+  [
+    'MongoDB-wire server + BullMQ + worker',
+    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
+  ],
 ];
 
 function bearer(tokens: TokenBody): string {
@@ -30,7 +33,7 @@ function sessionIdOf(tokens: TokenBody): string {
 }
 
 describe.each(backends)('per-session cut-off in the example app on %s', (_name, start) => {
-  let backend: TestBackend;
+  let backend: TestApp;
 
   beforeAll(async () => {
     backend = await start();

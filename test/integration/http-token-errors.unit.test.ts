@@ -11,14 +11,14 @@ import { RefreshRotationError } from '../../src/domain/errors';
 import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import {
-  memoryBackend,
+  ACCESS_SECRET,
+  REFRESH_SECRET,
   refreshForm,
   refreshJson,
   signUp,
-  ACCESS_SECRET,
-  REFRESH_SECRET,
-  type TestBackend,
-} from './http-harness';
+  startApp,
+  type TestApp,
+} from '../support/app-harness';
 
 const INVALID_GRANT = {
   error: 'invalid_grant',
@@ -38,10 +38,10 @@ function expectOAuthError(response: request.Response, status: number, error: str
 }
 
 describe('POST /auth/token on the example app', () => {
-  let backend: TestBackend;
+  let backend: TestApp;
 
   beforeAll(async () => {
-    backend = await memoryBackend();
+    backend = await startApp();
   });
 
   afterAll(async () => {
@@ -214,7 +214,7 @@ describe('POST /auth/token on the example app', () => {
   it('reuse, revocation and an unknown session look exactly like forgery to the client', async () => {
     const { app, clock } = backend;
     const { tokens } = await signUp(app);
-    const other = await memoryBackend(); // same secrets, different store: a well-formed token of an unknown session
+    const other = await startApp(); // same secrets, different store: a well-formed token of an unknown session
     try {
       const foreign = (await signUp(other.app)).tokens.refresh_token!;
       const rotated = await refreshForm(app, tokens.refresh_token!);
@@ -239,9 +239,8 @@ describe('POST /auth/token on the example app', () => {
   });
 
   it('applies the token rate limit per client (429 once RATE_LIMIT_TOKEN_PER_MINUTE is used up)', async () => {
-    const limited = await memoryBackend({
-      RATE_LIMIT_TOKEN_PER_MINUTE: '3',
-      RATE_LIMIT_LOGIN_PER_MINUTE: '2',
+    const limited = await startApp({
+      env: { RATE_LIMIT_TOKEN_PER_MINUTE: '3', RATE_LIMIT_LOGIN_PER_MINUTE: '2' },
     });
     try {
       const statuses: number[] = [];

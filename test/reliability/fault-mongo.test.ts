@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMongo, type ServerHandle } from '../support/servers';
-import { refreshLoad, report, scale, signUp, startStack, tally, type Stack } from './support/stack';
 import { waitFor } from '../support/wait-for';
+import { refreshLoad, report, scale, signUp, tally } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(120_000, 900_000));
 
@@ -24,12 +25,16 @@ const LOAD_LOOPS = 6;
 describe('the MongoDB-wire server stopped and restarted under load', () => {
   let dir: string;
   let mongo: ServerHandle;
-  let stack: Stack;
+  let stack: TestApp;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rr-rel-mongo-'));
     mongo = await startMongo({ dir });
-    stack = await startStack({ mongoUrl: mongo.url });
+    stack = await startApp({
+      mongoUrl: mongo.url,
+      env: { COOKIE_TRANSPORT: 'false' },
+      logLevel: 'info',
+    });
   });
 
   afterAll(async () => {

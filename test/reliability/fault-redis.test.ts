@@ -12,18 +12,9 @@ import { Redis } from 'ioredis';
 import { QUEUE_NAMES } from '../../src/adapters/bullmq';
 import { startRedis, type ServerHandle } from '../support/servers';
 import { mongoUri } from '../support/services';
-import {
-  logIn,
-  refreshLoad,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  type SignedUp,
-  type Stack,
-} from './support/stack';
 import { waitFor } from '../support/wait-for';
+import { logIn, refreshLoad, report, scale, type SignedUp, signUp, tally } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(120_000, 600_000));
 
@@ -48,15 +39,15 @@ async function jobCounts(url: string, prefix: string, name: string) {
 describe('Redis stopped and restarted under load', () => {
   let dir: string;
   let redis: ServerHandle;
-  let stack: Stack;
+  let stack: TestApp;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rr-rel-redis-'));
     redis = await startRedis({ dir, appendOnly: true });
-    stack = await startStack({
+    stack = await startApp({
       mongoUrl: mongoUri(),
       redisUrl: redis.url,
-      env: { TOUCH_WINDOW: `${TOUCH_WINDOW_MS}ms` },
+      env: { COOKIE_TRANSPORT: 'false', TOUCH_WINDOW: `${TOUCH_WINDOW_MS}ms` },
     });
   });
 

@@ -10,8 +10,9 @@ import { QUEUE_NAMES } from '../../src/adapters/bullmq';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, openTestRedis, redisUrl } from '../support/services';
 import { databaseUri, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { logIn, report, scale, signUp, startStack, type Stack } from './support/stack';
 import { waitFor } from '../support/wait-for';
+import { logIn, report, scale, signUp } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(150_000, 900_000));
 
@@ -20,13 +21,18 @@ function sessionIdOf(refreshToken: string): string {
 }
 
 describe('a worker killed mid-job', () => {
-  let stack: Stack;
+  let stack: TestApp;
   let redis: Redis;
   let queue: Queue;
   const workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false });
+    stack = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      worker: false,
+      env: { COOKIE_TRANSPORT: 'false' },
+    });
     redis = openTestRedis();
     queue = new Queue(QUEUE_NAMES.revokeAll, { connection: redis, prefix: stack.prefix });
   });

@@ -5,7 +5,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { mongoUri, redisUrl } from '../support/services';
-import { REFRESH_SECRET, logIn, report, signUp, startStack, type Stack } from './support/stack';
+import { logIn, report, signUp } from './support/load';
+import { REFRESH_SECRET, startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(60_000);
 
@@ -21,10 +22,14 @@ function withSession(token: string, sessionId: string): string {
 }
 
 describe('cross-user isolation', () => {
-  let stack: Stack;
+  let stack: TestApp;
 
   beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
+    stack = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      env: { COOKIE_TRANSPORT: 'false' },
+    });
   });
 
   afterAll(async () => {

@@ -5,18 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { mongoUri, redisUrl } from '../support/services';
-import {
-  HttpClient,
-  PASSWORD,
-  logIn,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  type HttpAnswer,
-  type Stack,
-} from './support/stack';
+import { logIn, report, scale, signUp, tally } from './support/load';
+import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
+import { type HttpAnswer, HttpClient } from '../support/http-client';
 
 jest.setTimeout(scale(90_000, 900_000));
 
@@ -32,11 +23,15 @@ function hash(token: string): string {
 }
 
 describe('races against the running app', () => {
-  let stack: Stack;
+  let stack: TestApp;
   let wide: HttpClient;
 
   beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
+    stack = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      env: { COOKIE_TRANSPORT: 'false' },
+    });
     wide = new HttpClient(stack.base, CONCURRENT);
   });
 

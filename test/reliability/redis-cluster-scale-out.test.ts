@@ -20,11 +20,11 @@ import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/
 import { RedisRevocationBus } from '../../src/adapters/redis';
 import { RotationService } from '../../src/rotation-service';
 import { startTokenWorkers, type JobFinishedEvent, type TokenWorkers } from '../../src/worker';
-import { silentLogger } from '../integration/http-harness';
 import { startRedisCluster, type RedisClusterHandle } from '../support/servers';
 import { mongoUri, openTestDatabase, uniqueName } from '../support/services';
 import { waitFor } from '../support/wait-for';
 import mongoose from 'mongoose';
+import { silentLogger } from '../support/app-harness';
 
 const USERS = 12;
 const SECRETS = {

@@ -8,8 +8,10 @@
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
 import { mongoUri, redisUrl } from '../support/services';
-import { PASSWORD, report, startStack, type HttpAnswer, type Stack } from './support/stack';
 import { waitFor } from '../support/wait-for';
+import { report } from './support/load';
+import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
+import { type HttpAnswer } from '../support/http-client';
 
 jest.setTimeout(120_000);
 
@@ -89,7 +91,7 @@ async function redisDump(redis: Redis): Promise<{ keys: number; text: string; by
 }
 
 async function mongoDump(
-  stack: Stack,
+  stack: TestApp,
 ): Promise<{ documents: number; collections: string[]; text: string; bytes: Buffer }> {
   const db = stack.db.db!;
   const collections = (await db.listCollections().toArray()).map((c) => c.name).sort();
@@ -116,10 +118,10 @@ function leaks(needles: Needle[], where: string, text: string, bytes: Buffer): s
 }
 
 describe('secrets at rest and in transit', () => {
-  let stack: Stack;
+  let stack: TestApp;
 
   beforeAll(async () => {
-    stack = await startStack({
+    stack = await startApp({
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
       env: { COOKIE_TRANSPORT: 'true' },
