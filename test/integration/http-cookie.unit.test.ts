@@ -14,7 +14,7 @@ import {
   REFRESH_SECRET,
   signUp,
   startApp,
-  type TestApp,
+  useApp,
 } from '../support/app-harness';
 
 const HOST = 'api.example.com';
@@ -49,15 +49,7 @@ function onlyCookie(response: request.Response): ParsedSetCookie {
 }
 
 describe('the cookie transport of the example app', () => {
-  let backend: TestApp;
-
-  beforeAll(async () => {
-    backend = await startApp();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const backend = useApp(() => startApp());
 
   async function browserLogin(): Promise<{ cookie: string; accessToken: string }> {
     const { email } = await signUp(backend.app);

@@ -11,35 +11,18 @@ import {
   refreshForm,
   refreshJson,
   signUp,
+  bothStores,
   startApp,
-  type TestApp,
+  useApp,
 } from '../support/app-harness';
-import { mongoUri, redisUrl } from '../support/services';
-
-const backends: Array<[string, string, () => Promise<TestApp>]> = [
-  ['in-memory adapters with inline jobs', 'memory', () => startApp()],
-  [
-    'MongoDB-wire server + BullMQ + worker',
-    'mongodb+bullmq',
-    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
-  ],
-];
 
 const INVALID_GRANT = {
   error: 'invalid_grant',
   error_description: 'The refresh token is invalid, expired or revoked.',
 };
 
-describe.each(backends)('the example app on %s', (_name, mode, start) => {
-  let backend: TestApp;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('the example app on %s', (_name, start, mode) => {
+  const backend = useApp(() => start());
 
   it('registers, logs in, answers /me, refuses a wrong password, and answers a duplicate email like a new one without touching the account', async () => {
     const { app } = backend;

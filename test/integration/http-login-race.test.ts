@@ -9,8 +9,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { mongoUri, redisUrl, uniqueName } from '../support/services';
-import { startApp, type TestApp } from '../support/app-harness';
+import { uniqueName } from '../support/services';
+import { bothStores, type TestApp } from '../support/app-harness';
 
 const OLD_PASSWORD = 'old password, about to leak';
 const NEW_PASSWORD = 'new password after the change';
@@ -37,23 +37,10 @@ interface Figures {
   refreshedAfterChange: number;
 }
 
-const backends: Array<[string, () => Promise<TestApp>]> = [
-  [
-    'in-memory adapters with inline jobs',
-    () => startApp({ overrides: { bcryptRounds: BCRYPT_ROUNDS } }),
-  ],
-  [
-    'MongoDB-wire server + BullMQ + worker (1 s version cache)',
-    () =>
-      startApp({
-        mongoUrl: mongoUri(),
-        redisUrl: redisUrl(),
-        overrides: { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 },
-      }),
-  ],
-];
-
-describe.each(backends)('logins racing a password change on %s', (name, start) => {
+describe.each(
+  // The MongoDB app with the production one-second version cache.
+  bothStores({ overrides: { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 } }),
+)('logins racing a password change on %s', (name, start) => {
   let backend: TestApp;
   let server: Server;
   let base: string;

@@ -6,7 +6,7 @@
  * not `revoked` (its record).
  */
 import { mongoUri, redisUrl, uniqueName } from '../support/services';
-import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
+import { PASSWORD, startApp, useApp } from '../support/app-harness';
 
 interface Tokens {
   access_token: string;
@@ -27,21 +27,10 @@ function forge(token: string): string {
 }
 
 describe('/metrics after a scripted journey over HTTP', () => {
-  let app: TestApp;
-  let base: string;
-  let clock: TestApp['clock'];
-
-  beforeAll(async () => {
-    app = await startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false });
-    ({ base, clock } = app);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-  });
+  const app = useApp(() => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false }));
 
   async function post(path: string, body: object, bearer?: string): Promise<Response> {
-    return fetch(`${base}${path}`, {
+    return fetch(`${app.base}${path}`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -75,7 +64,7 @@ describe('/metrics after a scripted journey over HTTP', () => {
       body: expect.objectContaining({ refresh_token: rotated.body.refresh_token }),
     });
     expect((await refresh(forge(rotated.body.refresh_token!))).status).toBe(400);
-    clock.advance(11_000); // past the 10 s reuse grace
+    app.clock.advance(11_000); // past the 10 s reuse grace
     expect((await refresh(first.refresh_token)).status).toBe(400); // reused: session revoked
     expect((await refresh(rotated.body.refresh_token!)).status).toBe(400); // revoked
     expect((await refresh('rt_not-a-token')).status).toBe(400); // malformed
@@ -85,10 +74,10 @@ describe('/metrics after a scripted journey over HTTP', () => {
     expect((await refresh(second.refresh_token)).status).toBe(400); // outdated: job still queued
 
     const third = await logIn(email);
-    clock.advance(31 * 86_400_000); // past the 30-day idle lifetime
+    app.clock.advance(31 * 86_400_000); // past the 30-day idle lifetime
     expect((await refresh(third.refresh_token)).status).toBe(400); // expired
 
-    const scraped = await fetch(`${base}/metrics`);
+    const scraped = await fetch(`${app.base}/metrics`);
     expect(scraped.status).toBe(200);
     expect(scraped.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await scraped.text();

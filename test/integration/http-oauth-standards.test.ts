@@ -15,19 +15,12 @@ import {
   logIn,
   refreshForm,
   signUp,
+  bothStores,
   startApp,
+  useApp,
   type TestApp,
   type TokenBody,
 } from '../support/app-harness';
-import { mongoUri, redisUrl } from '../support/services';
-
-const backends: Array<[string, () => Promise<TestApp>]> = [
-  ['in-memory adapters with inline jobs', () => startApp()],
-  [
-    'MongoDB-wire server + BullMQ + worker',
-    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
-  ],
-];
 
 function revoke(backend: TestApp, fields: Record<string, unknown>) {
   return request(backend.app).post('/auth/revoke').type('form').send(fields);
@@ -40,16 +33,8 @@ async function sessionsStatus(backend: TestApp, tokens: TokenBody): Promise<numb
   return response.status;
 }
 
-describe.each(backends)('POST /auth/revoke (RFC 7009) on %s', (_name, start) => {
-  let backend: TestApp;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('POST /auth/revoke (RFC 7009) on %s', (_name, start) => {
+  const backend = useApp(() => start());
 
   it('a refresh token revokes its session: 200 with an empty body, then neither the refresh token nor its access token works', async () => {
     const { tokens } = await signUp(backend.app);

@@ -3,32 +3,26 @@
  * temporarily_unavailable with Retry-After, quickly and never 500; when the server is back on the
  * same data, the same refresh token works again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
 import type { Runtime } from '../../examples/runtime';
-import { startMongo, type ServerHandle } from '../support/servers';
+import { startRestartable, type RestartableServer } from '../support/servers';
 import { waitFor } from '../support/wait-for';
 import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
 
 describe('the example app on MongoDB during an outage', () => {
-  let dir: string;
-  let mongo: ServerHandle;
+  let mongo: RestartableServer;
   let harness: TestApp;
   let runtime: Runtime;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-http-outage-'));
-    mongo = await startMongo({ dir });
+    mongo = await startRestartable('mongo');
     harness = await startApp({ mongoUrl: mongo.url, overrides: { versionCacheTtlMs: 1_000 } });
     ({ runtime } = harness);
   });
 
   afterAll(async () => {
     await harness?.close();
-    await mongo?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await mongo?.remove();
   });
 
   it('answers 503 with Retry-After while MongoDB is stopped, and recovers when it is back', async () => {
@@ -60,7 +54,7 @@ describe('the example app on MongoDB during an outage', () => {
       .set('Authorization', `Bearer ${refreshed.body.access_token}`);
     expect(me.status).toBe(503);
 
-    mongo = await startMongo({ dir, port: mongo.port });
+    await mongo.restart();
     const back = await waitFor(
       () => request(app).post('/auth/token').send({ refresh_token: current }),
       {

@@ -9,19 +9,10 @@ import {
   logIn,
   refreshForm,
   signUp,
-  startApp,
-  type TestApp,
+  bothStores,
+  useApp,
   type TokenBody,
 } from '../support/app-harness';
-import { mongoUri, redisUrl } from '../support/services';
-
-const backends: Array<[string, () => Promise<TestApp>]> = [
-  ['in-memory adapters with inline jobs', () => startApp()],
-  [
-    'MongoDB-wire server + BullMQ + worker',
-    () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() }),
-  ],
-];
 
 function bearer(tokens: TokenBody): string {
   return `Bearer ${tokens.access_token}`;
@@ -32,16 +23,8 @@ function sessionIdOf(tokens: TokenBody): string {
   return (JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as { sid: string }).sid;
 }
 
-describe.each(backends)('per-session cut-off in the example app on %s', (_name, start) => {
-  let backend: TestApp;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('per-session cut-off in the example app on %s', (_name, start) => {
+  const backend = useApp(() => start());
 
   /** The owner's session and a second one the thief copied (access and refresh token). */
   async function ownerAndThief() {

@@ -17,7 +17,7 @@ import {
   refreshJson,
   signUp,
   startApp,
-  type TestApp,
+  useApp,
 } from '../support/app-harness';
 
 const INVALID_GRANT = {
@@ -38,15 +38,7 @@ function expectOAuthError(response: request.Response, status: number, error: str
 }
 
 describe('POST /auth/token on the example app', () => {
-  let backend: TestApp;
-
-  beforeAll(async () => {
-    backend = await startApp();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const backend = useApp(() => startApp());
 
   it('form-encoded and JSON refreshes of the same token give the same body', async () => {
     const { app } = backend;

@@ -4,9 +4,6 @@
  * on the same data the job completes and the user's records are revoked, the job retried rather
  * than completed with nothing done.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
@@ -19,7 +16,7 @@ import {
 } from '../../src/adapters/mongoose';
 import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
 import { aNewRecord } from '../support/builders';
-import { startMongo, type ServerHandle } from '../support/servers';
+import { startRestartable, type RestartableServer } from '../support/servers';
 import { openTestRedis, redisUrl, uniqueName } from '../support/services';
 import { waitFor } from '../support/wait-for';
 import { uniquePrefix } from '../support/worker-process';
@@ -29,8 +26,7 @@ jest.setTimeout(120_000);
 const CONNECT_OPTIONS = { serverSelectionTimeoutMS: 1_500 };
 
 describe('a revoke-all job while the MongoDB-wire server is down', () => {
-  let dir: string;
-  let mongo: ServerHandle;
+  let mongo: RestartableServer;
   let connection: Connection;
   let stopWatchdog: () => void;
   let redis: Redis;
@@ -41,8 +37,7 @@ describe('a revoke-all job while the MongoDB-wire server is down', () => {
   let prefix: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-rel-mongo-revoke-'));
-    mongo = await startMongo({ dir });
+    mongo = await startRestartable('mongo');
     const dbName = uniqueName('rr_rel_revoke');
     connection = await mongoose
       .createConnection(mongo.url, { dbName, ...CONNECT_OPTIONS })
@@ -70,8 +65,7 @@ describe('a revoke-all job while the MongoDB-wire server is down', () => {
     stopWatchdog?.();
     await connection?.dropDatabase().catch(() => undefined);
     await connection?.close();
-    await mongo?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await mongo?.remove();
   });
 
   it('fails and is retried while the server is down, then completes after the restart with every record revoked', async () => {
@@ -103,7 +97,7 @@ describe('a revoke-all job while the MongoDB-wire server is down', () => {
     expect(failedWhileDown!.finishedOn).toBeUndefined();
     expect(['delayed', 'waiting', 'active']).toContain(await failedWhileDown!.getState());
 
-    mongo = await startMongo({ dir, port: mongo.port });
+    await mongo.restart();
     const done = await waitFor(
       async () => {
         const job = await queue.getJob(jobId);

@@ -4,10 +4,7 @@
  * configured server-selection timeout), and service returns by itself within seconds, with every
  * session still usable.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startMongo, type ServerHandle } from '../support/servers';
+import { startRestartable, type RestartableServer } from '../support/servers';
 import { waitFor } from '../support/wait-for';
 import { refreshLoad, report, scale, signUp, tally } from './support/load';
 import { startApp, type TestApp } from '../support/app-harness';
@@ -23,13 +20,11 @@ const OUTAGE_MS = scale(4_000, 8_000);
 const LOAD_LOOPS = 6;
 
 describe('the MongoDB-wire server stopped and restarted under load', () => {
-  let dir: string;
-  let mongo: ServerHandle;
+  let mongo: RestartableServer;
   let stack: TestApp;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-rel-mongo-'));
-    mongo = await startMongo({ dir });
+    mongo = await startRestartable('mongo');
     stack = await startApp({
       mongoUrl: mongo.url,
       env: { COOKIE_TRANSPORT: 'false' },
@@ -39,8 +34,7 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
 
   afterAll(async () => {
     await stack?.close();
-    await mongo?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await mongo?.remove();
   });
 
   it('/auth/token answers 503 temporarily_unavailable during the outage, never 500 or a hang, and recovers by itself', async () => {
@@ -68,7 +62,7 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
       const stopped = Date.now();
       await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
       const sawUnavailable = load.samples.some((s) => s.status === 503);
-      mongo = await startMongo({ dir, port: mongo.port });
+      await mongo.restart();
       const restarted = Date.now();
       figures.outageMs = Math.max(figures.outageMs, restarted - stopped);
       const sampleAtRestart = load.samples.length;

@@ -4,13 +4,10 @@
  * it cannot be enqueued), the touch jobs queued before the outage are run by the worker once Redis
  * is back, and revoke-all goes through the queue again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_NAMES } from '../../src/adapters/bullmq';
-import { startRedis, type ServerHandle } from '../support/servers';
+import { startRestartable, type RestartableServer } from '../support/servers';
 import { mongoUri } from '../support/services';
 import { waitFor } from '../support/wait-for';
 import { logIn, refreshLoad, report, scale, type SignedUp, signUp, tally } from './support/load';
@@ -37,13 +34,11 @@ async function jobCounts(url: string, prefix: string, name: string) {
 }
 
 describe('Redis stopped and restarted under load', () => {
-  let dir: string;
-  let redis: ServerHandle;
+  let redis: RestartableServer;
   let stack: TestApp;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-rel-redis-'));
-    redis = await startRedis({ dir, appendOnly: true });
+    redis = await startRestartable('redis');
     stack = await startApp({
       mongoUrl: mongoUri(),
       redisUrl: redis.url,
@@ -53,8 +48,7 @@ describe('Redis stopped and restarted under load', () => {
 
   afterAll(async () => {
     await stack?.close();
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await redis?.remove();
   });
 
   it('refresh keeps answering 200, revoke-all takes effect at once, and queued work resumes with nothing lost', async () => {
@@ -112,7 +106,7 @@ describe('Redis stopped and restarted under load', () => {
     const remaining = OUTAGE_MS - (Date.now() - outageStarted);
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     const loadInOutage = load.samples.slice(loadAtStop);
-    redis = await startRedis({ port: redis.port, dir, appendOnly: true });
+    await redis.restart();
     const outageMs = Date.now() - outageStarted;
 
     // Queued work resumes: the worker reconnects and runs every delayed touch job.

@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { mongoUri, redisUrl } from '../support/services';
 import { logIn, report, signUp } from './support/load';
-import { REFRESH_SECRET, startApp, type TestApp } from '../support/app-harness';
+import { REFRESH_SECRET, startApp, useApp } from '../support/app-harness';
 
 jest.setTimeout(60_000);
 
@@ -22,19 +22,13 @@ function withSession(token: string, sessionId: string): string {
 }
 
 describe('cross-user isolation', () => {
-  let stack: TestApp;
-
-  beforeAll(async () => {
-    stack = await startApp({
+  const stack = useApp(() =>
+    startApp({
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
       env: { COOKIE_TRANSPORT: 'false' },
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.close();
-  });
+    }),
+  );
 
   it('another user cannot list, revoke or refresh your sessions, and their ids answer like unknown ones', async () => {
     const { http } = stack;

@@ -10,7 +10,7 @@ import mongoose from 'mongoose';
 import { mongoUri, redisUrl } from '../support/services';
 import { waitFor } from '../support/wait-for';
 import { report } from './support/load';
-import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
+import { PASSWORD, startApp, useApp, type TestApp } from '../support/app-harness';
 import { type HttpAnswer } from '../support/http-client';
 
 jest.setTimeout(120_000);
@@ -118,20 +118,14 @@ function leaks(needles: Needle[], where: string, text: string, bytes: Buffer): s
 }
 
 describe('secrets at rest and in transit', () => {
-  let stack: TestApp;
-
-  beforeAll(async () => {
-    stack = await startApp({
+  const stack = useApp(() =>
+    startApp({
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
       env: { COOKIE_TRANSPORT: 'true' },
       logLevel: 'trace',
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.close();
-  });
+    }),
+  );
 
   it('after a full journey no token is in MongoDB, Redis, the logs or the audit events, and token answers are no-store', async () => {
     const { http } = stack;

@@ -21,7 +21,7 @@ import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repo
 import type { AuditEvent } from '../../src/options';
 import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/worker';
 import { HttpClient } from './http-client';
-import { uniqueName } from './services';
+import { mongoUri, redisUrl, uniqueName } from './services';
 
 export const ACCESS_SECRET = 'test-access-secret-0123456789abcdef0123456789';
 export const REFRESH_SECRET = 'test-refresh-secret-0123456789abcdef012345678';
@@ -269,6 +269,44 @@ export async function startApp(options: AppOptions = {}): Promise<TestApp> {
     await closeOpened();
     throw error;
   }
+}
+
+/**
+ * Start an app in `beforeAll` and close it in `afterAll`. Returns a stand-in whose properties are
+ * the started app's: read them inside hooks and tests, not while the `describe` body runs.
+ */
+export function useApp(start: () => Promise<TestApp>): TestApp {
+  let started: TestApp | undefined;
+  beforeAll(async () => {
+    started = await start();
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return new Proxy({} as TestApp, {
+    get(_target, property) {
+      if (!started) throw new Error('useApp: the app is not started yet (read it inside a test)');
+      return Reflect.get(started, property, started);
+    },
+  });
+}
+
+/**
+ * The two ways the example app runs, for `describe.each`: on the in-memory adapters with inline
+ * jobs, and on the test MongoDB-wire server with BullMQ on Redis and a real worker. `options` apply
+ * to both. Each row is `[title, start, the runtime's mode]`.
+ */
+export function bothStores(
+  options: AppOptions = {},
+): Array<[string, () => Promise<TestApp>, Runtime['mode']]> {
+  return [
+    ['in-memory adapters with inline jobs', () => startApp(options), 'memory'],
+    [
+      'MongoDB-wire server + BullMQ + worker',
+      () => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), ...options }),
+      'mongodb+bullmq',
+    ],
+  ];
 }
 
 export interface TokenBody {

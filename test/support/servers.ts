@@ -229,6 +229,53 @@ export async function startMongo(
   });
 }
 
+/** A server of one test's own whose data outlives `stop()`, for outage tests. */
+export interface RestartableServer extends ServerHandle {
+  /** Start it again after `stop()`, on the same port and data. */
+  restart(): Promise<void>;
+  /** Stop it (if running) and remove its data. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Start a MongoDB-wire server (`mongo`) or a Redis with an append-only file (`redis`) in a
+ * temporary directory of its own, so a test can stop it and `restart()` it on the same port and data.
+ */
+export async function startRestartable(kind: 'mongo' | 'redis'): Promise<RestartableServer> {
+  const dir = mkdtempSync(join(tmpdir(), `rr-${kind}-restartable-`));
+  const start = (port?: number) =>
+    kind === 'mongo'
+      ? startMongo({ dir, ...(port === undefined ? {} : { port }) })
+      : startRedis({ dir, appendOnly: true, ...(port === undefined ? {} : { port }) });
+  let current = await start().catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
+  let removing: Promise<void> | undefined;
+  return {
+    get url() {
+      return current.url;
+    },
+    get port() {
+      return current.port;
+    },
+    get description() {
+      return current.description;
+    },
+    state: () => current.state(),
+    output: () => current.output(),
+    stop: () => current.stop(),
+    async restart() {
+      current = await start(current.port);
+    },
+    remove: () =>
+      (removing ??= (async () => {
+        await current.stop();
+        rmSync(dir, { recursive: true, force: true });
+      })()),
+  };
+}
+
 /** A local Redis Cluster: its masters' ports, and `stop()` for all of them. */
 export interface RedisClusterHandle {
   nodes: Array<{ host: string; port: number }>;
