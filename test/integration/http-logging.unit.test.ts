@@ -3,14 +3,11 @@
  * cookie, a password or a secret, on success or on failure.
  */
 import request from 'supertest';
-import { ACCESS_SECRET, PASSWORD, REFRESH_SECRET, startApp } from '../support/app-harness';
+import { ACCESS_SECRET, PASSWORD, REFRESH_SECRET, withApp } from '../support/app-harness';
 
 describe('the example app’s logs', () => {
   it('record requests without tokens, cookies, passwords or secrets', async () => {
-    const harness = await startApp({ logLevel: 'trace' });
-    const { runtime } = harness;
-    const { lines } = harness.logs;
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       const { app } = runtime;
       const email = 'logging@example.com';
       await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
@@ -65,16 +62,11 @@ describe('the example app’s logs', () => {
       }
       expect(text).not.toMatch(/authorization|set-cookie|"cookie"/i);
       expect(text).toContain('"url":"/auth/token"');
-    } finally {
-      await harness.close();
-    }
+    });
   });
 
   it('redact token-looking query parameters from request lines, whatever their case or encoding', async () => {
-    const harness = await startApp({ logLevel: 'trace' });
-    const { runtime } = harness;
-    const { lines } = harness.logs;
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       const { app } = runtime;
       const email = 'query@example.com';
       await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
@@ -108,16 +100,11 @@ describe('the example app’s logs', () => {
         '"url":"/auth/token?grant_type=refresh_token&REFRESH_TOKEN=[REDACTED]&keep=me"',
       );
       expect(text).toContain('"url":"/me?Token=[REDACTED]&a=1"');
-    } finally {
-      await harness.close();
-    }
+    });
   });
 
   it('log an unexpected failure with its details while the client gets a generic body', async () => {
-    const harness = await startApp({ logLevel: 'trace' });
-    const { runtime } = harness;
-    const { lines } = harness.logs;
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       // A bug inside the service (not a store outage) is what reaches the 500 branch.
       jest
         .spyOn(runtime.service, 'refresh')
@@ -130,8 +117,6 @@ describe('the example app’s logs', () => {
       const text = lines.join('');
       expect(text).toContain('internal invariant broken');
       expect(text).not.toContain('rt_abc');
-    } finally {
-      await harness.close();
-    }
+    });
   });
 });

@@ -271,6 +271,19 @@ export async function startApp(options: AppOptions = {}): Promise<TestApp> {
   }
 }
 
+/** Start an app, run `run` on it, and close the app whatever happens. */
+export async function withApp<T>(
+  options: AppOptions,
+  run: (app: TestApp) => Promise<T>,
+): Promise<T> {
+  const app = await startApp(options);
+  try {
+    return await run(app);
+  } finally {
+    await app.close();
+  }
+}
+
 /**
  * Start an app in `beforeAll` and close it in `afterAll`. Returns a stand-in whose properties are
  * the started app's: read them inside hooks and tests, not while the `describe` body runs.
