@@ -25,9 +25,10 @@ import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import { aNewRecord, aSecret, randomHex, tamperToken } from '../support/builders';
 import { FakeClock } from '../support/fake-clock';
+import { interceptCalls } from '../support/intercept';
 import type { ContractFactory, ContractSubject } from './contract-subject';
 
-const WRITE_METHODS: ReadonlySet<PropertyKey> = new Set([
+const WRITE_METHODS: ReadonlySet<string> = new Set([
   'save',
   'updateLastUsed',
   'delete',
@@ -44,22 +45,16 @@ function recordingWrites(repository: RefreshTokenRepository): {
   writes: string[];
 } {
   const writes: string[] = [];
-  const proxy = new Proxy(repository, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        // A rotate that matched nothing changed nothing: the hot path's miss is not a write.
-        if (property === 'rotate')
-          return (result as Promise<unknown>).then((rotated) => {
-            if (rotated !== null) writes.push('rotate');
-            return rotated;
-          });
-        if (WRITE_METHODS.has(property)) writes.push(String(property));
-        return result;
-      };
-    },
+  const proxy = interceptCalls(repository, (method, call) => {
+    const result = call();
+    // A rotate that matched nothing changed nothing: the hot path's miss is not a write.
+    if (method === 'rotate')
+      return (result as Promise<unknown>).then((rotated) => {
+        if (rotated !== null) writes.push('rotate');
+        return rotated;
+      });
+    if (WRITE_METHODS.has(method)) writes.push(method);
+    return result;
   });
   return { repository: proxy, writes };
 }

@@ -4,6 +4,7 @@
  * failing store (a job that must fail to be retried). Not a mock: while up it is the real adapter.
  */
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
+import { interceptCalls } from './intercept';
 
 export interface RepositoryOutage {
   readonly repository: RefreshTokenRepository;
@@ -18,18 +19,10 @@ export interface RepositoryOutage {
 export function withOutage(real: RefreshTokenRepository): RepositoryOutage {
   let failure: Error | null = null;
   const refused: string[] = [];
-  const repository = new Proxy(real, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (failure) {
-          refused.push(String(property));
-          return Promise.reject(failure);
-        }
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
+  const repository = interceptCalls(real, (method, call) => {
+    if (failure === null) return call();
+    refused.push(method);
+    return Promise.reject(failure);
   });
   return {
     repository,
