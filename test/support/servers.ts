@@ -244,9 +244,7 @@ export interface RestartableServer extends ServerHandle {
 export async function startRestartable(kind: 'mongo' | 'redis'): Promise<RestartableServer> {
   const dir = mkdtempSync(join(tmpdir(), `rr-${kind}-restartable-`));
   const start = (port?: number) =>
-    kind === 'mongo'
-      ? startMongo({ dir, ...(port === undefined ? {} : { port }) })
-      : startRedis({ dir, appendOnly: true, ...(port === undefined ? {} : { port }) });
+    kind === 'mongo' ? startMongo({ dir, port }) : startRedis({ dir, appendOnly: true, port });
   let current = await start().catch((error: unknown) => {
     rmSync(dir, { recursive: true, force: true });
     throw error;
