@@ -1,8 +1,9 @@
 /**
- * Two projects: `unit` (pure, no services) and `integration` (real Redis and a real
- * MongoDB-wire server, started by test/support/global-setup.ts unless REDIS_URL / MONGODB_URI
- * are set; it also holds the real-browser tests in test/browser and the packed-tarball tests in
- * test/package). `npm test` runs both; `npm run test:unit` only the first.
+ * Two projects, chosen by file name, not folder: a test that needs no server (no Redis, no
+ * MongoDB-wire server, no browser, no packed tarball) is named `*.unit.test.ts`, wherever it lives,
+ * and runs in `unit` (no global setup; `npm run test:unit`, seconds, no services needed). Every other
+ * `*.test.ts` runs in `integration`, behind test/support/global-setup.ts, which starts real Redis and
+ * a real MongoDB-wire server unless REDIS_URL / MONGODB_URI are set. `npm test` runs both.
  */
 const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
@@ -25,20 +26,15 @@ module.exports = {
       testEnvironment: 'node',
       transform,
       moduleNameMapper,
-      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+      testMatch: ['<rootDir>/test/**/*.unit.test.ts'],
     },
     {
       displayName: 'integration',
       testEnvironment: 'node',
       transform,
       moduleNameMapper,
-      testMatch: [
-        '<rootDir>/test/contract/**/*.test.ts',
-        '<rootDir>/test/integration/**/*.test.ts',
-        '<rootDir>/test/reliability/**/*.test.ts',
-        '<rootDir>/test/browser/**/*.test.ts',
-        '<rootDir>/test/package/**/*.test.ts',
-      ],
+      testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.unit\\.test\\.ts$'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
       slowTestThreshold: 30,

@@ -1,7 +1,7 @@
 /**
  * The demo page in a real Chromium (Debian's /usr/bin/chromium, driven by playwright-core): one
  * browser context is one profile, its pages are tabs sharing the refresh cookie. The example app
- * runs on the real MongoDB-wire server with BullMQ on Redis and a real worker (http-harness), served
+ * runs on the real MongoDB-wire server with BullMQ on Redis and a real worker (test/support/app-harness.ts), served
  * on http://localhost (a secure context for Chromium, so `Secure` cookies work). An attacker is
  * served from other origins: http://127.0.0.1:<other port> (cross-site) and
  * http://localhost:<other port> (same-site, other origin).
@@ -16,14 +16,9 @@ import {
   type Cookie,
   type Page,
 } from 'playwright-core';
-import {
-  memoryBackend,
-  mongoBackend,
-  PASSWORD,
-  signUp,
-  type TestBackend,
-} from '../integration/http-harness';
-import { uniqueName } from '../support/services';
+import { mongoUri, redisUrl, uniqueName } from '../support/services';
+import { waitFor } from '../support/wait-for';
+import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
 
 // What the functions passed to page.evaluate() see in the page (the project compiles without DOM types).
 declare const document: {
@@ -99,7 +94,7 @@ function attackerPage(victim: string, url: URL): string {
 
 describe('the demo page in Chromium', () => {
   let browser: Browser;
-  let backend: TestBackend;
+  let backend: TestApp;
   let app: Server;
   let attacker: Server;
   let origin: string;
@@ -116,7 +111,7 @@ describe('the demo page in Chromium', () => {
           '`apt-get install chromium` (Debian), or set CHROMIUM_PATH.',
       );
     }
-    backend = await mongoBackend();
+    backend = await startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
     app = await listen((req, res) => {
       if (req.method === 'POST' && req.headers.origin && req.headers.origin !== origin)
         foreignPosts.push(`${req.headers.origin} ${req.url}`);
@@ -383,7 +378,7 @@ describe('the demo page in Chromium', () => {
   });
 
   it('the page refreshes by itself before the access token expires', async () => {
-    const shortLived = await memoryBackend({ ACCESS_TOKEN_TTL: '2s' });
+    const shortLived = await startApp({ env: { ACCESS_TOKEN_TTL: '2s' } });
     const server = await listen((req, res) => shortLived.app(req, res));
     const context = await browser.newContext();
     try {
@@ -450,10 +445,10 @@ describe('the demo page in Chromium', () => {
     await page.waitForSelector('body[data-state="signed-out"]');
     // Dead at once by version; the worker's revoke-all job then marks the records.
     expect(
-      await backend.settle(
-        () => liveSessions(user.id),
-        (live) => live === 0,
-      ),
+      await waitFor(() => liveSessions(user.id), {
+        what: "the worker's revoke-all job to revoke the records",
+        until: (live) => live === 0,
+      }),
     ).toBe(0);
     expect(await refreshCookie(context)).toBeUndefined();
 

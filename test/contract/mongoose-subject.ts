@@ -5,7 +5,7 @@
 import type { Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { openTestDatabase, uniqueName } from '../support/services';
-import type { ContractFactory } from './repository-contract';
+import type { ContractFactory } from './contract-subject';
 
 /** Whether the server is FerretDB (find-and-modify not atomic there). */
 export async function isFerretDbServer(connection: Connection): Promise<boolean> {

@@ -1,4 +1,7 @@
 import { useMongooseSubjects } from './mongoose-subject';
-import { describeRepositoryContract } from './repository-contract';
+import { describeRefreshTokenRepositoryContract } from './refresh-token-repository-contract';
+import { describeVersionStoreContract } from './version-store-contract';
 
-describeRepositoryContract('mongoose', useMongooseSubjects());
+const subjects = useMongooseSubjects();
+describeRefreshTokenRepositoryContract('mongoose', subjects);
+describeVersionStoreContract('mongoose', subjects);

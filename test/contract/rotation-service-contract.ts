@@ -5,7 +5,7 @@
  * describeRotationServiceContract('mongoose', async () => ({ repository, versions, atomicAdvance: false, close }));
  * ```
  *
- * `factory` has the same shape as `describeRepositoryContract`'s (a fresh, empty store per test;
+ * `factory` has the same shape as the port contracts' (a fresh, empty store per test;
  * `close()` after it). Time comes from a fake clock; the job port is the inline one unless a test
  * says otherwise.
  */
@@ -23,11 +23,12 @@ import type { RevokeAllJob, TokenJobs } from '../../src/domain/token-jobs';
 import { TokenCodec } from '../../src/domain/token-codec';
 import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
-import { aSecret, randomHex, tamperToken } from '../support/builders';
+import { aNewRecord, aSecret, randomHex, tamperToken } from '../support/builders';
 import { FakeClock } from '../support/fake-clock';
-import type { ContractFactory, ContractSubject } from './repository-contract';
+import { interceptCalls } from '../support/intercept';
+import type { ContractFactory, ContractSubject } from './contract-subject';
 
-const WRITE_METHODS: ReadonlySet<PropertyKey> = new Set([
+const WRITE_METHODS: ReadonlySet<string> = new Set([
   'save',
   'updateLastUsed',
   'delete',
@@ -44,22 +45,16 @@ function recordingWrites(repository: RefreshTokenRepository): {
   writes: string[];
 } {
   const writes: string[] = [];
-  const proxy = new Proxy(repository, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        // A rotate that matched nothing changed nothing: the hot path's miss is not a write.
-        if (property === 'rotate')
-          return (result as Promise<unknown>).then((rotated) => {
-            if (rotated !== null) writes.push('rotate');
-            return rotated;
-          });
-        if (WRITE_METHODS.has(property)) writes.push(String(property));
-        return result;
-      };
-    },
+  const proxy = interceptCalls(repository, (method, call) => {
+    const result = call();
+    // A rotate that matched nothing changed nothing: the hot path's miss is not a write.
+    if (method === 'rotate')
+      return (result as Promise<unknown>).then((rotated) => {
+        if (rotated !== null) writes.push('rotate');
+        return rotated;
+      });
+    if (WRITE_METHODS.has(method)) writes.push(method);
+    return result;
   });
   return { repository: proxy, writes };
 }
@@ -175,6 +170,26 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         expect(claims.iat).toBe(Math.floor(clock.now().getTime() / 1000));
 
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+      });
+
+      it('at login stores only the SHA-256 of the issued token, and findByTokenHash finds the session by it at once', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const stored = await record(login.sessionId);
+        expect(stored).toMatchObject({
+          generation: 0,
+          tokenHash: sha256Hex(login.refreshToken),
+          userId: 'alice',
+        });
+        expect(JSON.stringify(stored)).not.toContain(login.refreshToken.slice(3));
+        expect(await subject.repository.findByTokenHash(sha256Hex(login.refreshToken))).toEqual(
+          stored,
+        );
+        const other = await rotation.issue({ userId: 'alice' });
+        expect(
+          (await subject.repository.findByTokenHash(sha256Hex(other.refreshToken)))?.sessionId,
+        ).toBe(other.sessionId);
+        expect(writes).toEqual(['save', 'save']);
       });
 
       it('stores only the hash of the current token, one record per session', async () => {
@@ -595,6 +610,54 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         writesBefore = writes.length;
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'revoked');
         await expectUnchanged();
+      });
+    });
+
+    describe('the absolute expiry', () => {
+      const HOUR = 3_600_000;
+
+      it('the last refresh before it stops the new idle expiry there; at it the new token is refused as expired and does not rotate', async () => {
+        const rotation = service({ refreshToken: { idleTtl: '1d', absoluteTtl: '2d' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        const absolute = new Date(clock.now().getTime() + 48 * HOUR);
+        clock.advance('23h');
+        const first = await rotation.refresh(login.refreshToken);
+        clock.advance('1410m');
+        const last = await rotation.refresh(first.refreshToken);
+        expect(last.refreshExpiresAt).toEqual(absolute);
+        expect(await record(login.sessionId)).toMatchObject({
+          generation: 2,
+          expiresAt: absolute,
+          absoluteExpiresAt: absolute,
+        });
+        const before = await record(login.sessionId);
+        const writesBefore = writes.length;
+
+        clock.advance('90m'); // exactly the absolute expiry
+        await expectGrantRejected(rotation.refresh(last.refreshToken), 'expired');
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toEqual(before);
+      });
+
+      it('a session whose stored idle expiry outlives its absolute one (written by an older version or a migration) is refused at the absolute expiry and does not rotate', async () => {
+        const rotation = service();
+        const codec = new TokenCodec([refreshSecret]);
+        const now = clock.now();
+        const input = aNewRecord({
+          userId: 'alice',
+          keyId: codec.currentKeyId,
+          createdAt: new Date(now.getTime() - 90 * 24 * HOUR),
+          absoluteExpiresAt: new Date(now.getTime() - HOUR),
+          expiresAt: new Date(now.getTime() + 20 * 24 * HOUR),
+        });
+        const token = codec.encode({ sessionId: input.sessionId, generation: 0, salt: input.salt });
+        await subject.repository.save({ ...input, tokenHash: sha256Hex(token) });
+        const before = await record(input.sessionId);
+
+        await expectGrantRejected(rotation.refresh(token), 'expired');
+        expect(writes).toEqual([]);
+        expect(await record(input.sessionId)).toEqual(before);
+        expect(await rotation.listSessions('alice')).toEqual([]);
       });
     });
 

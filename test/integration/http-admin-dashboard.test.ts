@@ -5,53 +5,27 @@
  * one with the admin created through the first.
  */
 import request from 'supertest';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import {
-  openTestDatabase,
-  openTestRedis,
-  mongoUri,
-  redisUrl,
-  uniqueName,
-} from '../support/services';
-import { logIn, signUp, silentLogger, testEnvironment } from './http-harness';
+import type { Runtime } from '../../examples/runtime';
+import { mongoUri, redisUrl } from '../support/services';
+import { logIn, signUp, startApp, type TestApp } from '../support/app-harness';
 
 describe('the queue dashboard at /admin/queues', () => {
-  let database: Awaited<ReturnType<typeof openTestDatabase>>;
-  let prefix: string;
+  let harness: TestApp;
   let plain: Runtime;
   let guarded: Runtime;
   let admin: Awaited<ReturnType<typeof signUp>>;
   let user: Awaited<ReturnType<typeof signUp>>;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    prefix = `{${uniqueName('rr_dashboard')}}`;
-    const env = loadEnv(
-      testEnvironment({
-        MONGODB_URI: `${mongoUri()}/${database.dbName}`,
-        REDIS_URL: redisUrl(),
-        QUEUE_PREFIX: prefix,
-      }),
-    );
-    plain = await createRuntime(env, silentLogger, { bcryptRounds: 4, versionCacheTtlMs: 0 });
+    harness = await startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false });
+    plain = harness.runtime;
     admin = await signUp(plain.app);
     user = await signUp(plain.app);
-    guarded = await createRuntime(env, silentLogger, {
-      bcryptRounds: 4,
-      versionCacheTtlMs: 0,
-      adminUserIds: [admin.id],
-    });
+    guarded = await harness.anotherInstance({ adminUserIds: [admin.id] });
   });
 
   afterAll(async () => {
-    await plain?.close();
-    await guarded?.close();
-    const redis = openTestRedis();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await database?.close();
+    await harness?.close();
   });
 
   const bearer = (token: string) => `Bearer ${token}`;

@@ -4,37 +4,25 @@
  * worker consuming the jobs.
  */
 import request from 'supertest';
+import { waitFor } from '../support/wait-for';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   PASSWORD,
   refreshForm,
   refreshJson,
   signUp,
-  type TestBackend,
-} from './http-harness';
-
-const backends: Array<[string, string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', 'memory', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', 'mongodb+bullmq', () => mongoBackend()],
-];
+  bothStores,
+  startApp,
+  useApp,
+} from '../support/app-harness';
 
 const INVALID_GRANT = {
   error: 'invalid_grant',
   error_description: 'The refresh token is invalid, expired or revoked.',
 };
 
-describe.each(backends)('the example app on %s', (_name, mode, start) => {
-  let backend: TestBackend;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('the example app on %s', (_name, start, mode) => {
+  const backend = useApp(() => start());
 
   it('registers, logs in, answers /me, refuses a wrong password, and answers a duplicate email like a new one without touching the account', async () => {
     const { app } = backend;
@@ -198,7 +186,7 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
   });
 
   it('a password change kills every session at once; the records are revoked; a fresh login works', async () => {
-    const { app, runtime, settle, clock } = backend;
+    const { app, runtime, clock } = backend;
     const alice = await signUp(app);
     const phone = await logIn(app, alice.email);
     const sessions = await request(app)
@@ -226,10 +214,10 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
 
     // The records themselves are revoked (inline, or by the worker's revoke-all job).
     for (const sessionId of sessionIds) {
-      const record = await settle(
-        () => runtime.repository.findBySessionId(sessionId),
-        (r) => r?.revokedReason === 'password_changed',
-      );
+      const record = await waitFor(() => runtime.repository.findBySessionId(sessionId), {
+        what: `session ${sessionId} to be revoked by the password change`,
+        until: (r) => r?.revokedReason === 'password_changed',
+      });
       expect(record?.revokedReason).toBe('password_changed');
     }
 
@@ -249,7 +237,7 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
   });
 
   it('records last use of a session when /me is called (trackActivity)', async () => {
-    const { app, runtime, settle } = backend;
+    const { app, runtime } = backend;
     const { tokens } = await signUp(app);
     const sessions = await request(app)
       .get('/auth/sessions')
@@ -257,10 +245,10 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
     const sessionId = sessions.body.sessions[0].id as string;
     expect((await runtime.repository.findBySessionId(sessionId))?.lastUsedAt).toBeNull();
     await request(app).get('/me').set('Authorization', `Bearer ${tokens.access_token}`).expect(200);
-    const record = await settle(
-      () => runtime.repository.findBySessionId(sessionId),
-      (r) => r?.lastUsedAt != null,
-    );
+    const record = await waitFor(() => runtime.repository.findBySessionId(sessionId), {
+      what: 'the touch of /me to record last use',
+      until: (r) => r?.lastUsedAt != null,
+    });
     expect(record?.lastUsedAt).toBeInstanceOf(Date);
   });
 
@@ -274,8 +262,8 @@ describe.each(backends)('the example app on %s', (_name, mode, start) => {
 
 describe('the example app served over plain http (COOKIE_SECURE=false)', () => {
   it('keeps helmet but neither upgrades its own page to https nor sends HSTS, so a LAN address works', async () => {
-    const plain = await memoryBackend({ COOKIE_SECURE: 'false' });
-    const secure = await memoryBackend();
+    const plain = await startApp({ env: { COOKIE_SECURE: 'false' } });
+    const secure = await startApp();
     try {
       const [plainPage, securePage] = await Promise.all([
         request(plain.app).get('/'),

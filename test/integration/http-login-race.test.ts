@@ -10,7 +10,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { uniqueName } from '../support/services';
-import { memoryBackend, mongoBackend, type TestBackend } from './http-harness';
+import { bothStores, type TestApp } from '../support/app-harness';
 
 const OLD_PASSWORD = 'old password, about to leak';
 const NEW_PASSWORD = 'new password after the change';
@@ -37,16 +37,11 @@ interface Figures {
   refreshedAfterChange: number;
 }
 
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend({}, { bcryptRounds: BCRYPT_ROUNDS })],
-  [
-    'MongoDB-wire server + BullMQ + worker (1 s version cache)',
-    () => mongoBackend({}, { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 }),
-  ],
-];
-
-describe.each(backends)('logins racing a password change on %s', (name, start) => {
-  let backend: TestBackend;
+describe.each(
+  // The MongoDB app with the production one-second version cache.
+  bothStores({ overrides: { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 } }),
+)('logins racing a password change on %s', (name, start) => {
+  let backend: TestApp;
   let server: Server;
   let base: string;
 

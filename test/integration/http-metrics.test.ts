@@ -5,18 +5,8 @@
  * revoke-all job stays queued and the logged-out session is refused as `outdated` (its version),
  * not `revoked` (its record).
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import {
-  openTestDatabase,
-  openTestRedis,
-  mongoUri,
-  redisUrl,
-  uniqueName,
-} from '../support/services';
-import { PASSWORD, ShiftedClock, silentLogger, testEnvironment } from './http-harness';
+import { mongoUri, redisUrl, uniqueName } from '../support/services';
+import { PASSWORD, startApp, useApp } from '../support/app-harness';
 
 interface Tokens {
   access_token: string;
@@ -37,45 +27,10 @@ function forge(token: string): string {
 }
 
 describe('/metrics after a scripted journey over HTTP', () => {
-  let database: Awaited<ReturnType<typeof openTestDatabase>>;
-  let prefix: string;
-  let runtime: Runtime;
-  let server: Server;
-  let base: string;
-  const clock = new ShiftedClock();
-
-  beforeAll(async () => {
-    database = await openTestDatabase();
-    prefix = `{${uniqueName('rr_metrics')}}`;
-    const env = loadEnv(
-      testEnvironment({
-        MONGODB_URI: `${mongoUri()}/${database.dbName}`,
-        REDIS_URL: redisUrl(),
-        QUEUE_PREFIX: prefix,
-      }),
-    );
-    runtime = await createRuntime(env, silentLogger, {
-      clock,
-      bcryptRounds: 4,
-      versionCacheTtlMs: 0,
-    });
-    server = runtime.app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-
-  afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
-    await runtime?.close();
-    const redis = openTestRedis();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await database?.close();
-  });
+  const app = useApp(() => startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false }));
 
   async function post(path: string, body: object, bearer?: string): Promise<Response> {
-    return fetch(`${base}${path}`, {
+    return fetch(`${app.base}${path}`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -109,7 +64,7 @@ describe('/metrics after a scripted journey over HTTP', () => {
       body: expect.objectContaining({ refresh_token: rotated.body.refresh_token }),
     });
     expect((await refresh(forge(rotated.body.refresh_token!))).status).toBe(400);
-    clock.advance(11_000); // past the 10 s reuse grace
+    app.clock.advance(11_000); // past the 10 s reuse grace
     expect((await refresh(first.refresh_token)).status).toBe(400); // reused: session revoked
     expect((await refresh(rotated.body.refresh_token!)).status).toBe(400); // revoked
     expect((await refresh('rt_not-a-token')).status).toBe(400); // malformed
@@ -119,10 +74,10 @@ describe('/metrics after a scripted journey over HTTP', () => {
     expect((await refresh(second.refresh_token)).status).toBe(400); // outdated: job still queued
 
     const third = await logIn(email);
-    clock.advance(31 * 86_400_000); // past the 30-day idle lifetime
+    app.clock.advance(31 * 86_400_000); // past the 30-day idle lifetime
     expect((await refresh(third.refresh_token)).status).toBe(400); // expired
 
-    const scraped = await fetch(`${base}/metrics`);
+    const scraped = await fetch(`${app.base}/metrics`);
     expect(scraped.status).toBe(200);
     expect(scraped.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await scraped.text();

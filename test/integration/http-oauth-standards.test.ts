@@ -13,40 +13,28 @@ import { OptionsError } from '../../src/domain/errors';
 import { freePort } from '../support/servers';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   refreshForm,
   signUp,
-  type TestBackend,
+  bothStores,
+  startApp,
+  useApp,
+  type TestApp,
   type TokenBody,
-} from './http-harness';
+} from '../support/app-harness';
 
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', () => mongoBackend()],
-];
-
-function revoke(backend: TestBackend, fields: Record<string, unknown>) {
+function revoke(backend: TestApp, fields: Record<string, unknown>) {
   return request(backend.app).post('/auth/revoke').type('form').send(fields);
 }
 
-async function sessionsStatus(backend: TestBackend, tokens: TokenBody): Promise<number> {
+async function sessionsStatus(backend: TestApp, tokens: TokenBody): Promise<number> {
   const response = await request(backend.app)
     .get('/auth/sessions')
     .set('Authorization', `Bearer ${tokens.access_token}`);
   return response.status;
 }
 
-describe.each(backends)('POST /auth/revoke (RFC 7009) on %s', (_name, start) => {
-  let backend: TestBackend;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('POST /auth/revoke (RFC 7009) on %s', (_name, start) => {
+  const backend = useApp(() => start());
 
   it('a refresh token revokes its session: 200 with an empty body, then neither the refresh token nor its access token works', async () => {
     const { tokens } = await signUp(backend.app);
@@ -210,14 +198,14 @@ function curl(args: string[]): Promise<string> {
 }
 
 describe('the example app with a real OAuth client over HTTP', () => {
-  let backend: TestBackend;
+  let backend: TestApp;
   let server: Server;
   let issuer: string;
 
   beforeAll(async () => {
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
-    backend = await memoryBackend({ PORT: String(port), ACCESS_TOKEN_ISSUER: issuer });
+    backend = await startApp({ env: { PORT: String(port), ACCESS_TOKEN_ISSUER: issuer } });
     server = await new Promise<Server>((resolve) => {
       const listening = backend.app.listen(port, '127.0.0.1', () => resolve(listening));
     });

@@ -3,34 +3,26 @@
  * temporarily_unavailable with Retry-After, quickly and never 500; when the server is back on the
  * same data, the same refresh token works again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import { startMongo, type ServerHandle } from '../support/servers';
-import { PASSWORD, ShiftedClock, signUp, silentLogger, testEnvironment } from './http-harness';
+import type { Runtime } from '../../examples/runtime';
+import { startRestartable, type RestartableServer } from '../support/servers';
+import { waitFor } from '../support/wait-for';
+import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
 
 describe('the example app on MongoDB during an outage', () => {
-  let dir: string;
-  let mongo: ServerHandle;
+  let mongo: RestartableServer;
+  let harness: TestApp;
   let runtime: Runtime;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-http-outage-'));
-    mongo = await startMongo({ dir });
-    const env = loadEnv(testEnvironment({ MONGODB_URI: `${mongo.url}/rr_http_outage` }));
-    runtime = await createRuntime(env, silentLogger, {
-      clock: new ShiftedClock(),
-      bcryptRounds: 4,
-    });
+    mongo = await startRestartable('mongo');
+    harness = await startApp({ mongoUrl: mongo.url, overrides: { versionCacheTtlMs: 1_000 } });
+    ({ runtime } = harness);
   });
 
   afterAll(async () => {
-    await runtime?.close();
-    await mongo?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await harness?.close();
+    await mongo?.remove();
   });
 
   it('answers 503 with Retry-After while MongoDB is stopped, and recovers when it is back', async () => {
@@ -62,14 +54,16 @@ describe('the example app on MongoDB during an outage', () => {
       .set('Authorization', `Bearer ${refreshed.body.access_token}`);
     expect(me.status).toBe(503);
 
-    mongo = await startMongo({ dir, port: mongo.port });
-    const deadline = Date.now() + 30_000;
-    let back = await request(app).post('/auth/token').send({ refresh_token: current });
-    while (back.status !== 200 && Date.now() < deadline) {
-      expect(back.status).toBe(503);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      back = await request(app).post('/auth/token').send({ refresh_token: current });
-    }
+    await mongo.restart();
+    const back = await waitFor(
+      () => request(app).post('/auth/token').send({ refresh_token: current }),
+      {
+        what: 'a refresh to get past 503 after the restart',
+        until: (answer) => answer.status !== 503,
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
+    );
     expect(back.status).toBe(200);
     expect(back.body.refresh_token).not.toBe(current);
     expect((await request(app).get('/readyz')).status).toBe(200);

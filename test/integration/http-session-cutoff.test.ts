@@ -7,18 +7,12 @@
 import request from 'supertest';
 import {
   logIn,
-  memoryBackend,
-  mongoBackend,
   refreshForm,
   signUp,
-  type TestBackend,
+  bothStores,
+  useApp,
   type TokenBody,
-} from './http-harness';
-
-const backends: Array<[string, () => Promise<TestBackend>]> = [
-  ['in-memory adapters with inline jobs', () => memoryBackend()],
-  ['MongoDB-wire server + BullMQ + worker', () => mongoBackend()],
-];
+} from '../support/app-harness';
 
 function bearer(tokens: TokenBody): string {
   return `Bearer ${tokens.access_token}`;
@@ -29,16 +23,8 @@ function sessionIdOf(tokens: TokenBody): string {
   return (JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8')) as { sid: string }).sid;
 }
 
-describe.each(backends)('per-session cut-off in the example app on %s', (_name, start) => {
-  let backend: TestBackend;
-
-  beforeAll(async () => {
-    backend = await start();
-  });
-
-  afterAll(async () => {
-    await backend?.close();
-  });
+describe.each(bothStores())('per-session cut-off in the example app on %s', (_name, start) => {
+  const backend = useApp(() => start());
 
   /** The owner's session and a second one the thief copied (access and refresh token). */
   async function ownerAndThief() {

@@ -15,6 +15,7 @@ import { OptionsError } from '../../src/domain/errors';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy, type FreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, uniqueName } from '../support/services';
+import { waitFor } from '../support/wait-for';
 
 jest.setTimeout(30_000);
 
@@ -26,12 +27,8 @@ const CONNECT_OPTIONS = {
 };
 const WATCHDOG_MS = 400;
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+async function until(what: string, check: () => boolean): Promise<void> {
+  await waitFor(check, { what, timeoutMs: 10_000, intervalMs: 20 });
 }
 
 describe('monitor watchdog', () => {

@@ -1,29 +1,24 @@
 /**
  * With the MongoDB-wire server stopped mid-test, the adapters reject with `store_unavailable`
  * within the connection's configured timeout instead of hanging, and work again once the server is
- * back. Uses its own server (startMongo), not the shared one.
+ * back. Uses its own server (startRestartable), not the shared one.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { StoreUnavailableError } from '../../src/domain/errors';
 import { aNewRecord, aRotation } from '../support/builders';
-import { freePort, startMongo, type ServerHandle } from '../support/servers';
+import { freePort, startRestartable, type RestartableServer } from '../support/servers';
 
 /** The recommended fail-fast setting (the driver's default is 30 s). */
 const SERVER_SELECTION_TIMEOUT_MS = 1_000;
 /** Slack for the driver's retry, the event loop and a busy machine. */
 const SLACK_MS = 1_500;
 
-let dir: string;
-let server: ServerHandle;
+let server: RestartableServer;
 let connection: Connection;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rr-mongo-outage-'));
-  server = await startMongo({ dir });
+  server = await startRestartable('mongo');
   connection = await mongoose
     .createConnection(server.url, {
       dbName: 'outage',
@@ -36,8 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await connection?.close();
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await server?.remove();
 });
 
 /** The rejection of `work()` and how long it took. */
@@ -58,7 +52,6 @@ it('with the server stopped, repository and version-store calls reject with stor
   const record = await repository.save(aNewRecord());
   expect(await versions.bumpUserMinVersion(record.userId)).toBe(1);
 
-  const { port } = server;
   await server.stop();
 
   const calls: Record<string, () => Promise<unknown>> = {
@@ -76,7 +69,7 @@ it('with the server stopped, repository and version-store calls reject with stor
     expect(ms).toBeLessThan(SERVER_SELECTION_TIMEOUT_MS + SLACK_MS);
   }
 
-  server = await startMongo({ port, dir });
+  await server.restart();
   expect(await repository.findBySessionId(record.sessionId)).toEqual(record);
   expect(await versions.getUserMinVersion(record.userId)).toBe(1);
 });

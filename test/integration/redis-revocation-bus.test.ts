@@ -9,6 +9,7 @@ import { OptionsError } from '../../src/domain/errors';
 import type { RevocationSignal } from '../../src/domain/revocation-bus';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { openTestRedis, redisUrl, uniqueName } from '../support/services';
+import { waitFor } from '../support/wait-for';
 
 describe('RedisRevocationBus', () => {
   const connections: Redis[] = [];
@@ -83,8 +84,10 @@ describe('RedisRevocationBus', () => {
       expect(performance.now() - started).toBeLessThan(50);
       expect(heard).toEqual([]);
       proxy.thaw();
-      for (let i = 0; i < 100 && heard.length === 0; i += 1)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => heard.length > 0, {
+        what: 'the notice held behind the frozen proxy',
+        timeoutMs: 2_000,
+      });
       expect(heard).toEqual([{ kind: 'user', userId: 'carol' }]);
       // Once the held PING is answered, sync() waits for its round trip again.
       await new Promise((resolve) => setTimeout(resolve, 200));

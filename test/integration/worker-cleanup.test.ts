@@ -17,11 +17,11 @@ import { aNewRecord, savedFrom } from '../support/builders';
 import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
 import {
   databaseUri,
-  eventually,
   startWorkerProcess,
   uniquePrefix,
   type WorkerProcess,
 } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 
 const DAY = 86_400_000;
 const EXPIRED = Number(process.env.RR_CLEANUP_EXPIRED ?? 3_000);
@@ -121,13 +121,12 @@ describe('cleanup with two worker processes', () => {
       queue.add(QUEUE_NAMES.cleanup, {}),
       queue.add(QUEUE_NAMES.cleanup, {}),
     ]);
-    const runs = await eventually(
-      'both cleanup runs to finish',
+    const runs = await waitFor(
       async () => {
         const jobs = await Promise.all([first!, second!].map((job) => queue.getJob(job.id!)));
         return jobs.every((job) => job?.finishedOn) ? jobs.map((job) => job!) : undefined;
       },
-      { timeoutMs: EXPIRED * 18, intervalMs: 1_000 },
+      { what: 'both cleanup runs to finish', timeoutMs: EXPIRED * 18, intervalMs: 1_000 },
     );
 
     for (const run of runs) expect(await run.getState()).toBe('completed');

@@ -5,7 +5,7 @@
  */
 import { BullMQTokenJobs, QUEUE_NAMES } from '../../src/adapters/bullmq';
 import { openTestRedis, redisUrl } from '../support/services';
-import { eventually } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 function sample(text: string, series: string): number | undefined {
@@ -50,18 +50,21 @@ describe("the worker's health port serves queue metrics", () => {
       expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
       return response.text();
     };
-    const text = await eventually('both revoke-all jobs completed', async () => {
-      const body = await scrape();
-      const timed = sample(
-        body,
-        'refresh_rotation_worker_job_duration_seconds_count{queue="revoke-all",outcome="completed"}',
-      );
-      return (
-        sample(body, 'bullmq_job_count{queue="revoke-all",state="completed"}') === 2 &&
-        timed === 2 &&
-        body
-      );
-    });
+    const text = await waitFor(
+      async () => {
+        const body = await scrape();
+        const timed = sample(
+          body,
+          'refresh_rotation_worker_job_duration_seconds_count{queue="revoke-all",outcome="completed"}',
+        );
+        return (
+          sample(body, 'bullmq_job_count{queue="revoke-all",state="completed"}') === 2 &&
+          timed === 2 &&
+          body
+        );
+      },
+      { what: 'both revoke-all jobs completed' },
+    );
 
     expect(sample(text, 'bullmq_job_count{queue="revoke-all",state="waiting"}')).toBe(0);
     expect(sample(text, 'bullmq_job_count{queue="revoke-all",state="active"}')).toBe(0);

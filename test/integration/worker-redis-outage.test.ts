@@ -13,11 +13,11 @@ import { startRedis, type ServerHandle } from '../support/servers';
 import { mongoUri, openTestDatabase } from '../support/services';
 import {
   databaseUri,
-  eventually,
   startWorkerProcess,
   uniquePrefix,
   type WorkerProcess,
 } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 
 jest.setTimeout(120_000);
 
@@ -96,35 +96,40 @@ describe('a Redis outage', () => {
     await service.touch(frank.sessionId);
     expect(service.droppedTouches).toBe(1);
     expect(jobs.stats()).toMatchObject({ revokeAllFailed: 1, touchesDropped: 1 });
-    await eventually('the worker to report itself degraded', async () => {
-      const report = await health();
-      return report.status === 503 && report.body.redis !== 'ready';
-    });
+    await waitFor(
+      async () => {
+        const report = await health();
+        return report.status === 503 && report.body.redis !== 'ready';
+      },
+      { what: 'the worker to report itself degraded' },
+    );
 
     redisServer = await startRedis({ port: redisServer.port });
 
-    await eventually(
-      'the worker to report itself healthy again',
-      async () => (await health()).status === 200,
-      {
-        timeoutMs: 30_000,
-      },
-    );
+    await waitFor(async () => (await health()).status === 200, {
+      what: 'the worker to report itself healthy again',
+      timeoutMs: 30_000,
+    });
     const request = { userId: 'frank', reason: 'user_requested', requestedAt: new Date() };
-    await eventually('the producer to reach Redis again', () =>
-      jobs.revokeAll(request).then(
-        () => true,
-        () => false,
-      ),
+    await waitFor(
+      () =>
+        jobs.revokeAll(request).then(
+          () => true,
+          () => false,
+        ),
+      { what: 'the producer to reach Redis again' },
     );
     const client = new Redis(redisServer.url, { maxRetriesPerRequest: null });
     const queue = new Queue(QUEUE_NAMES.revokeAll, { connection: client, prefix });
     const cleanupQueue = new Queue(QUEUE_NAMES.cleanup, { connection: client, prefix });
     try {
-      const job = await eventually('the worker to run the new job', async () => {
-        const found = await queue.getJob(revokeAllJobId(request));
-        return found?.finishedOn ? found : undefined;
-      });
+      const job = await waitFor(
+        async () => {
+          const found = await queue.getJob(revokeAllJobId(request));
+          return found?.finishedOn ? found : undefined;
+        },
+        { what: 'the worker to run the new job' },
+      );
       expect(job.returnvalue).toEqual({ revoked: 1 });
       expect(await repository.findBySessionId(frank.sessionId)).toMatchObject({
         revokedReason: 'user_requested',

@@ -7,9 +7,14 @@ import { RETRY, revokeAllJobId } from '../../src/adapters/bullmq/jobs';
 import { MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
+import { pino } from 'pino';
+import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
-import { mongoUri, redisUrl } from '../support/services';
-import { databaseUri, eventually, type WorkerProcess } from '../support/worker-process';
+import { withOutage } from '../support/outage-repository';
+import { mongoUri, openTestRedis, redisUrl } from '../support/services';
+import { databaseUri, type WorkerProcess } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(90_000);
@@ -52,10 +57,13 @@ describe('revoke-all through the worker process', () => {
   });
 
   async function finishedJob(id: string) {
-    return eventually(`job ${id} to complete`, async () => {
-      const job = await queue.getJob(id);
-      return job?.finishedOn ? job : undefined;
-    });
+    return waitFor(
+      async () => {
+        const job = await queue.getJob(id);
+        return job?.finishedOn ? job : undefined;
+      },
+      { what: `job ${id} to complete` },
+    );
   }
 
   it('revokes every earlier session of the user in the worker, and a login made after the request stays live', async () => {
@@ -125,10 +133,13 @@ describe('revoke-all through the worker process', () => {
         { userId: 'carol' },
         { ...RETRY.revokeAll },
       );
-      const failed = await eventually('the malformed job to fail', async () => {
-        const job = await queue.getJob(bad.id!);
-        return job?.finishedOn ? job : undefined;
-      });
+      const failed = await waitFor(
+        async () => {
+          const job = await queue.getJob(bad.id!);
+          return job?.finishedOn ? job : undefined;
+        },
+        { what: 'the malformed job to fail' },
+      );
       expect(await failed.getState()).toBe('failed');
       expect(failed.attemptsMade).toBe(1);
       expect(failed.failedReason).toMatch(/reason must be a non-empty string/);
@@ -159,8 +170,9 @@ describe('revoke-all through the worker process', () => {
       const request = { userId: 'dave', reason: 'password_changed', requestedAt: new Date() };
       await jobs.revokeAll(request);
       const jobId = revokeAllJobId(request);
-      await eventually('the job to be active', async () =>
-        (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+      await waitFor(
+        async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+        { what: 'the job to be active' },
       );
 
       doomed.kill('SIGKILL');
@@ -189,6 +201,68 @@ describe('revoke-all through the worker process', () => {
       expect(await repository.findBySessionId(session.sessionId)).toMatchObject({
         revokedReason: 'password_changed',
       });
+    }
+  });
+});
+
+describe('revoke-all on a failing store (a worker in this process, real BullMQ on real Redis)', () => {
+  it('the job fails while the repository rejects, BullMQ retries it with backoff, and once the store is back it completes and the records are revoked', async () => {
+    const bed = await openWorkerTestBed(QUEUE_NAMES.revokeAll, 'rr_revoke_retry');
+    const outage = withOutage(bed.repository);
+    const jobs = new BullMQTokenJobs({ connection: redisUrl(), prefix: bed.prefix });
+    const workerRedis = openTestRedis();
+    let workers: TokenWorkers | undefined;
+    try {
+      const createdAt = new Date(Date.now() - 60_000);
+      const records = await Promise.all(
+        [1, 2].map(() => bed.repository.save(aNewRecord({ userId: 'erin', createdAt }))),
+      );
+      outage.fail();
+      workers = await startTokenWorkers({
+        repository: outage.repository,
+        connection: workerRedis,
+        prefix: bed.prefix,
+        concurrency: 1,
+        scheduleCleanup: false,
+        logger: pino({ level: 'silent' }),
+      });
+      const request = { userId: 'erin', reason: 'password_changed', requestedAt: new Date() };
+      await jobs.revokeAll(request);
+      const jobId = revokeAllJobId(request);
+
+      const retrying = await waitFor(() => bed.queue.getJob(jobId), {
+        what: 'the job to fail twice and wait for its next attempt',
+        until: (job) => (job?.attemptsMade ?? 0) >= 2,
+      });
+      expect(await retrying!.getState()).toBe('delayed');
+      expect(retrying!.failedReason).toMatch(/closed/);
+      for (const record of records) {
+        expect(await bed.repository.findById(record.id)).toMatchObject({ revokedAt: null });
+      }
+
+      outage.recover();
+      const done = await waitFor(
+        async () => {
+          const job = await bed.queue.getJob(jobId);
+          return job?.finishedOn ? job : undefined;
+        },
+        { what: 'the retried job to finish', timeoutMs: 30_000 },
+      );
+      expect(await done.getState()).toBe('completed');
+      expect(done.returnvalue).toEqual({ revoked: 2 });
+      expect(done.attemptsMade).toBeGreaterThanOrEqual(3);
+      expect(outage.refused.length).toBe(done.attemptsMade - 1);
+      for (const record of records) {
+        expect(await bed.repository.findById(record.id)).toMatchObject({
+          revokedAt: request.requestedAt,
+          revokedReason: 'password_changed',
+        });
+      }
+    } finally {
+      await workers?.close(5_000);
+      workerRedis.disconnect();
+      await jobs.close();
+      await bed.close();
     }
   });
 });

@@ -7,7 +7,8 @@ import { revokeAllJobId } from '../../src/adapters/bullmq/jobs';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, redisUrl } from '../support/services';
-import { databaseUri, eventually, type WorkerProcess } from '../support/worker-process';
+import { databaseUri, type WorkerProcess } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(90_000);
@@ -71,11 +72,10 @@ describe('worker shutdown on SIGTERM', () => {
       requestedAt,
     }));
     await Promise.all(requests.map((request) => jobs.revokeAll(request)));
-    await eventually(
-      'jobs in flight',
-      async () => (await queue.getJobCounts('active')).active! > 0,
-      { intervalMs: 20 },
-    );
+    await waitFor(async () => (await queue.getJobCounts('active')).active! > 0, {
+      what: 'jobs in flight',
+      intervalMs: 20,
+    });
 
     const { exit, ms } = await stopAndTime(worker);
 
@@ -87,9 +87,9 @@ describe('worker shutdown on SIGTERM', () => {
     expect(worker.logs.find((line) => line.msg === 'stopped')).toMatchObject({ forced: false });
 
     await startWorker().ready();
-    await eventually(
-      'every job to complete',
+    await waitFor(
       async () => (await queue.getJobCounts('completed')).completed === requests.length,
+      { what: 'every job to complete' },
     );
     for (const record of records) {
       expect(await repository.findById(record.id)).toMatchObject({
@@ -112,8 +112,9 @@ describe('worker shutdown on SIGTERM', () => {
       const request = { userId: 'user-0', reason: 'password_changed', requestedAt };
       await jobs.revokeAll(request);
       const jobId = revokeAllJobId(request);
-      await eventually('the job to be active', async () =>
-        (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+      await waitFor(
+        async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'active'),
+        { what: 'the job to be active' },
       );
 
       const { exit, ms } = await stopAndTime(stuck);
@@ -125,8 +126,9 @@ describe('worker shutdown on SIGTERM', () => {
       await proxy.close();
 
       await startWorker().ready();
-      await eventually('the returned job to complete', async () =>
-        (await queue.getJob(jobId))?.getState().then((s) => s === 'completed'),
+      await waitFor(
+        async () => (await queue.getJob(jobId))?.getState().then((s) => s === 'completed'),
+        { what: 'the returned job to complete' },
       );
     } finally {
       await proxy.close();

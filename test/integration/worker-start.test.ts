@@ -10,7 +10,8 @@ import { OptionsError } from '../../src/domain/errors';
 import { startTokenWorkers, type WorkerLogger } from '../../src/worker';
 import { aNewRecord } from '../support/builders';
 import { openTestDatabase, redisUrl } from '../support/services';
-import { eventually, uniquePrefix } from '../support/worker-process';
+import { uniquePrefix } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 
 const quiet: WorkerLogger = {
   debug: () => undefined,
@@ -48,8 +49,9 @@ describe('startTokenWorkers on a Mongoose connection and Redis options', () => {
         reason: 'password_changed',
         requestedAt: new Date(),
       });
-      await eventually('the record revoked by the job', async () =>
-        Boolean((await repository.findBySessionId(record.sessionId))?.revokedAt),
+      await waitFor(
+        async () => Boolean((await repository.findBySessionId(record.sessionId))?.revokedAt),
+        { what: 'the record revoked by the job' },
       );
     } finally {
       const first = workers.close(5_000);

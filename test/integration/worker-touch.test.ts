@@ -8,7 +8,7 @@ import type { TouchJob } from '../../src/domain/token-jobs';
 import type { HealthReport } from '../../src/worker';
 import { aNewRecord } from '../support/builders';
 import { redisUrl } from '../support/services';
-import { eventually } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { openWorkerTestBed, type WorkerTestBed } from '../support/worker-test-bed';
 
 jest.setTimeout(180_000);
@@ -72,8 +72,7 @@ describe('touch burst through the worker process', () => {
     }
     const enqueueMs = Math.round(performance.now() - started);
     const producer: BullMQTokenJobsStats = jobs.stats();
-    await eventually(
-      'every session to reach its latest touch',
+    await waitFor(
       async () => {
         const stored = await db.connection
           .collection<{ sessionId: string; lastUsedAt: Date | null }>('refresh_tokens')
@@ -84,15 +83,18 @@ describe('touch burst through the worker process', () => {
         );
         return stored.length === latest.size && behind.length === 0;
       },
-      { timeoutMs: 90_000, intervalMs: 500 },
+      { what: 'every session to reach its latest touch', timeoutMs: 90_000, intervalMs: 500 },
     );
-    const settled = await eventually('the touch queue to drain', async () => {
-      const report = await health();
-      const counts = report.queues[QUEUE_NAMES.touch];
-      return counts && counts.delayed === 0 && counts.waiting === 0 && counts.active === 0
-        ? report
-        : undefined;
-    });
+    const settled = await waitFor(
+      async () => {
+        const report = await health();
+        const counts = report.queues[QUEUE_NAMES.touch];
+        return counts && counts.delayed === 0 && counts.waiting === 0 && counts.active === 0
+          ? report
+          : undefined;
+      },
+      { what: 'the touch queue to drain' },
+    );
     return {
       enqueueMs,
       producer,

@@ -24,7 +24,8 @@ import { BullMQTokenJobs } from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { RotationService } from '../../src/rotation-service';
 import { mongoUri, redisUrl, uniqueName } from '../support/services';
-import { databaseUri, eventually, uniquePrefix } from '../support/worker-process';
+import { databaseUri, uniquePrefix } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import { groupAlive } from '../support/process-group';
 import { freePort } from '../support/servers';
 import { run, runOk, startBackground, type Background } from './support';
@@ -488,10 +489,13 @@ describe('the installed worker bin', () => {
       const session = await service.issue({ userId: 'user-1' });
       await service.revokeAllForUser('user-1', 'password_changed');
       await worker.waitFor(/"msg":"revoke-all done"/);
-      const record = await eventually('the record revoked by the worker', async () => {
-        const found = await repository.findBySessionId(session.sessionId);
-        return found?.revokedAt ? found : undefined;
-      });
+      const record = await waitFor(
+        async () => {
+          const found = await repository.findBySessionId(session.sessionId);
+          return found?.revokedAt ? found : undefined;
+        },
+        { what: 'the record revoked by the worker' },
+      );
       expect(record.revokedReason).toBe('password_changed');
     } finally {
       await jobs.close();

@@ -4,20 +4,10 @@
  * configured server-selection timeout), and service returns by itself within seconds, with every
  * session still usable.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startMongo, type ServerHandle } from '../support/servers';
-import {
-  refreshLoad,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  waitFor,
-  type Stack,
-} from './support/stack';
+import { startRestartable, type RestartableServer } from '../support/servers';
+import { waitFor } from '../support/wait-for';
+import { refreshLoad, report, scale, signUp, tally } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(120_000, 900_000));
 
@@ -30,20 +20,21 @@ const OUTAGE_MS = scale(4_000, 8_000);
 const LOAD_LOOPS = 6;
 
 describe('the MongoDB-wire server stopped and restarted under load', () => {
-  let dir: string;
-  let mongo: ServerHandle;
-  let stack: Stack;
+  let mongo: RestartableServer;
+  let stack: TestApp;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-rel-mongo-'));
-    mongo = await startMongo({ dir });
-    stack = await startStack({ mongoUrl: mongo.url });
+    mongo = await startRestartable('mongo');
+    stack = await startApp({
+      mongoUrl: mongo.url,
+      env: { COOKIE_TRANSPORT: 'false' },
+      logLevel: 'info',
+    });
   });
 
   afterAll(async () => {
     await stack?.close();
-    await mongo?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await mongo?.remove();
   });
 
   it('/auth/token answers 503 temporarily_unavailable during the outage, never 500 or a hang, and recovers by itself', async () => {
@@ -71,7 +62,7 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
       const stopped = Date.now();
       await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
       const sawUnavailable = load.samples.some((s) => s.status === 503);
-      mongo = await startMongo({ dir, port: mongo.port });
+      await mongo.restart();
       const restarted = Date.now();
       figures.outageMs = Math.max(figures.outageMs, restarted - stopped);
       const sampleAtRestart = load.samples.length;
@@ -80,7 +71,6 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
         // The probe's value is what a failure prints: the answers since the restart, the last
         // error body and warning, and the server's state and last output.
         await waitFor(
-          'every loop to be answered 200 again',
           async () => {
             const since = load.samples.slice(sampleAtRestart);
             const ok = since.filter((s) => s.status === 200).length;
@@ -94,8 +84,11 @@ describe('the MongoDB-wire server stopped and restarted under load', () => {
               serverOutput: mongo.output().slice(-1_500),
             };
           },
-          ({ ok }) => ok >= LOAD_LOOPS * 2,
-          30_000,
+          {
+            what: 'every loop to be answered 200 again',
+            until: ({ ok }) => ok >= LOAD_LOOPS * 2,
+            timeoutMs: 30_000,
+          },
         );
       } finally {
         await load.stop();

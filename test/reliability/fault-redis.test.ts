@@ -4,26 +4,14 @@
  * it cannot be enqueued), the touch jobs queued before the outage are run by the worker once Redis
  * is back, and revoke-all goes through the queue again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_NAMES } from '../../src/adapters/bullmq';
-import { startRedis, type ServerHandle } from '../support/servers';
+import { startRestartable, type RestartableServer } from '../support/servers';
 import { mongoUri } from '../support/services';
-import {
-  logIn,
-  refreshLoad,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  waitFor,
-  type SignedUp,
-  type Stack,
-} from './support/stack';
+import { waitFor } from '../support/wait-for';
+import { logIn, refreshLoad, report, scale, type SignedUp, signUp, tally } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(120_000, 600_000));
 
@@ -46,24 +34,21 @@ async function jobCounts(url: string, prefix: string, name: string) {
 }
 
 describe('Redis stopped and restarted under load', () => {
-  let dir: string;
-  let redis: ServerHandle;
-  let stack: Stack;
+  let redis: RestartableServer;
+  let stack: TestApp;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rr-rel-redis-'));
-    redis = await startRedis({ dir, appendOnly: true });
-    stack = await startStack({
+    redis = await startRestartable('redis');
+    stack = await startApp({
       mongoUrl: mongoUri(),
       redisUrl: redis.url,
-      env: { TOUCH_WINDOW: `${TOUCH_WINDOW_MS}ms` },
+      env: { COOKIE_TRANSPORT: 'false', TOUCH_WINDOW: `${TOUCH_WINDOW_MS}ms` },
     });
   });
 
   afterAll(async () => {
     await stack?.close();
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await redis?.remove();
   });
 
   it('refresh keeps answering 200, revoke-all takes effect at once, and queued work resumes with nothing lost', async () => {
@@ -84,11 +69,10 @@ describe('Redis stopped and restarted under load', () => {
     // Queued work: one delayed touch job per session (they run TOUCH_WINDOW after the request).
     for (const user of touched)
       expect((await http.bearer('GET', '/me', user.accessToken)).status).toBe(200);
-    const before = await waitFor(
-      'the touch jobs to be queued',
-      () => jobCounts(redis.url, stack.prefix, QUEUE_NAMES.touch),
-      (counts) => (counts.delayed ?? 0) + (counts.waiting ?? 0) >= touched.length,
-    );
+    const before = await waitFor(() => jobCounts(redis.url, stack.prefix, QUEUE_NAMES.touch), {
+      what: 'the touch jobs to be queued',
+      until: (counts) => (counts.delayed ?? 0) + (counts.waiting ?? 0) >= touched.length,
+    });
     const queuedBeforeOutage = (before.delayed ?? 0) + (before.waiting ?? 0);
 
     await redis.stop();
@@ -122,33 +106,33 @@ describe('Redis stopped and restarted under load', () => {
     const remaining = OUTAGE_MS - (Date.now() - outageStarted);
     if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
     const loadInOutage = load.samples.slice(loadAtStop);
-    redis = await startRedis({ port: redis.port, dir, appendOnly: true });
+    await redis.restart();
     const outageMs = Date.now() - outageStarted;
 
     // Queued work resumes: the worker reconnects and runs every delayed touch job.
     await waitFor(
-      'every touch queued before the outage to reach MongoDB',
       async () => {
         const records = await Promise.all(
           touched.map((u) => stack.repository.findBySessionId(sessionIdOf(u.refreshToken))),
         );
         return records.filter((r) => r?.lastUsedAt !== null).length;
       },
-      (count) => count === touched.length,
-      scale(30_000, 180_000),
+      {
+        what: 'every touch queued before the outage to reach MongoDB',
+        until: (count) => count === touched.length,
+        timeoutMs: scale(30_000, 180_000),
+      },
     );
     const touchRecoveryMs = Date.now() - outageStarted - outageMs;
-    const after = await waitFor(
-      'every touch job to be marked completed',
-      () => jobCounts(redis.url, stack.prefix, QUEUE_NAMES.touch),
-      (counts) => (counts.completed ?? 0) + (counts.failed ?? 0) >= touched.length,
-      15_000,
-    );
+    const after = await waitFor(() => jobCounts(redis.url, stack.prefix, QUEUE_NAMES.touch), {
+      what: 'every touch job to be marked completed',
+      until: (counts) => (counts.completed ?? 0) + (counts.failed ?? 0) >= touched.length,
+      timeoutMs: 15_000,
+    });
 
     // Revoke-all goes through the queue again once the app's Redis client is back.
     let queuedAgain: SignedUp | undefined;
     await waitFor(
-      'a revoke-all to be enqueued again',
       async () => {
         const user = await signUp(http);
         expect((await http.bearer('POST', '/auth/logout-all', user.accessToken)).status).toBe(204);
@@ -158,14 +142,12 @@ describe('Redis stopped and restarted under load', () => {
         if (event?.type === 'user.revoked_all' && !event.inline) queuedAgain = user;
         return queuedAgain !== undefined;
       },
-      (done) => done,
-      20_000,
+      { what: 'a revoke-all to be enqueued again', until: (done) => done, timeoutMs: 20_000 },
     );
-    await waitFor(
-      'the worker to revoke the queued user',
-      () => stack.repository.findBySessionId(sessionIdOf(queuedAgain!.refreshToken)),
-      (record) => record?.revokedReason === 'user_requested',
-    );
+    await waitFor(() => stack.repository.findBySessionId(sessionIdOf(queuedAgain!.refreshToken)), {
+      what: 'the worker to revoke the queued user',
+      until: (record) => record?.revokedReason === 'user_requested',
+    });
 
     await new Promise((resolve) => setTimeout(resolve, 500));
     await load.stop();

@@ -10,7 +10,9 @@ import { QUEUE_NAMES } from '../../src/adapters/bullmq';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, openTestRedis, redisUrl } from '../support/services';
 import { databaseUri, startWorkerProcess, type WorkerProcess } from '../support/worker-process';
-import { logIn, report, scale, signUp, startStack, waitFor, type Stack } from './support/stack';
+import { waitFor } from '../support/wait-for';
+import { logIn, report, scale, signUp } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(150_000, 900_000));
 
@@ -19,13 +21,18 @@ function sessionIdOf(refreshToken: string): string {
 }
 
 describe('a worker killed mid-job', () => {
-  let stack: Stack;
+  let stack: TestApp;
   let redis: Redis;
   let queue: Queue;
   const workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl(), worker: false });
+    stack = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      worker: false,
+      env: { COOKIE_TRANSPORT: 'false' },
+    });
     redis = openTestRedis();
     queue = new Queue(QUEUE_NAMES.revokeAll, { connection: redis, prefix: stack.prefix });
   });
@@ -76,11 +83,10 @@ describe('a worker killed mid-job', () => {
         );
       const queued = stack.audit.filter((e) => e.type === 'user.revoked_all' && !e.inline).length;
       const activeAtKill = (
-        await waitFor(
-          'jobs to be active in the doomed worker',
-          () => queue.getJobCounts('active'),
-          (c) => (c.active ?? 0) > 0,
-        )
+        await waitFor(() => queue.getJobCounts('active'), {
+          what: 'jobs to be active in the doomed worker',
+          until: (c) => (c.active ?? 0) > 0,
+        })
       ).active;
 
       // Already in effect: no refresh token of these users works, although no record is revoked yet.
@@ -98,10 +104,12 @@ describe('a worker killed mid-job', () => {
       const successor = startWorker(databaseUri(mongoUri(), stack.dbName));
       await successor.ready(60_000);
       const counts = await waitFor(
-        'every revoke-all job to complete',
         () => queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed'),
-        (c) => (c.completed ?? 0) + (c.failed ?? 0) >= userCount,
-        60_000,
+        {
+          what: 'every revoke-all job to complete',
+          until: (c) => (c.completed ?? 0) + (c.failed ?? 0) >= userCount,
+          timeoutMs: 60_000,
+        },
       );
       const jobs = await queue.getJobs(['completed']);
       const revokedByJobs = jobs.reduce(

@@ -11,18 +11,9 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { mongoUri, redisUrl } from '../support/services';
 import { forgedJwt, garbage, mutated, type Material } from './support/hostile';
-import type { HttpClient } from './support/stack';
-import {
-  ACCESS_SECRET,
-  logIn,
-  rawExchange,
-  report,
-  scale,
-  signUp,
-  startStack,
-  type HttpRequestSpec,
-  type Stack,
-} from './support/stack';
+import { logIn, rawExchange, report, scale, signUp } from './support/load';
+import { ACCESS_SECRET, startApp, type TestApp } from '../support/app-harness';
+import { type HttpClient, type HttpRequestSpec } from '../support/http-client';
 
 jest.setTimeout(scale(180_000, 1_800_000));
 
@@ -377,7 +368,7 @@ function describeCase(testCase: Case): string {
 }
 
 interface Deployment {
-  stack: Stack;
+  stack: TestApp;
   material: Material;
   controlAccessToken: string;
 }
@@ -396,7 +387,12 @@ async function deploy(algorithm: 'HS256' | 'RS256'): Promise<Deployment> {
       ACCESS_TOKEN_PUBLIC_KEY: publicKeyPem,
     };
   }
-  const stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl(), env });
+  const stack = await startApp({
+    mongoUrl: mongoUri(),
+    redisUrl: redisUrl(),
+    env: { COOKIE_TRANSPORT: 'false', ...env },
+    logLevel: 'info',
+  });
   const victim = await signUp(stack.http);
   const more = await Promise.all([1, 2].map(() => logIn(stack.http, victim.email)));
   const sessions = [victim, ...more];

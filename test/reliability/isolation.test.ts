@@ -5,7 +5,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { mongoUri, redisUrl } from '../support/services';
-import { REFRESH_SECRET, logIn, report, signUp, startStack, type Stack } from './support/stack';
+import { logIn, report, signUp } from './support/load';
+import { REFRESH_SECRET, startApp, useApp } from '../support/app-harness';
 
 jest.setTimeout(60_000);
 
@@ -21,15 +22,13 @@ function withSession(token: string, sessionId: string): string {
 }
 
 describe('cross-user isolation', () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
-  });
-
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const stack = useApp(() =>
+    startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      env: { COOKIE_TRANSPORT: 'false' },
+    }),
+  );
 
   it('another user cannot list, revoke or refresh your sessions, and their ids answer like unknown ones', async () => {
     const { http } = stack;

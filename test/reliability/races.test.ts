@@ -5,18 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { mongoUri, redisUrl } from '../support/services';
-import {
-  HttpClient,
-  PASSWORD,
-  logIn,
-  report,
-  scale,
-  signUp,
-  startStack,
-  tally,
-  type HttpAnswer,
-  type Stack,
-} from './support/stack';
+import { logIn, report, scale, signUp, tally } from './support/load';
+import { PASSWORD, startApp, useApp } from '../support/app-harness';
+import { type HttpAnswer, HttpClient } from '../support/http-client';
 
 jest.setTimeout(scale(90_000, 900_000));
 
@@ -32,17 +23,17 @@ function hash(token: string): string {
 }
 
 describe('races against the running app', () => {
-  let stack: Stack;
+  const stack = useApp(() =>
+    startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl(), env: { COOKIE_TRANSPORT: 'false' } }),
+  );
   let wide: HttpClient;
 
-  beforeAll(async () => {
-    stack = await startStack({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
+  beforeAll(() => {
     wide = new HttpClient(stack.base, CONCURRENT);
   });
 
   afterAll(async () => {
     wide?.close();
-    await stack?.close();
   });
 
   it('200 concurrent refreshes of one token all get the same new token (or invalid_grant), advance one generation, and the session stays usable', async () => {

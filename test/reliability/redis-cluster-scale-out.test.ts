@@ -20,11 +20,11 @@ import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/
 import { RedisRevocationBus } from '../../src/adapters/redis';
 import { RotationService } from '../../src/rotation-service';
 import { startTokenWorkers, type JobFinishedEvent, type TokenWorkers } from '../../src/worker';
-import { silentLogger } from '../integration/http-harness';
 import { startRedisCluster, type RedisClusterHandle } from '../support/servers';
 import { mongoUri, openTestDatabase, uniqueName } from '../support/services';
-import { eventually } from '../support/worker-process';
+import { waitFor } from '../support/wait-for';
 import mongoose from 'mongoose';
+import { silentLogger } from '../support/app-harness';
 
 const USERS = 12;
 const SECRETS = {
@@ -175,15 +175,21 @@ describe('two app instances and two workers on a three-master Redis Cluster', ()
     }
 
     // Every revoke-all job completes once, whichever worker took it, and revokes the records.
-    const revokeAlls = await eventually('every revoke-all job completed', async () => {
-      const done = finished.filter((event) => event.queue === 'revoke-all');
-      return done.length >= USERS && done;
-    });
+    const revokeAlls = await waitFor(
+      async () => {
+        const done = finished.filter((event) => event.queue === 'revoke-all');
+        return done.length >= USERS && done;
+      },
+      { what: 'every revoke-all job completed' },
+    );
     for (const userId of userIds) {
-      await eventually(`the records of ${userId} revoked`, async () => {
-        const sessions = await a.service.listSessions(userId);
-        return sessions.length === 0;
-      });
+      await waitFor(
+        async () => {
+          const sessions = await a.service.listSessions(userId);
+          return sessions.length === 0;
+        },
+        { what: `the records of ${userId} revoked` },
+      );
     }
     // Let the touches (two 100 ms windows) and a few cleanup ticks run.
     await new Promise((resolve) => setTimeout(resolve, 3_500));

@@ -4,24 +4,26 @@
  * holding the new one), and the audit hook reports it, in every trial.
  */
 import { mongoUri, redisUrl } from '../support/services';
-import { HttpClient, report, scale, signUp, logIn, startStack, type Stack } from './support/stack';
+import { logIn, report, scale, signUp } from './support/load';
+import { startApp, type TestApp } from '../support/app-harness';
+import { HttpClient } from '../support/http-client';
 
 jest.setTimeout(scale(90_000, 600_000));
 
 const GRACE_MS = 10_000;
 
 describe('reuse of a rotated refresh token after the grace window', () => {
-  const stacks: Stack[] = [];
+  const stacks: TestApp[] = [];
 
   afterAll(async () => {
     await Promise.all(stacks.map((stack) => stack.close()));
   });
 
-  async function freshStack(): Promise<{ stack: Stack; wide: HttpClient }> {
-    const stack = await startStack({
+  async function freshStack(): Promise<{ stack: TestApp; wide: HttpClient }> {
+    const stack = await startApp({
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
-      env: { REFRESH_REUSE_GRACE: `${GRACE_MS}ms` },
+      env: { COOKIE_TRANSPORT: 'false', REFRESH_REUSE_GRACE: `${GRACE_MS}ms` },
     });
     stacks.push(stack);
     const wide = new HttpClient(stack.base, 16);

@@ -9,58 +9,41 @@
  */
 import type { Express } from 'express';
 import request from 'supertest';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
+import type { Runtime } from '../../examples/runtime';
+import { mongoUri, redisUrl } from '../support/services';
 import {
   logIn,
   PASSWORD,
   refreshForm,
   signUp,
-  silentLogger,
-  testEnvironment,
+  startApp,
+  type TestApp,
   type TokenBody,
-} from '../integration/http-harness';
-import {
-  mongoUri,
-  openTestDatabase,
-  openTestRedis,
-  redisUrl,
-  uniqueName,
-} from '../support/services';
+} from '../support/app-harness';
 
 const ROUNDS = 99;
 type Revocation = 'logout-all' | 'password-change' | 'logout';
 const KINDS: Revocation[] = ['logout-all', 'password-change', 'logout'];
 
 describe('a revocation on one instance is in force on another as soon as it is answered', () => {
-  let database: Awaited<ReturnType<typeof openTestDatabase>>;
-  let prefix: string;
+  let harness: TestApp;
   let a: Runtime;
   let b: Runtime;
 
   beforeAll(async () => {
-    database = await openTestDatabase();
-    prefix = `{${uniqueName('rr_instances')}}`;
-    const env = loadEnv(
-      testEnvironment({
-        MONGODB_URI: `${mongoUri()}/${database.dbName}`,
-        REDIS_URL: redisUrl(),
-        QUEUE_PREFIX: prefix,
-      }),
-    );
     // The default one-second version and session caches: what production runs.
-    a = await createRuntime(env, silentLogger, { bcryptRounds: 4 });
-    b = await createRuntime(env, silentLogger, { bcryptRounds: 4 });
+    harness = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      worker: false,
+      overrides: { versionCacheTtlMs: 1_000 },
+    });
+    a = harness.runtime;
+    b = await harness.anotherInstance();
   });
 
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    const redis = openTestRedis();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await database?.close();
+    await harness?.close();
   });
 
   async function revoke(app: Express, kind: Revocation, tokens: TokenBody, password: string) {

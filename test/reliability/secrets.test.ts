@@ -8,14 +8,10 @@
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
 import { mongoUri, redisUrl } from '../support/services';
-import {
-  PASSWORD,
-  report,
-  startStack,
-  waitFor,
-  type HttpAnswer,
-  type Stack,
-} from './support/stack';
+import { waitFor } from '../support/wait-for';
+import { report } from './support/load';
+import { PASSWORD, startApp, useApp, type TestApp } from '../support/app-harness';
+import { type HttpAnswer } from '../support/http-client';
 
 jest.setTimeout(120_000);
 
@@ -95,7 +91,7 @@ async function redisDump(redis: Redis): Promise<{ keys: number; text: string; by
 }
 
 async function mongoDump(
-  stack: Stack,
+  stack: TestApp,
 ): Promise<{ documents: number; collections: string[]; text: string; bytes: Buffer }> {
   const db = stack.db.db!;
   const collections = (await db.listCollections().toArray()).map((c) => c.name).sort();
@@ -122,20 +118,14 @@ function leaks(needles: Needle[], where: string, text: string, bytes: Buffer): s
 }
 
 describe('secrets at rest and in transit', () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack({
+  const stack = useApp(() =>
+    startApp({
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
       env: { COOKIE_TRANSPORT: 'true' },
       logLevel: 'trace',
-    });
-  });
-
-  afterAll(async () => {
-    await stack?.close();
-  });
+    }),
+  );
 
   it('after a full journey no token is in MongoDB, Redis, the logs or the audit events, and token answers are no-store', async () => {
     const { http } = stack;
@@ -223,11 +213,10 @@ describe('secrets at rest and in transit', () => {
     const userId = String(
       phone.body && JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).sub,
     );
-    await waitFor(
-      'the worker to revoke every session of the password change',
-      () => stack.repository.listActiveForUser(userId, stack.clock.now()),
-      (active) => active.length === 0,
-    );
+    await waitFor(() => stack.repository.listActiveForUser(userId, stack.clock.now()), {
+      what: 'the worker to revoke every session of the password change',
+      until: (active) => active.length === 0,
+    });
     const after = seen(
       await http.json('POST', '/auth/login', { email, password: 'a new password for the journey' }),
     );
@@ -237,14 +226,13 @@ describe('secrets at rest and in transit', () => {
       (await http.bearer('POST', '/auth/logout-all', String(after.body?.access_token))).status,
     ).toBe(204);
     await waitFor(
-      'the touch jobs to record last use',
       async () =>
         (
           await stack.repository.findBySessionId(
             JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).sid,
           )
         )?.lastUsedAt ?? null,
-      (lastUsedAt) => lastUsedAt !== null,
+      { what: 'the touch jobs to record last use', until: (lastUsedAt) => lastUsedAt !== null },
     );
 
     // Scan everything.

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { waitFor } from './wait-for';
 
 export const ROOT = join(__dirname, '..', '..');
 
@@ -123,14 +124,12 @@ export function startGroup(
   };
 }
 
-/** Polls until no process of `group` is alive; rejects after `timeoutMs`. */
+/** Waits until no process of `group` is alive and returns how long that took; rejects after `timeoutMs`. */
 export async function groupGoneWithin(group: ProcessGroup, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  while (group.groupAlive()) {
-    if (Date.now() - started > timeoutMs) {
-      throw new Error(`process group ${group.pid} still alive after ${timeoutMs} ms`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitFor(() => !group.groupAlive(), {
+    what: `every process of group ${group.pid} to exit`,
+    timeoutMs,
+  });
   return Date.now() - started;
 }

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './wait-for';
 
 export interface ServerHandle {
   /** Connection string (redis://… or mongodb://…). */
@@ -228,6 +229,51 @@ export async function startMongo(
   });
 }
 
+/** A server of one test's own whose data outlives `stop()`, for outage tests. */
+export interface RestartableServer extends ServerHandle {
+  /** Start it again after `stop()`, on the same port and data. */
+  restart(): Promise<void>;
+  /** Stop it (if running) and remove its data. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Start a MongoDB-wire server (`mongo`) or a Redis with an append-only file (`redis`) in a
+ * temporary directory of its own, so a test can stop it and `restart()` it on the same port and data.
+ */
+export async function startRestartable(kind: 'mongo' | 'redis'): Promise<RestartableServer> {
+  const dir = mkdtempSync(join(tmpdir(), `rr-${kind}-restartable-`));
+  const start = (port?: number) =>
+    kind === 'mongo' ? startMongo({ dir, port }) : startRedis({ dir, appendOnly: true, port });
+  let current = await start().catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
+  let removing: Promise<void> | undefined;
+  return {
+    get url() {
+      return current.url;
+    },
+    get port() {
+      return current.port;
+    },
+    get description() {
+      return current.description;
+    },
+    state: () => current.state(),
+    output: () => current.output(),
+    stop: () => current.stop(),
+    async restart() {
+      current = await start(current.port);
+    },
+    remove: () =>
+      (removing ??= (async () => {
+        await current.stop();
+        rmSync(dir, { recursive: true, force: true });
+      })()),
+  };
+}
+
 /** A local Redis Cluster: its masters' ports, and `stop()` for all of them. */
 export interface RedisClusterHandle {
   nodes: Array<{ host: string; port: number }>;
@@ -305,17 +351,16 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterHandle
       ],
       { stdio: 'pipe', timeout: 30_000 },
     );
-    const deadline = Date.now() + 20_000;
     for (const port of ports) {
-      for (;;) {
-        const info = execFileSync(cli, ['-p', String(port), 'cluster', 'info'], {
-          encoding: 'utf8',
-        });
-        if (info.includes('cluster_state:ok')) break;
-        if (Date.now() > deadline)
-          throw new Error(`Redis Cluster node ${port} not ok within 20 s:\n${info}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitFor(
+        () => execFileSync(cli, ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }),
+        {
+          what: `Redis Cluster node ${port} to report cluster_state:ok`,
+          until: (info) => info.includes('cluster_state:ok'),
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        },
+      );
     }
     return {
       nodes: ports.map((port) => ({ host: '127.0.0.1', port })),

@@ -161,25 +161,3 @@ export function databaseUri(
 export function uniquePrefix(name: string): string {
   return `{${name}_${Math.random().toString(36).slice(2, 10)}}`;
 }
-
-/**
- * Polls `probe` until it returns a value other than `undefined`/`false`, and returns it; rejects
- * with `what` and the last value after `timeoutMs`.
- */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  { timeoutMs = 20_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    last = await probe();
-    if (last !== undefined && last !== false) return last as T;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}

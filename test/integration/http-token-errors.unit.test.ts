@@ -11,14 +11,14 @@ import { RefreshRotationError } from '../../src/domain/errors';
 import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import {
-  memoryBackend,
+  ACCESS_SECRET,
+  REFRESH_SECRET,
   refreshForm,
   refreshJson,
   signUp,
-  ACCESS_SECRET,
-  REFRESH_SECRET,
-  type TestBackend,
-} from './http-harness';
+  startApp,
+  useApp,
+} from '../support/app-harness';
 
 const INVALID_GRANT = {
   error: 'invalid_grant',
@@ -38,15 +38,7 @@ function expectOAuthError(response: request.Response, status: number, error: str
 }
 
 describe('POST /auth/token on the example app', () => {
-  let backend: TestBackend;
-
-  beforeAll(async () => {
-    backend = await memoryBackend();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const backend = useApp(() => startApp());
 
   it('form-encoded and JSON refreshes of the same token give the same body', async () => {
     const { app } = backend;
@@ -216,7 +208,7 @@ describe('POST /auth/token on the example app', () => {
   it('reuse, revocation and an unknown session look exactly like forgery to the client', async () => {
     const { app, clock } = backend;
     const { tokens } = await signUp(app);
-    const other = await memoryBackend(); // same secrets, different store: a well-formed token of an unknown session
+    const other = await startApp(); // same secrets, different store: a well-formed token of an unknown session
     try {
       const foreign = (await signUp(other.app)).tokens.refresh_token!;
       const rotated = await refreshForm(app, tokens.refresh_token!);
@@ -241,9 +233,8 @@ describe('POST /auth/token on the example app', () => {
   });
 
   it('applies the token rate limit per client (429 once RATE_LIMIT_TOKEN_PER_MINUTE is used up)', async () => {
-    const limited = await memoryBackend({
-      RATE_LIMIT_TOKEN_PER_MINUTE: '3',
-      RATE_LIMIT_LOGIN_PER_MINUTE: '2',
+    const limited = await startApp({
+      env: { RATE_LIMIT_TOKEN_PER_MINUTE: '3', RATE_LIMIT_LOGIN_PER_MINUTE: '2' },
     });
     try {
       const statuses: number[] = [];

@@ -1,38 +1,23 @@
 /**
- * The adapter-agnostic contract of `RefreshTokenRepository` and `VersionStore` (DESIGN §1–§2).
- * Every adapter runs it from its own `*.contract.test.ts`:
+ * The adapter-agnostic contract of the `RefreshTokenRepository` port (DESIGN §1–§2). Every adapter
+ * runs it from its own `*.contract[.unit].test.ts`, next to the `VersionStore` contract
+ * (version-store-contract.ts):
  *
  * ```ts
- * describeRepositoryContract('mongoose', async () => {
- *   const db = await openTestDatabase();
- *   return { repository, versions, atomicAdvance: false, close: () => db.close() };
- * });
+ * describeRefreshTokenRepositoryContract('mongoose', useMongooseSubjects());
  * ```
  *
- * `factory: () => Promise<ContractSubject>` is called before every test and must return a fresh,
- * empty store; `close()` is called after it and must release everything the factory opened.
- * `atomicAdvance` (default `true`) says whether the backend's find-and-modify is atomic: when false
- * (FerretDB v1), several concurrent `rotate` callers may all "win", but they must then have
- * written identical state, one generation step.
+ * The factory (contract-subject.ts) is called before every test and must return a fresh, empty
+ * store; `close()` is called after it. `atomicAdvance` (default `true`) says whether the backend's
+ * find-and-modify is atomic: when false (FerretDB v1), several concurrent `rotate` callers may all
+ * "win", but they must then have written identical state, one generation step.
  */
 import { ConflictError, NotFoundError } from '../../src/domain/errors';
 import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
-import type { VersionStore } from '../../src/domain/version-store';
 import { aNewRecord, aRotation, aTokenHash, savedFrom } from '../support/builders';
 import { EPOCH } from '../support/fake-clock';
-
-/** What a contract factory returns. */
-export interface ContractSubject {
-  repository: RefreshTokenRepository;
-  versions: VersionStore;
-  /** Whether concurrent `rotate` calls have exactly one winner. Default `true`. */
-  atomicAdvance?: boolean;
-  close(): Promise<void>;
-}
-
-/** Opens a fresh, empty store for one test. */
-export type ContractFactory = () => Promise<ContractSubject>;
+import type { ContractFactory, ContractSubject } from './contract-subject';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -41,7 +26,10 @@ function at(offsetMs: number): Date {
   return new Date(EPOCH.getTime() + offsetMs);
 }
 
-export function describeRepositoryContract(name: string, factory: ContractFactory): void {
+export function describeRefreshTokenRepositoryContract(
+  name: string,
+  factory: ContractFactory,
+): void {
   describe(`RefreshTokenRepository contract: ${name}`, () => {
     let subject: ContractSubject;
     let repository: RefreshTokenRepository;
@@ -358,6 +346,37 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
         expect(await repository.findById(record.id)).toEqual(first);
       });
 
+      it('refuses every earlier generation presented with the current hash, also after many rotations', async () => {
+        let record = await saved();
+        for (let step = 1; step <= 5; step += 1) {
+          record = (await repository.rotate(aRotation(record, at(step * MINUTE))))!;
+        }
+        for (let stale = 0; stale < 5; stale += 1) {
+          const replay = aRotation({ ...record, generation: stale }, at(10 * MINUTE));
+          expect(await repository.rotate(replay)).toBeNull();
+        }
+        expect(await repository.findById(record.id)).toEqual(record);
+      });
+
+      it('lets none of many concurrent callers with a stale generation and the current hash win; the current generation still rotates once', async () => {
+        const current = (await repository.rotate(aRotation(await saved(), at(MINUTE))))!;
+        const stale = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            repository.rotate(aRotation({ ...current, generation: 0 }, at(2 * MINUTE))),
+          ),
+        );
+        expect(stale.filter((result) => result !== null)).toEqual([]);
+        expect(await repository.findById(current.id)).toEqual(current);
+        const next = await repository.rotate(aRotation(current, at(3 * MINUTE)));
+        expect(next).toMatchObject({
+          generation: 2,
+          superseded: [
+            { generation: 0, at: at(MINUTE) },
+            { generation: 1, at: at(3 * MINUTE) },
+          ],
+        });
+      });
+
       it('returns null and changes nothing when the token hash is not the stored one', async () => {
         const record = await saved();
         const forged = aRotation({ ...record, tokenHash: aTokenHash() }, at(MINUTE));
@@ -579,85 +598,6 @@ export function describeRepositoryContract(name: string, factory: ContractFactor
         expect(batches).toEqual([2, 2, 1, 0]);
         expect(await repository.findById(live.id)).toEqual(live);
       });
-    });
-  });
-
-  describe(`VersionStore contract: ${name}`, () => {
-    let subject: ContractSubject;
-    let versions: VersionStore;
-
-    beforeEach(async () => {
-      subject = await factory();
-      versions = subject.versions;
-    });
-
-    afterEach(async () => {
-      await subject.close();
-    });
-
-    it('a user never bumped has minimum version 0', async () => {
-      expect(await versions.getUserMinVersion('nobody')).toBe(0);
-    });
-
-    it('bumpUserMinVersion raises the user by one, returns the new value, and leaves other users alone', async () => {
-      expect(await versions.bumpUserMinVersion('alice')).toBe(1);
-      expect(await versions.bumpUserMinVersion('alice')).toBe(2);
-      expect(await versions.getUserMinVersion('alice')).toBe(2);
-      expect(await versions.getUserMinVersion('bob')).toBe(0);
-    });
-
-    it('bumpUserMinVersion loses no update under concurrency', async () => {
-      const results = await Promise.all(
-        Array.from({ length: 20 }, () => versions.bumpUserMinVersion('alice')),
-      );
-      expect(await versions.getUserMinVersion('alice')).toBe(20);
-      expect(Math.max(...results)).toBe(20);
-      for (const result of results) expect(result).toBeGreaterThanOrEqual(1);
-    });
-
-    it('the global version defaults to 0, never rotated', async () => {
-      expect(await versions.getGlobal()).toEqual({
-        minVersion: 0,
-        rotatedAt: null,
-        reason: null,
-        gracePeriodMs: 0,
-      });
-    });
-
-    it('bumpGlobal raises the global minimum by one and records when, why and the grace period', async () => {
-      const first = await versions.bumpGlobal({
-        reason: 'breach',
-        gracePeriodMs: 60_000,
-        at: at(MINUTE),
-      });
-      expect(first).toEqual({
-        minVersion: 1,
-        rotatedAt: at(MINUTE),
-        reason: 'breach',
-        gracePeriodMs: 60_000,
-      });
-      expect(await versions.getGlobal()).toEqual(first);
-      const second = await versions.bumpGlobal({
-        reason: 'again',
-        gracePeriodMs: 0,
-        at: at(2 * MINUTE),
-      });
-      expect(second).toEqual({
-        minVersion: 2,
-        rotatedAt: at(2 * MINUTE),
-        reason: 'again',
-        gracePeriodMs: 0,
-      });
-      expect(await versions.getGlobal()).toEqual(second);
-    });
-
-    it('bumpGlobal loses no update under concurrency', async () => {
-      await Promise.all(
-        Array.from({ length: 10 }, (_, i) =>
-          versions.bumpGlobal({ reason: `r${i}`, gracePeriodMs: 0, at: at(i) }),
-        ),
-      );
-      expect((await versions.getGlobal()).minVersion).toBe(10);
     });
   });
 }

@@ -2,38 +2,12 @@
  * The example app's logs (pino-http request lines, router error lines) never carry a token, a
  * cookie, a password or a secret, on success or on failure.
  */
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import request from 'supertest';
-import { createRuntime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import {
-  ACCESS_SECRET,
-  PASSWORD,
-  REFRESH_SECRET,
-  ShiftedClock,
-  testEnvironment,
-} from './http-harness';
-
-function capturingLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, logger: pino({ level: 'trace' }, stream) };
-}
+import { ACCESS_SECRET, PASSWORD, REFRESH_SECRET, withApp } from '../support/app-harness';
 
 describe('the example app’s logs', () => {
   it('record requests without tokens, cookies, passwords or secrets', async () => {
-    const { lines, logger } = capturingLogger();
-    const runtime = await createRuntime(loadEnv(testEnvironment({ LOG_LEVEL: 'trace' })), logger, {
-      clock: new ShiftedClock(),
-      bcryptRounds: 4,
-    });
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       const { app } = runtime;
       const email = 'logging@example.com';
       await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
@@ -88,18 +62,11 @@ describe('the example app’s logs', () => {
       }
       expect(text).not.toMatch(/authorization|set-cookie|"cookie"/i);
       expect(text).toContain('"url":"/auth/token"');
-    } finally {
-      await runtime.close();
-    }
+    });
   });
 
   it('redact token-looking query parameters from request lines, whatever their case or encoding', async () => {
-    const { lines, logger } = capturingLogger();
-    const runtime = await createRuntime(loadEnv(testEnvironment({ LOG_LEVEL: 'trace' })), logger, {
-      clock: new ShiftedClock(),
-      bcryptRounds: 4,
-    });
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       const { app } = runtime;
       const email = 'query@example.com';
       await request(app).post('/auth/register').send({ email, password: PASSWORD }).expect(202);
@@ -133,15 +100,11 @@ describe('the example app’s logs', () => {
         '"url":"/auth/token?grant_type=refresh_token&REFRESH_TOKEN=[REDACTED]&keep=me"',
       );
       expect(text).toContain('"url":"/me?Token=[REDACTED]&a=1"');
-    } finally {
-      await runtime.close();
-    }
+    });
   });
 
   it('log an unexpected failure with its details while the client gets a generic body', async () => {
-    const { lines, logger } = capturingLogger();
-    const runtime = await createRuntime(loadEnv(testEnvironment()), logger, { bcryptRounds: 4 });
-    try {
+    await withApp({ logLevel: 'trace' }, async ({ runtime, logs: { lines } }) => {
       // A bug inside the service (not a store outage) is what reaches the 500 branch.
       jest
         .spyOn(runtime.service, 'refresh')
@@ -154,8 +117,6 @@ describe('the example app’s logs', () => {
       const text = lines.join('');
       expect(text).toContain('internal invariant broken');
       expect(text).not.toContain('rt_abc');
-    } finally {
-      await runtime.close();
-    }
+    });
   });
 });

@@ -10,12 +10,12 @@ import { OptionsError } from '../../src/domain/errors';
 import { RotationService } from '../../src/rotation-service';
 import {
   ACCESS_SECRET,
-  memoryBackend,
   PASSWORD,
   REFRESH_SECRET,
   signUp,
-  type TestBackend,
-} from './http-harness';
+  startApp,
+  useApp,
+} from '../support/app-harness';
 
 const HOST = 'api.example.com';
 const SAME_ORIGIN = `https://${HOST}`;
@@ -49,15 +49,7 @@ function onlyCookie(response: request.Response): ParsedSetCookie {
 }
 
 describe('the cookie transport of the example app', () => {
-  let backend: TestBackend;
-
-  beforeAll(async () => {
-    backend = await memoryBackend();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const backend = useApp(() => startApp());
 
   async function browserLogin(): Promise<{ cookie: string; accessToken: string }> {
     const { email } = await signUp(backend.app);

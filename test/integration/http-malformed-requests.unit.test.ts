@@ -4,14 +4,9 @@
  * path parameters, query strings and headers sent to every route of the example app over a real
  * socket never get a status >= 500 nor an error log line.
  */
-import { request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
+import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
-import { pino } from 'pino';
-import { createRuntime, type Runtime } from '../../examples/runtime';
-import { loadEnv } from '../../examples/env';
-import { PASSWORD, ShiftedClock, testEnvironment } from './http-harness';
+import { PASSWORD, startApp, type TestApp } from '../support/app-harness';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -146,28 +141,16 @@ const HEADER_NAMES = [
 ] as const;
 
 describe('malformed requests to the example app', () => {
-  let runtime: Runtime;
-  let server: Server;
+  let harness: TestApp;
   let base: string;
-  const lines: string[] = [];
+  let lines: string[];
   let accessToken: string;
   let refreshToken: string;
 
   beforeAll(async () => {
-    const stream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
-    runtime = await createRuntime(
-      loadEnv(testEnvironment({ LOG_LEVEL: 'warn' })),
-      pino({ level: 'warn' }, stream),
-      { clock: new ShiftedClock(), bcryptRounds: 4 },
-    );
-    server = runtime.app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    harness = await startApp({ logLevel: 'warn' });
+    ({ base } = harness);
+    ({ lines } = harness.logs);
     const json = { 'content-type': 'application/json' };
     const credentials = JSON.stringify({ email: 'fuzz@example.com', password: PASSWORD });
     await send(base, { method: 'POST', path: '/auth/register', headers: json, body: credentials });
@@ -181,9 +164,7 @@ describe('malformed requests to the example app', () => {
   });
 
   afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    await runtime?.close();
+    await harness?.close();
   });
 
   /** Lines at error level or above written since line `from`. */

@@ -6,20 +6,14 @@
  */
 import bcrypt from 'bcrypt';
 import request from 'supertest';
-import { memoryBackend, PASSWORD, signUp, type TestBackend } from './http-harness';
+import { PASSWORD, signUp, withApp, type TestApp } from '../support/app-harness';
 
-async function withBackend(
-  env: Record<string, string>,
-  run: (backend: TestBackend) => Promise<void>,
-): Promise<void> {
-  const backend = await memoryBackend(env);
-  // One proxy hop in front: the client IP is the last X-Forwarded-For entry.
-  backend.app.set('trust proxy', 1);
-  try {
+/** The app with `env`, behind one proxy hop (the client IP is the last X-Forwarded-For entry). */
+function withBackend(env: Record<string, string>, run: (backend: TestApp) => Promise<void>) {
+  return withApp({ env }, async (backend) => {
+    backend.app.set('trust proxy', 1);
     await run(backend);
-  } finally {
-    await backend.close();
-  }
+  });
 }
 
 describe('rate limits on the routes that check a password', () => {

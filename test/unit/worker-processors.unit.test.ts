@@ -17,6 +17,7 @@ import { createRevokeAllProcessor } from '../../src/worker/processors/revoke-all
 import { TouchBatcher, createTouchProcessor } from '../../src/worker/processors/touch';
 import { aNewRecord } from '../support/builders';
 import { EPOCH, FakeClock } from '../support/fake-clock';
+import { withOutage } from '../support/outage-repository';
 
 const DAY = 86_400_000;
 const at = (ms: number) => new Date(EPOCH.getTime() + ms);
@@ -78,6 +79,35 @@ describe('revoke-all processor', () => {
     });
     expect(await repository.findById(later.id)).toMatchObject({ revokedAt: null });
     expect(await repository.findById(other.id)).toMatchObject({ revokedAt: null });
+  });
+
+  it('rejects with the repository error (a retryable failure, not a completed job), and the retry revokes once the store is back', async () => {
+    const store = new MemoryRefreshTokenRepository();
+    const record = await store.save(aNewRecord({ userId: 'u1', createdAt: at(0) }));
+    const outage = withOutage(store);
+    const process = createRevokeAllProcessor(outage.repository);
+    const data = toRevokeAllPayload({
+      userId: 'u1',
+      reason: 'admin_action',
+      requestedAt: at(1_000),
+    });
+
+    outage.fail(new Error('socket closed'));
+    const failure: unknown = await process({ data }).then(
+      (result) => new Error(`expected a rejection, got ${JSON.stringify(result)}`),
+      (error: unknown) => error,
+    );
+    expect(failure).toEqual(new Error('socket closed'));
+    expect(failure).not.toBeInstanceOf(UnrecoverableError);
+    expect(outage.refused).toEqual(['revokeAllForUser']);
+    expect(await store.findById(record.id)).toMatchObject({ revokedAt: null });
+
+    outage.recover();
+    await expect(process({ data })).resolves.toEqual({ revoked: 1 });
+    expect(await store.findById(record.id)).toMatchObject({
+      revokedAt: at(1_000),
+      revokedReason: 'admin_action',
+    });
   });
 
   it('fails a malformed payload without retries (UnrecoverableError)', async () => {

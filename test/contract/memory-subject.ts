@@ -1,9 +1,10 @@
+/** Contract subjects on the in-memory adapters: a fresh store per test, nothing to close. */
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
-import { describeRepositoryContract } from './repository-contract';
+import type { ContractFactory } from './contract-subject';
 
-describeRepositoryContract('memory', async () => ({
+export const memorySubject: ContractFactory = async () => ({
   repository: new MemoryRefreshTokenRepository(),
   versions: new MemoryVersionStore(),
   atomicAdvance: true,
   close: async () => undefined,
-}));
+});

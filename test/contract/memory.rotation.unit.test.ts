@@ -1,0 +1,4 @@
+import { memorySubject } from './memory-subject';
+import { describeRotationServiceContract } from './rotation-service-contract';
+
+describeRotationServiceContract('memory', memorySubject);
