@@ -1,7 +1,7 @@
 /**
- * The adapter-agnostic contract of the `RefreshTokenRepository` port (DESIGN §1–§2). Every adapter
- * runs it from its own `*.contract[.unit].test.ts`, next to the `VersionStore` contract
- * (version-store-contract.ts):
+ * The adapter-agnostic contract of the `RefreshTokenRepository` port (docs/architecture.md,
+ * "Ports"). Every adapter runs it from its own `*.contract[.unit].test.ts`, next to the
+ * `VersionStore` contract (version-store-contract.ts):
  *
  * ```ts
  * describeRefreshTokenRepositoryContract('mongoose', useMongooseSubjects());

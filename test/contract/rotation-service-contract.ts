@@ -1,5 +1,6 @@
 /**
- * The behaviour of `RotationService` (DESIGN §3–§4), run against every adapter:
+ * The behaviour of `RotationService` (docs/architecture.md, "A refresh" to "A revoke-all"), run
+ * against every adapter:
  *
  * ```ts
  * describeRotationServiceContract('mongoose', async () => ({ repository, versions, atomicAdvance: false, close }));

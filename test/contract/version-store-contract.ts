@@ -1,7 +1,7 @@
 /**
- * The adapter-agnostic contract of the `VersionStore` port (DESIGN §1–§2): per-user and global
- * minimum versions, bumped without lost updates. Every adapter runs it from its own
- * `*.contract[.unit].test.ts` with the same factory as the repository contract.
+ * The adapter-agnostic contract of the `VersionStore` port (docs/architecture.md, "Ports"):
+ * per-user and global minimum versions, bumped without lost updates. Every adapter runs it from its
+ * own `*.contract[.unit].test.ts` with the same factory as the repository contract.
  */
 import type { VersionStore } from '../../src/domain/version-store';
 import { EPOCH } from '../support/fake-clock';

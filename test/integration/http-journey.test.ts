@@ -1,7 +1,7 @@
 /**
- * The whole user journey through the example app (DESIGN §6), once on the in-memory adapters with
- * inline jobs and once on the real MongoDB-wire server with BullMQ on the real Redis and a real
- * worker consuming the jobs.
+ * The whole user journey through the example app (docs/express.md, "The example app"), once on the
+ * in-memory adapters with inline jobs and once on the real MongoDB-wire server with BullMQ on the
+ * real Redis and a real worker consuming the jobs.
  */
 import request from 'supertest';
 import { waitFor } from '../support/wait-for';

@@ -1,8 +1,9 @@
 /**
- * Logins with the old password racing a password change (DESIGN §4, issue 14 item 1), over real
- * HTTP: once on the in-memory adapters, once on the real MongoDB-wire server with BullMQ on the real
- * Redis and a real worker consuming the revoke-all job. Logins start every few milliseconds while
- * `POST /auth/password` runs; after its 204, not one session they produced may refresh.
+ * Logins with the old password racing a password change (docs/architecture.md, "Revocation and
+ * versions"), over real HTTP: once on the in-memory adapters, once on the real MongoDB-wire server
+ * with BullMQ on the real Redis and a real worker consuming the revoke-all job. Logins start every
+ * few milliseconds while `POST /auth/password` runs; after its 204, not one session they produced
+ * may refresh.
  *
  * Without the version snapshot, a login whose bcrypt compare straddles the change reads the
  * user's minimum version after the bump and is born current: it survives the change.

@@ -1,9 +1,10 @@
 /**
  * How many database commands one refresh costs, counted (not timed) with the driver's command
- * monitoring, through the token router over HTTP on the real MongoDB-wire server (DESIGN §3): on
- * the MongoDB write strategy a refresh of the current token is one find-and-modify on
- * `refresh_tokens`, a token we did not mint costs nothing, and the slow paths stay small. The
- * test server is FerretDB v1, so each strategy is forced with `revocationGuard`.
+ * monitoring, through the token router over HTTP on the real MongoDB-wire server
+ * (docs/architecture.md, "A refresh"): on the MongoDB write strategy a refresh of the current token
+ * is one find-and-modify on `refresh_tokens`, a token we did not mint costs nothing, and the slow
+ * paths stay small. The test server is FerretDB v1, so each strategy is forced with
+ * `revocationGuard`.
  */
 import express, { type Express } from 'express';
 import type { mongo } from 'mongoose';

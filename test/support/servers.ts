@@ -1,7 +1,7 @@
 /**
- * Real servers for the tests (DESIGN §8): redis-server from PATH, and a MongoDB-wire server
- * (mongod from PATH if there is one, else FerretDB v1 on SQLite built from our small Go main).
- * Each start returns a handle that stops the server and removes its files.
+ * Real servers for the tests (README, "Tests against real services"): redis-server from PATH, and a
+ * MongoDB-wire server (mongod from PATH if there is one, else FerretDB v1 on SQLite built from our
+ * small Go main). Each start returns a handle that stops the server and removes its files.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';

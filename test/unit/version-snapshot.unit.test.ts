@@ -1,7 +1,7 @@
 /**
- * `versionSnapshot` + `issue({ at })` (DESIGN §4): a login issues at the user's version as it was
- * before the password check, so a revoke-all that lands during the check kills it, on the service
- * with the in-memory adapters.
+ * `versionSnapshot` + `issue({ at })` (docs/architecture.md, "Revocation and versions"): a login
+ * issues at the user's version as it was before the password check, so a revoke-all that lands
+ * during the check kills it, on the service with the in-memory adapters.
  */
 import {
   InlineTokenJobs,
