@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -234,6 +235,27 @@ describe('the packed package', () => {
     for (const file of ['LICENSE', 'README.md', 'docs/express.md', 'docs/worker.md']) {
       expect(readFileSync(join(installed, file), 'utf8').length).toBeGreaterThan(100);
     }
+  });
+
+  it('ships docs whose relative links all land on files in the package', () => {
+    const installed = join(consumers.cjs, 'node_modules', 'refresh-rotation');
+    const docs = [
+      'README.md',
+      ...readdirSync(join(installed, 'docs')).map((file) => `docs/${file}`),
+    ];
+    const missing: string[] = [];
+    let checked = 0;
+    for (const doc of docs.filter((file) => file.endsWith('.md'))) {
+      const text = readFileSync(join(installed, doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(?:[a-z]+:|#)/.test(target!)) continue; // a URL or an anchor on the same page
+        checked += 1;
+        const path = join(installed, doc, '..', target!.split('#')[0]!);
+        if (!existsSync(path)) missing.push(`${doc} -> ${target}`);
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+    expect(missing).toEqual([]);
   });
 
   it.each(FORMATS)(
