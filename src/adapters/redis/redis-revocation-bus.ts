@@ -15,8 +15,11 @@ export interface RedisRevocationBusOptions {
    * by the bus. On a `Cluster`, the channel is a sharded one (`SPUBLISH`/`SSUBSCRIBE`, Redis 7):
    * notices and the subscriber's `PING` then meet on the one node that owns the channel's slot,
    * which keeps `sync()`'s ordering; the subscriber connects to that node (found at start, with
-   * the cluster's `redisOptions`). If that slot moves to another node (resharding, failover), the
-   * bus stops hearing notices and the caches' lifetime bounds staleness until it is recreated.
+   * the cluster's `redisOptions`). When resharding moves that slot to another node, the old node
+   * unsubscribes the bus (ioredis 6 reports it as `moved`): the bus stops answering `sync()` with
+   * true, drops every cache (`resync`) and subscribes on the slot's new owner. With ioredis 5, or
+   * when the node fails over, the bus stops hearing notices and the caches' lifetime bounds
+   * staleness until it is recreated.
    */
   connection: Redis | Cluster;
   /** The pub/sub channel. Instances that share it share revocations. Default `refresh-rotation:revocations`. */
@@ -56,6 +59,8 @@ async function openShardSubscriber(
   while (!closed()) {
     try {
       const slot = Number(await cluster.cluster('KEYSLOT', channel));
+      // The slot map may predate a resharding (that is when a subscriber is opened again).
+      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
       const owner = cluster.slots[slot]?.[0];
       if (owner === undefined) throw new Error(`no node owns slot ${slot} of ${channel}`);
       const at = owner.lastIndexOf(':');
@@ -110,7 +115,7 @@ export class RedisRevocationBus implements RevocationBus {
   private readonly connection: Redis | Cluster;
   private readonly sharded: boolean;
   private subscriber: Redis | null = null;
-  private readonly opening: Promise<void>;
+  private opening: Promise<void>;
   private readonly channel: string;
   private readonly publishTimeoutMs: number;
   private readonly listeners = new Set<(signal: RevocationSignal) => void>();
@@ -152,13 +157,26 @@ export class RedisRevocationBus implements RevocationBus {
       this.subscriber = subscriber;
       this.listen(subscriber, onError, resolveSubscribed);
     };
-    this.opening = isCluster(connection)
-      ? openShardSubscriber(connection, channel, () => this.closing !== undefined, onError).then(
-          (subscriber) => {
-            if (subscriber) listen(subscriber);
-          },
-        )
-      : Promise.resolve(listen(connection.duplicate(SUBSCRIBER_OPTIONS)));
+    if (!isCluster(connection)) {
+      this.opening = Promise.resolve(listen(connection.duplicate(SUBSCRIBER_OPTIONS)));
+      return;
+    }
+    const openOnOwner = async () => {
+      const closed = () => this.closing !== undefined;
+      const subscriber = await openShardSubscriber(connection, channel, closed, onError);
+      if (!subscriber) return;
+      // The channel's slot left this node: follow it to its new owner.
+      subscriber.once('moved', () => {
+        if (this.subscriber !== subscriber || closed()) return;
+        this.subscriber = null;
+        this.listening = false;
+        this.emit({ kind: 'resync' });
+        subscriber.disconnect();
+        this.opening = this.opening.then(openOnOwner);
+      });
+      listen(subscriber);
+    };
+    this.opening = openOnOwner();
   }
 
   private listen(subscriber: Redis, onError: (error: Error) => void, subscribed: () => void) {
@@ -172,6 +190,7 @@ export class RedisRevocationBus implements RevocationBus {
       if (notice) this.emit(notice);
     });
     subscriber.on('close', () => {
+      if (this.subscriber !== subscriber) return; // one given up for another (moved)
       this.listening = false;
       this.stalled = false;
       if (this.wasSubscribed) this.emit({ kind: 'resync' });
