@@ -11,6 +11,8 @@ export interface FreezableProxy {
   freeze(): void;
   /** Deliver what was held and forward again. */
   thaw(): void;
+  /** Client connections open through the proxy now. */
+  connections(): number;
   /** Close the listener and every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -56,6 +58,7 @@ export async function startFreezableProxy(
     freeze: () => {
       frozen = true;
     },
+    connections: () => pipes.size,
     thaw: () => {
       frozen = false;
       for (const pipe of pipes) {
