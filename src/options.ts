@@ -27,34 +27,34 @@ export interface RefreshRotationOptions {
   /** Per-user and global minimum versions. */
   versions: VersionStore;
   /** Where revoke-all and touch work goes. Default: `InlineTokenJobs` (done at once via the repository). */
-  jobs?: TokenJobs;
+  jobs?: TokenJobs | undefined;
   accessToken: {
     /** Default `'HS256'`. HS* take `secret`; RS256/ES256/EdDSA take `privateKey` (and optionally `publicKey`). */
-    algorithm?: AccessTokenAlgorithm;
+    algorithm?: AccessTokenAlgorithm | undefined;
     /** HS* secret, at least 32 bytes. */
-    secret?: string | Buffer | KeyObject;
+    secret?: string | Buffer | KeyObject | undefined;
     /** PEM or KeyObject: RSA ≥ 2048 bits (RS256), P-256 (ES256), Ed25519 (EdDSA). */
-    privateKey?: string | KeyObject;
+    privateKey?: string | KeyObject | undefined;
     /** Default: derived from `privateKey`. Must match it. */
-    publicKey?: string | KeyObject;
+    publicKey?: string | KeyObject | undefined;
     /** Access-token lifetime, at least 1s. Default `'15m'`. */
-    ttl?: Duration;
-    issuer?: string;
-    audience?: string;
+    ttl?: Duration | undefined;
+    issuer?: string | undefined;
+    audience?: string | undefined;
   };
   refreshToken: {
     /** First signs, all verify (so secrets rotate without logging anyone out); each ≥ 32 bytes. */
     secrets: ReadonlyArray<string | Buffer>;
     /** Idle lifetime; slides on each refresh. Default `'30d'`. */
-    idleTtl?: Duration;
+    idleTtl?: Duration | undefined;
     /** Absolute lifetime of a session; never slides. Default `'90d'`. Must be ≥ `idleTtl`. */
-    absoluteTtl?: Duration;
+    absoluteTtl?: Duration | undefined;
     /**
      * How long after a rotation an older token is answered with the current one instead of being
      * treated as reuse (concurrent tabs, a straggler several rotations behind, lost responses).
      * Counted from when that token's generation was superseded. Default `'10s'`; 0 disables.
      */
-    reuseGrace?: Duration;
+    reuseGrace?: Duration | undefined;
   };
   /**
    * Fan-out of revocations between app instances (`RedisRevocationBus` from
@@ -65,7 +65,7 @@ export interface RefreshRotationOptions {
    * revocation state for longer (`revocationCache.ttlWithBus`), so checks rarely read the store.
    * Default: none (right for one instance).
    */
-  revocationBus?: RevocationBus;
+  revocationBus?: RevocationBus | undefined;
   /**
    * The service's cache of revocation state: user and global minimum versions and session states,
    * read by `authenticate({ checkRevocation })` and by refresh. While the `revocationBus` is synced
@@ -76,11 +76,11 @@ export interface RefreshRotationOptions {
    * request). `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations
    * through this service clear their entries at once.
    */
-  revocationCache?: { ttl?: Duration; ttlWithBus?: Duration; maxEntries?: number };
+  revocationCache?: { ttl?: Duration; ttlWithBus?: Duration; maxEntries?: number } | undefined;
   /** Default: the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
-  onAuditEvent?: (event: AuditEvent) => void;
+  onAuditEvent?: ((event: AuditEvent) => void) | undefined;
 }
 
 /** What the audit hook receives. Carries ids, never a token. */
@@ -99,8 +99,8 @@ export type AuditEvent =
       type: 'token.rejected';
       at: Date;
       reason: InvalidGrantReason;
-      userId?: string;
-      sessionId?: string;
+      userId?: string | undefined;
+      sessionId?: string | undefined;
     }
   | { type: 'session.revoked'; at: Date; userId: string; sessionId: string; reason: string }
   | {

@@ -73,13 +73,13 @@ export interface VersionSnapshot {
 export interface IssueOptions {
   userId: string;
   /** Shown on the sessions page. */
-  client?: ClientInfo;
+  client?: ClientInfo | undefined;
   /**
    * A snapshot of this user taken before the credential check (docs/architecture.md, "Revocation
    * and versions"). Without it the session gets the version current at issue time, so a login whose
    * password check straddles a password change would outlive it.
    */
-  at?: VersionSnapshot;
+  at?: VersionSnapshot | undefined;
 }
 
 /** One live session as the sessions page shows it. */
@@ -379,7 +379,7 @@ export class RotationService {
    */
   async rotateGlobal(input: {
     reason: string;
-    gracePeriod?: string | number;
+    gracePeriod?: string | number | undefined;
   }): Promise<GlobalVersion> {
     const reason = nonEmpty(input?.reason, 'reason');
     const gracePeriodMs = parseDuration(input.gracePeriod ?? 0, 'gracePeriod');

@@ -36,20 +36,20 @@ export interface AccessTokenClaims {
    * The global minimum version the session was issued at (compare with the global minimum after a
    * breach rotation). Absent from tokens signed before it existed: read as 0.
    */
-  gv?: number;
+  gv?: number | undefined;
   jti: string;
   iat: number;
   exp: number;
-  iss?: string;
-  aud?: string | string[];
+  iss?: string | undefined;
+  aud?: string | string[] | undefined;
 }
 
 /** Key material as given in the options. */
 export interface AccessTokenKeyInput {
-  algorithm?: AccessTokenAlgorithm;
-  secret?: string | Buffer | KeyObject;
-  privateKey?: string | KeyObject;
-  publicKey?: string | KeyObject;
+  algorithm?: AccessTokenAlgorithm | undefined;
+  secret?: string | Buffer | KeyObject | undefined;
+  privateKey?: string | KeyObject | undefined;
+  publicKey?: string | KeyObject | undefined;
 }
 
 /** Validated key material. */
@@ -62,8 +62,8 @@ export interface AccessTokenKeys {
 /** Everything an `AccessTokens` implementation needs. */
 export interface AccessTokenSettings extends AccessTokenKeys {
   ttlMs: number;
-  issuer?: string;
-  audience?: string;
+  issuer?: string | undefined;
+  audience?: string | undefined;
 }
 
 function isHmac(algorithm: AccessTokenAlgorithm): boolean {
@@ -165,7 +165,7 @@ export interface AccessTokenSubject {
   userId: string;
   sessionId: string;
   version: number;
-  globalVersion?: number;
+  globalVersion?: number | undefined;
 }
 
 /**

@@ -44,7 +44,7 @@ export interface RefreshTokenRepository {
   revokeBySession(
     sessionId: string,
     reason: RevocationReason,
-    options?: { at?: Date },
+    options?: { at?: Date | undefined },
   ): Promise<boolean>;
 
   /**
@@ -55,7 +55,7 @@ export interface RefreshTokenRepository {
   revokeAllForUser(
     userId: string,
     reason?: RevocationReason,
-    options?: { issuedBefore?: Date; at?: Date },
+    options?: { issuedBefore?: Date | undefined; at?: Date | undefined },
   ): Promise<number>;
 
   /**

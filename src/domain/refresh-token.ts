@@ -2,9 +2,9 @@
 
 /** What the client told us about itself at login; shown on the sessions page. */
 export interface ClientInfo {
-  userAgent?: string;
-  ip?: string;
-  label?: string;
+  userAgent?: string | undefined;
+  ip?: string | undefined;
+  label?: string | undefined;
 }
 
 /**

@@ -20,7 +20,7 @@ export interface HealthReport {
   /** ioredis status of the Redis connection (`ready` when healthy). */
   redis: string;
   /** Mongoose connection state (`connected` when healthy); present when started on a connection. */
-  mongodb?: string;
+  mongodb?: string | undefined;
   queues: Record<string, QueueCounts | null>;
   processed: Record<string, { completed: number; failed: number }>;
   touch: TouchBatcherStats;

@@ -29,9 +29,9 @@ export interface TokenWorkersOptions {
    * `MongooseRefreshTokenRepository` on it, call its `ensureIndexes()` at start, and report its
    * state in {@link HealthReport.mongodb}. Never closed by the workers. Give this or `repository`.
    */
-  mongoose?: Connection;
+  mongoose?: Connection | undefined;
   /** Any repository instead (a `MongooseRefreshTokenRepository` with your own options, for example). */
-  repository?: RefreshTokenRepository;
+  repository?: RefreshTokenRepository | undefined;
   /**
    * Redis: a URL or ioredis options (the workers create a client with `maxRetriesPerRequest: null`,
    * BullMQ's requirement, and close it in `close()`), or the caller's ioredis client, `Redis` or
@@ -41,35 +41,35 @@ export interface TokenWorkersOptions {
    */
   connection: string | RedisOptions | Redis | Cluster;
   /** BullMQ key prefix, the same as the producer's (`BullMQTokenJobs`). Default `{rr}`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). Default 10. */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Touch jobs held at once per process; also the largest `touchMany` batch. Default 50 (keep it at
    * or below 50 on FerretDB v1, which deadlocks on an update command of about 100 statements).
    */
-  touchBatchSize?: number;
+  touchBatchSize?: number | undefined;
   /** A touch batch is written at most this long after its first job arrived. Default 5 ms. */
-  touchFlushMs?: number;
+  touchFlushMs?: number | undefined;
   /**
    * Cleanup of expired and revoked records. Defaults: `cron` every 10 minutes (`'*\/10 * * * *'`),
    * `retentionMs` 7 days, `batchSize` 1,000, `timeBudgetMs` 2 minutes.
    */
-  cleanup?: Partial<CleanupSettings>;
+  cleanup?: Partial<CleanupSettings> | undefined;
   /** How long a job's lock lives without renewal; a crashed worker's jobs return after it. Default 30 s. */
-  lockDurationMs?: number;
+  lockDurationMs?: number | undefined;
   /** Register the cleanup job scheduler (upsert: harmless when it exists). Default true. */
-  scheduleCleanup?: boolean;
+  scheduleCleanup?: boolean | undefined;
   /** Deadline of `close()` when it is called without one. Default 25 s. */
-  shutdownTimeoutMs?: number;
-  clock?: Clock;
+  shutdownTimeoutMs?: number | undefined;
+  clock?: Clock | undefined;
   /** Where to log (pino fits). Default `console`, without debug lines. */
-  logger?: WorkerLogger;
+  logger?: WorkerLogger | undefined;
   /**
    * Called after each job attempt with its queue, outcome and duration (for metrics:
    * `createWorkerMetrics` in `refresh-rotation/metrics`). Errors it throws are ignored.
    */
-  onJobFinished?: (event: JobFinishedEvent) => void;
+  onJobFinished?: ((event: JobFinishedEvent) => void) | undefined;
 }
 
 /** The running workers. */

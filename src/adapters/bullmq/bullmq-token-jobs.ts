@@ -29,26 +29,26 @@ export interface BullMQTokenJobsOptions {
    */
   connection: Redis | Cluster | string | RedisOptions;
   /** BullMQ key prefix, shared with the worker. Default `{rr}` (a Redis Cluster hash tag). */
-  prefix?: string;
+  prefix?: string | undefined;
   /**
    * Touches of one session within this window cost one job, which carries the latest touch and
    * runs when the window has passed. `'60s'`-style string or milliseconds; default `'60s'`.
    */
-  touchWindow?: string | number;
+  touchWindow?: string | number | undefined;
   /**
    * Before Redis, a short per-process fold: a session's touches within this interval after one
    * sent are sent as one (the latest) when it ends. `0` sends every touch to Redis. Default `'1s'`.
    */
-  coalesceInterval?: string | number;
+  coalesceInterval?: string | number | undefined;
   /** Sessions the per-process fold tracks at most; beyond, touches go straight to Redis. Default 10,000. */
-  maxCoalescedSessions?: number;
+  maxCoalescedSessions?: number | undefined;
   /**
    * An enqueue that has not been acknowledged after this long rejects with
    * `StoreUnavailableError`, so a slow Redis never hangs a request. Default `'2s'`.
    */
-  enqueueTimeout?: string | number;
+  enqueueTimeout?: string | number | undefined;
   /** Called with connection and queue errors (which also reject the enqueue that met them). */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /** Counters of a {@link BullMQTokenJobs} since it was created. */

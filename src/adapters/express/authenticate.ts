@@ -22,16 +22,16 @@ export interface AuthenticateOptions {
    * revocations on this instance and, with a `revocationBus`, on every instance. See
    * docs/benchmarks.md for the cost per request.
    */
-  checkRevocation?: boolean | { sessions?: boolean };
+  checkRevocation?: boolean | { sessions?: boolean } | undefined;
   /**
    * Record the session's last use (a deduplicated `touch` job; never fails the request).
    * Default false.
    */
-  trackActivity?: boolean;
+  trackActivity?: boolean | undefined;
   /** Where unexpected failures are logged when the request has no `req.log`. Default `console`. */
-  logger?: AdapterLogger;
+  logger?: AdapterLogger | undefined;
   /** `Retry-After` seconds when `checkRevocation` cannot reach the store. Default 5. */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
 }
 
 // RFC 6750 §2.1: "Bearer" 1*SP b64token.

@@ -8,33 +8,33 @@ export interface CookieTransportOptions {
    * browsers refuse a `__Secure-` cookie without `Secure`). Not `__Host-`: that prefix forces
    * `Path=/`, and this cookie is scoped to the router.
    */
-  name?: string;
+  name?: string | undefined;
   /** `Secure` attribute. Default true; turn it off only for plain-http development. */
-  secure?: boolean;
+  secure?: boolean | undefined;
   /**
    * `Path` attribute. Default: the router's mount path (`req.baseUrl`, e.g. `/auth`). Set it when
    * you call `issue()` from a route that is not under that mount path.
    */
-  path?: string;
+  path?: string | undefined;
   /** `Domain` attribute. Default none (host-only cookie), which is what you want. */
-  domain?: string;
+  domain?: string | undefined;
   /**
    * Header a cookie refresh must carry (any non-empty value). A cross-site page cannot send a
    * custom header without a CORS preflight, so this blocks CSRF. Default `X-Refresh-CSRF`.
    */
-  csrfHeader?: string;
+  csrfHeader?: string | undefined;
   /**
    * Header by which a browser asks for the cookie transport (value `cookie`) at login and refresh,
    * so one deployment serves body clients and cookie clients. Default `X-Token-Transport`.
    */
-  transportHeader?: string;
+  transportHeader?: string | undefined;
   /**
    * Origins other than the API's own allowed to refresh with the cookie (e.g. an SPA on another
    * subdomain, `https://app.example.com`). Default none.
    */
-  allowedOrigins?: readonly string[];
+  allowedOrigins?: readonly string[] | undefined;
   /** Set on a developer machine to silence the start-up warning about `secure: false`. */
-  development?: boolean;
+  development?: boolean | undefined;
 }
 
 /** The cookie transport, resolved once. */

@@ -98,9 +98,9 @@ const TABLE: Record<RefreshRotationErrorCode, Mapping> = {
 function bodyReadStatus(error: unknown): number | null {
   if (typeof error !== 'object' || error === null) return null;
   const { status, statusCode, expose } = error as {
-    status?: unknown;
-    statusCode?: unknown;
-    expose?: unknown;
+    status?: unknown | undefined;
+    statusCode?: unknown | undefined;
+    expose?: unknown | undefined;
   };
   const code = typeof status === 'number' ? status : statusCode;
   return expose === true && typeof code === 'number' && code >= 400 && code < 500 ? code : null;

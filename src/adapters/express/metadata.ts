@@ -18,7 +18,7 @@ export interface AuthorizationServerMetadataOptions {
   /** The token router's `POST /revoke`: an absolute URL, or a path on the issuer's origin. Required. */
   revocationEndpoint: string;
   /** Further metadata fields to publish (e.g. `service_documentation`); cannot replace the ones above. */
-  extra?: Readonly<Record<string, unknown>>;
+  extra?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** The metadata document this library publishes. */

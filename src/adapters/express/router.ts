@@ -28,9 +28,9 @@ export interface RefreshRouterOptions {
    * Default off (tokens only in bodies). When on, body clients keep working: a request gets the
    * cookie only when it asks for it (`X-Token-Transport: cookie`) or refreshes with the cookie.
    */
-  cookie?: boolean | CookieTransportOptions;
+  cookie?: boolean | CookieTransportOptions | undefined;
   /** Largest body accepted on `POST /token`, `POST /logout` and `POST /revoke`. Default `'4kb'`. */
-  bodyLimit?: string | number;
+  bodyLimit?: string | number | undefined;
   /**
    * What `logout-all` and the sessions routes check before trusting an access token (the
    * `authenticate` option of the same name). Default `{ sessions: true }`: a token whose session
@@ -38,11 +38,11 @@ export interface RefreshRouterOptions {
    * logout-all, breach rotation), is refused, so a signed-out thief cannot list or delete the
    * owner's sessions. `true` checks the versions only; `false` nothing beyond the signature.
    */
-  checkRevocation?: boolean | { sessions?: boolean };
+  checkRevocation?: boolean | { sessions?: boolean } | undefined;
   /** Where unexpected failures are logged when the request has no `req.log`. Default `console`. */
-  logger?: AdapterLogger;
+  logger?: AdapterLogger | undefined;
   /** `Retry-After` seconds on 503 answers. Default 5. */
-  retryAfterSeconds?: number;
+  retryAfterSeconds?: number | undefined;
 }
 
 /** The body of a successful token answer (RFC 6749 §5.1). */
@@ -52,7 +52,7 @@ export interface TokenResponseBody {
   /** Seconds until the access token expires. */
   expires_in: number;
   /** Absent when the refresh token went into the cookie. */
-  refresh_token?: string;
+  refresh_token?: string | undefined;
 }
 
 /** One entry of `GET /sessions`. */
@@ -71,12 +71,12 @@ export interface SessionBody {
 export interface IssueInput {
   userId: string;
   /** Shown on the sessions page. Default: the request's User-Agent and IP. */
-  client?: ClientInfo;
+  client?: ClientInfo | undefined;
   /**
    * `service.versionSnapshot(userId)` taken before your route read and checked the password, so
    * a login cannot outlive a password change it raced (see the service's `issue`).
    */
-  at?: VersionSnapshot;
+  at?: VersionSnapshot | undefined;
 }
 
 /** The Express router of `createRefreshRouter()`, plus the login helper. */

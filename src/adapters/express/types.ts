@@ -18,7 +18,7 @@ declare global {
   namespace Express {
     interface Request {
       /** Set by `authenticate()` when the request carries a valid bearer access token. */
-      auth?: AuthContext;
+      auth?: AuthContext | undefined;
     }
   }
 }

@@ -17,7 +17,7 @@ import {
 /** Options of {@link MemoryRefreshTokenRepository}. */
 export interface MemoryRefreshTokenRepositoryOptions {
   /** Source of "now" for `updateLastUsed` without a date and for revocation times. Default: the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 function copyDate(date: Date): Date;

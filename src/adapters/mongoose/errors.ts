@@ -50,12 +50,12 @@ const UNAVAILABLE_MONGOOSE_MESSAGES = [
 const DUPLICATE_KEY = 11000;
 
 interface DriverErrorShape {
-  name?: unknown;
-  code?: unknown;
-  message?: unknown;
-  writeErrors?: unknown;
-  err?: unknown;
-  hasErrorLabel?: unknown;
+  name?: unknown | undefined;
+  code?: unknown | undefined;
+  message?: unknown | undefined;
+  writeErrors?: unknown | undefined;
+  err?: unknown | undefined;
+  hasErrorLabel?: unknown | undefined;
 }
 
 function shapeOf(error: unknown): DriverErrorShape {

@@ -35,19 +35,19 @@ import {
 /** Options of {@link MongooseRefreshTokenRepository}. */
 export interface MongooseRefreshTokenRepositoryOptions {
   /** Collection of the session records. Default `refresh_tokens`. */
-  collectionName?: string;
+  collectionName?: string | undefined;
   /**
    * Collection of the revocation notes (used only when the revocation guard is on).
    * Default `<collectionName>_revocations`.
    */
-  revocationsCollectionName?: string;
+  revocationsCollectionName?: string | undefined;
   /**
    * MongoDB only: make `expiresAt` a TTL index so the server deletes records this many seconds
    * after their idle expiry. Default: off (the worker's cleanup job deletes in bounded batches).
    * FerretDB rejects TTL indexes: `ensureIndexes()` then fails with `OptionsError`. Changing this
    * on an existing collection needs the `expiresAt_1` index dropped first.
    */
-  ttlAfterExpirySeconds?: number;
+  ttlAfterExpirySeconds?: number | undefined;
   /**
    * Protect revocations from racing writes on servers whose updates are read-then-write
    * (see `revocation-guard.ts`). `'auto'` (default): on for FerretDB v1 (and a FerretDB whose
@@ -55,9 +55,9 @@ export interface MongooseRefreshTokenRepositoryOptions {
    * `'on'` for any other MongoDB-compatible server without atomic single-document updates;
    * `'off'` skips the `buildInfo` call.
    */
-  revocationGuard?: RevocationGuardMode;
+  revocationGuard?: RevocationGuardMode | undefined;
   /** Source of "now" for defaults (`updateLastUsed`, revocation times). Default: the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 const DEFAULT_COLLECTION = 'refresh_tokens';

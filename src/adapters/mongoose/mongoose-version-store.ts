@@ -9,18 +9,18 @@ import { createVersionStepSchema, modelOn, type VersionStepDocument } from './sc
 /** Options of {@link MongooseVersionStore}. */
 export interface MongooseVersionStoreOptions {
   /** Collection of the version steps. Default `refresh_token_versions`. */
-  collectionName?: string;
+  collectionName?: string | undefined;
   /**
    * How long a read (user minimum, global version) may be served from this process's cache, in
    * ms. Default 1000; 0 disables the cache. Writes through this store clear it at once; writes by
    * other processes are seen at once when they are announced on a `RevocationBus` (given to the
    * `RotationService`), and after at most this long otherwise (no bus, or the bus is down).
    */
-  cacheTtlMs?: number;
+  cacheTtlMs?: number | undefined;
   /** Most entries the cache holds (the oldest go first). Default 10 000. */
-  cacheMaxEntries?: number;
+  cacheMaxEntries?: number | undefined;
   /** Source of time for cache expiry. Default: the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 const DEFAULT_COLLECTION = 'refresh_token_versions';

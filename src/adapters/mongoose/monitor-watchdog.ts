@@ -38,14 +38,14 @@ export interface HeartbeatWatchOptions {
    * connect, one for the `hello`, each bounded by it in the driver) + 1 s. Awaited (streaming)
    * heartbeats get `heartbeatFrequencyMS` more, as the server may hold them that long.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Called once per stuck heartbeat. */
   onStuck: (stuck: StuckHeartbeat) => void;
 }
 
 interface HeartbeatEvent {
   connectionId: string;
-  awaited?: boolean;
+  awaited?: boolean | undefined;
 }
 
 const DRIVER_DEFAULTS = { connectTimeoutMS: 30_000, heartbeatFrequencyMS: 10_000 };
@@ -97,17 +97,17 @@ export function watchServerHeartbeats(
 export interface ReopenOptions {
   /** The URI and options the connection was opened with (used to open it again). */
   uri: string;
-  connectOptions?: ConnectOptions;
+  connectOptions?: ConnectOptions | undefined;
   /** See `HeartbeatWatchOptions.timeoutMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Delay between attempts when opening again fails (the server may still be down). Default 1 s. */
-  retryDelayMs?: number;
+  retryDelayMs?: number | undefined;
   /** Told when a stuck heartbeat was seen (before reopening). */
-  onStuck?: (stuck: StuckHeartbeat) => void;
+  onStuck?: ((stuck: StuckHeartbeat) => void) | undefined;
   /** Told when the connection is open again, after how many attempts. */
-  onReopened?: (attempts: number) => void;
+  onReopened?: ((attempts: number) => void) | undefined;
   /** Told of each failed close or open attempt. */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /**

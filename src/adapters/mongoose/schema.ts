@@ -23,7 +23,7 @@ export interface RefreshTokenDocument extends Omit<
    */
   superseded: (RefreshTokenRecord['superseded'][number] | null)[];
   /** Absent when the client told us nothing (Mongoose drops empty objects). */
-  client?: ClientInfo;
+  client?: ClientInfo | undefined;
 }
 
 /** Options of {@link createRefreshTokenSchema}. */
@@ -37,7 +37,7 @@ export interface RefreshTokenSchemaOptions {
    * session it may lie past `absoluteExpiresAt` (the adapter clamps it when reading, and refresh
    * checks both); the TTL index then deletes such a record up to one idle TTL late.
    */
-  ttlAfterExpirySeconds?: number;
+  ttlAfterExpirySeconds?: number | undefined;
 }
 
 const SCHEMA_DEFAULTS = {

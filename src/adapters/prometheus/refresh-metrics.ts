@@ -9,11 +9,11 @@ import type { AuditEvent, RefreshOutcome } from '../../options';
 /** Options of {@link createRefreshMetrics}. All optional. */
 export interface RefreshMetricsOptions {
   /** Where the metrics are registered. Default: a new `Registry` (not prom-client's global one). */
-  registry?: Registry;
+  registry?: Registry | undefined;
   /** Prefix of every metric name. Default `refresh_rotation_`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Buckets of the refresh latency histogram, in seconds. Default 1 ms to 2.5 s. */
-  latencyBuckets?: number[];
+  latencyBuckets?: number[] | undefined;
 }
 
 /** What {@link RefreshMetrics.observe} reads at each scrape: `RotationService` fits. */

@@ -9,11 +9,11 @@ import type { JobFinishedEvent } from '../../worker/queue-table';
 /** Options of {@link createWorkerMetrics}. All optional. */
 export interface WorkerMetricsOptions {
   /** Where the metrics are registered. Default: a new `Registry`. */
-  registry?: Registry;
+  registry?: Registry | undefined;
   /** Prefix of the job duration metric. Default `refresh_rotation_`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Buckets of the job duration histogram, in seconds. Default 5 ms to 2 min. */
-  durationBuckets?: number[];
+  durationBuckets?: number[] | undefined;
 }
 
 /** What {@link WorkerMetrics.observe} reads at each scrape: `TokenWorkers` fits. */

@@ -23,16 +23,16 @@ export interface RedisRevocationBusOptions {
    */
   connection: Redis | Cluster;
   /** The pub/sub channel. Instances that share it share revocations. Default `refresh-rotation:revocations`. */
-  channel?: string;
+  channel?: string | undefined;
   /** How long a publish may take before it counts as failed, ms. Default 1000. */
-  publishTimeoutMs?: number;
+  publishTimeoutMs?: number | undefined;
   /**
    * How long `sync()` waits for the subscriber's round trip before the caches are trusted anyway
    * (their lifetime then bounds staleness), ms. Default 250.
    */
-  syncTimeoutMs?: number;
+  syncTimeoutMs?: number | undefined;
   /** Errors of the subscriber connection (it reconnects by itself). Default: ignored. */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 const SUBSCRIBER_OPTIONS = {

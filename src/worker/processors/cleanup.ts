@@ -14,9 +14,9 @@ export interface CleanupOptions {
   timeBudgetMs: number;
   clock: Clock;
   /** Aborted when the worker is shutting down: the run stops after its current batch. */
-  stopSignal?: AbortSignal;
+  stopSignal?: AbortSignal | undefined;
   /** Called after each batch with how many it deleted (for debug logs). */
-  onBatch?: (deleted: number, batch: number) => void;
+  onBatch?: ((deleted: number, batch: number) => void) | undefined;
 }
 
 /** What a cleanup run returns (stored by BullMQ as the job's result, and logged). */
