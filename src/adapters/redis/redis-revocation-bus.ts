@@ -211,7 +211,11 @@ export class RedisRevocationBus implements RevocationBus {
     subscriber.connect().catch((error: unknown) => onError(error as Error));
   }
 
-  /** Resolves once the subscriber is subscribed for the first time (notices sent before are not heard). */
+  /**
+   * Resolves once the subscriber is subscribed for the first time (notices sent before are not
+   * heard). It waits as long as Redis is unreachable: bound it if you await it at start. Serving
+   * before it resolves is safe; `sync()` answers false until then, so caches keep their short lifetime.
+   */
   ready(): Promise<void> {
     return this.subscribed;
   }
