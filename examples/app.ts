@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
@@ -363,6 +363,11 @@ export function createApp(config: AppConfig): Express {
   }
 
   const accounts = express.Router();
+  // Credentials and tokens pass through these answers, refusals included: no cache may keep one.
+  accounts.use((_req: Request, res: Response, next: NextFunction) => {
+    res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
+    next();
+  });
   accounts.post('/register', credentialLimit, json, asyncHandler(register));
   accounts.post('/login', credentialLimit, json, loginAccountLimit, asyncHandler(login));
   accounts.post(

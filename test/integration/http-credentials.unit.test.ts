@@ -209,4 +209,36 @@ describe('passwords longer than bcrypt’s 72 bytes', () => {
       ).toBe(200);
     });
   });
+
+  it('every answer of register, login and password change, success or refusal, is no-store', async () => {
+    await withBackend({}, async ({ app }) => {
+      const email = 'cache@example.com';
+      const answers = [
+        await request(app).post('/auth/register').send({ email, password: PASSWORD }),
+        await request(app).post('/auth/register').send({ email, password: '' }),
+        await request(app).post('/auth/login').send({ email, password: 'wrong password' }),
+      ];
+      const login = await request(app).post('/auth/login').send({ email, password: PASSWORD });
+      const bearer = `Bearer ${login.body.access_token}`;
+      answers.push(
+        login,
+        await request(app)
+          .post('/auth/password')
+          .set('Authorization', bearer)
+          .send({ currentPassword: 'wrong password', newPassword: 'a brand new password' }),
+        await request(app)
+          .post('/auth/password')
+          .set('Authorization', bearer)
+          .send({ currentPassword: PASSWORD, newPassword: 'a brand new password' }),
+      );
+      expect(answers.map((answer) => [answer.status, answer.headers['cache-control']])).toEqual([
+        [202, 'no-store'],
+        [400, 'no-store'],
+        [401, 'no-store'],
+        [200, 'no-store'],
+        [403, 'no-store'],
+        [204, 'no-store'],
+      ]);
+    });
+  });
 });

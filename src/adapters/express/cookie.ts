@@ -215,7 +215,7 @@ export function createCookieTransport(
       // same-site (sibling subdomain) attackers.
       if (!req.get(csrfHeader)?.trim()) {
         throw new InvalidRequestError(
-          `A cookie refresh must send the ${options.csrfHeader ?? 'X-Refresh-CSRF'} header.`,
+          `A request that uses the refresh cookie must send the ${options.csrfHeader ?? 'X-Refresh-CSRF'} header.`,
         );
       }
       const origin = req.get('origin');
