@@ -34,7 +34,14 @@ const SERVICES = {
   redis: { name: 'Redis', variable: 'REDIS_URL' },
 } as const;
 
-/** "MongoDB is unreachable at MONGODB_URI=… (connect ECONNREFUSED …): start MongoDB or correct MONGODB_URI." */
+/** What MongoDB and Redis answer when they refuse the credentials (the server is up). */
+const CREDENTIALS_REFUSED =
+  /authentication failed|auth(?:entication)? mechanism|\bSCRAM\b|NOAUTH|WRONGPASS|invalid username-password|requires authentication/i;
+
+/**
+ * "MongoDB is unreachable at MONGODB_URI=… (connect ECONNREFUSED …): start MongoDB or correct
+ * MONGODB_URI.", or, when the server answered but refused the credentials, what to correct instead.
+ */
 export function unreachable(
   service: keyof typeof SERVICES,
   uri: string,
@@ -42,10 +49,11 @@ export function unreachable(
   advice = '',
 ): StartupError {
   const { name, variable } = SERVICES[service];
-  return new StartupError(
-    `${name} is unreachable at ${variable}=${redactUri(uri)} (${reason}): start ${name} or correct ${variable}${advice}.`,
-    'service_unreachable',
-  );
+  const at = `${variable}=${redactUri(uri)} (${reason})`;
+  const message = CREDENTIALS_REFUSED.test(reason)
+    ? `${name} refused the credentials in ${at}: correct the user, password or authentication options in ${variable}${advice}.`
+    : `${name} is unreachable at ${at}: start ${name} or correct ${variable}${advice}.`;
+  return new StartupError(message, 'service_unreachable');
 }
 
 /** The listen error of `PORT` as an operator reads it. */
