@@ -138,6 +138,10 @@ describe('POST /auth/token on the example app', () => {
         error: expect.stringMatching(/^invalid_(request|grant)$/),
       });
       expectNoStore(response);
+      if (['text/plain', 'XML', 'multipart'].includes(what))
+        expect(response.body.error_description).toBe(
+          'Send refresh_token in an application/x-www-form-urlencoded or application/json body.',
+        );
     }
     const compressed = await request(app)
       .post('/auth/token')

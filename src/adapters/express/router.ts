@@ -159,6 +159,9 @@ export function clientInfoFrom(req: Request): ClientInfo {
 }
 
 /** A string parameter given at most once; a repeated form field arrives as an array. */
+const UNSUPPORTED_BODY =
+  'Send refresh_token in an application/x-www-form-urlencoded or application/json body.';
+
 function singleString(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw new InvalidRequestError(`${name} must be a single string.`);
@@ -222,6 +225,8 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       presented = fromCookie;
       viaCookie = true;
     }
+    if (presented === undefined && req.is(['json', 'urlencoded']) === false)
+      throw new InvalidRequestError(UNSUPPORTED_BODY);
     if (presented === undefined) throw new InvalidRequestError('refresh_token is required.');
     let result: TokenResponse;
     try {
