@@ -322,5 +322,9 @@ $('tour').addEventListener('click', guard(tour));
 // For the browser tests and the curious: the same functions the buttons use.
 window.refreshDemo = { refresh, logout, me, state: () => ({ signedIn: !!accessToken, refreshes }) };
 
+// The tour also starts when the address of an open page changes to #tour.
+window.addEventListener('hashchange', () => {
+  if (location.hash === '#tour') guard(tour)();
+});
 if (location.hash === '#tour') guard(tour)();
 else guard(restore)();

@@ -347,7 +347,7 @@ describe('the demo page in Chromium', () => {
     await context.close();
   });
 
-  it('a first visit sends no refresh and shows no error; a reload after the tour restores, not registers again', async () => {
+  it('a first visit sends no refresh and shows no error; #tour starts the tour, and a reload after it restores, not registers again', async () => {
     const context = await browser.newContext();
     try {
       context.setDefaultTimeout(10_000);
@@ -361,17 +361,17 @@ describe('the demo page in Chromium', () => {
       expect(posts).toEqual([]);
       expect(await page.locator('#log li.err').count()).toBe(0);
 
-      const tour = await context.newPage();
-      await tour.goto(`${origin}/#tour`);
-      await tour.waitForSelector('body[data-state="signed-in"]');
-      await tour.waitForSelector('#sessions tr');
-      expect(new URL(tour.url()).hash).toBe('');
+      // The same page: only the address changes to #page.
+      await page.goto(`${origin}/#tour`);
+      await page.waitForSelector('body[data-state="signed-in"]');
+      await page.waitForSelector('#sessions tr');
+      expect(new URL(page.url()).hash).toBe('');
       posts.length = 0;
-      await tour.reload();
-      await tour.waitForSelector('body[data-state="signed-in"]');
-      await tour.waitForSelector('#sessions tr');
+      await page.reload();
+      await page.waitForSelector('body[data-state="signed-in"]');
+      await page.waitForSelector('#sessions tr');
       expect(posts).toEqual(['/auth/token']);
-      expect(await tour.locator('#log li.err').count()).toBe(0);
+      expect(await page.locator('#log li.err').count()).toBe(0);
     } finally {
       await context.close();
     }
