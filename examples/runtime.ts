@@ -31,7 +31,7 @@ import {
   reopenWhenMonitorStuck,
 } from 'refresh-rotation/mongoose';
 import { RedisRevocationBus } from 'refresh-rotation/redis';
-import { reasonOf, unreachable } from '../boot/startup';
+import { reasonOf, settlesWithin, unreachable } from '../boot/startup';
 import type { Env } from './env';
 import { createApp, type RateLimitName } from './app';
 import type { DashboardQueue } from './dashboard';
@@ -90,10 +90,7 @@ const CLOSE_STEP_MS = 2_000;
 
 /** True when `promise` settled (either way) within {@link CLOSE_STEP_MS}. */
 function settles(promise: Promise<unknown>): Promise<boolean> {
-  return withTimeout(promise, CLOSE_STEP_MS, 'close').then(
-    () => true,
-    (error: unknown) => !(error instanceof Error && error.message.startsWith('close did not')),
-  );
+  return settlesWithin(promise, CLOSE_STEP_MS);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
