@@ -12,7 +12,8 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  * each rule below and expects lint to fail):
  *
  * - domain, `src/domain/`: imports nothing outside itself, no package but `node:` built-ins.
- * - service, `src/rotation-service.ts` and `src/options.ts`: the domain (and `uuid`). One exception:
+ * - service, `src/rotation-service.ts`, `src/options.ts` and the files the service hands its side
+ *   concerns to (SERVICE_FILES): the domain (and `uuid`) and one another. One exception:
  *   the service builds its `AccessTokens` as `JwtAccessTokens` (src/adapters/jsonwebtoken), because
  *   the public `new RotationService(options)` takes key material, not a signer.
  * - root entry, `src/index.ts`: the service, options and the domain; never an adapter (those are
@@ -123,6 +124,18 @@ function appLayer(own, { others, src = [] }) {
   };
 }
 
+/** The use cases and what they hand their side concerns to: revocation state, audit, inputs. */
+const SERVICE_FILES = [
+  'src/rotation-service.ts',
+  'src/options.ts',
+  'src/revocation-state.ts',
+  'src/audit-trail.ts',
+  'src/rotation-values.ts',
+];
+const SERVICE_MODULES = SERVICE_FILES.map(
+  (file) => `${escape(posix.basename(file, '.ts'))}$`,
+).join('|');
+
 const noProcessEnv = {
   selector: "MemberExpression[object.name='process'][property.name='env']",
   message: 'The library never reads process.env: take an option instead.',
@@ -179,12 +192,12 @@ export default tseslint.config(
       ),
     ),
   })),
-  ...['src/rotation-service.ts', 'src/options.ts'].map((file) => ({
+  ...SERVICE_FILES.map((file) => ({
     files: [file],
     rules: restrict(
       byName,
       pattern(
-        `^\\./(?!domain/|options$|rotation-service$${file === 'src/rotation-service.ts' ? '|adapters/jsonwebtoken/jwt-access-tokens$' : ''})`,
+        `^\\./(?!domain/|${SERVICE_MODULES}${file === 'src/rotation-service.ts' ? '|adapters/jsonwebtoken/jwt-access-tokens$' : ''})`,
         'The service and its options import only the domain.',
       ),
       pattern('^\\.\\./', 'src/ imports nothing outside src/.'),
