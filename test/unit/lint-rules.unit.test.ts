@@ -80,6 +80,19 @@ const violations: Array<[string, Case, string]> = [
     'The service and its options import no framework or driver',
   ],
   [
+    "the service's revocation state imports ioredis",
+    { file: 'src/revocation-state.ts', code: uses("import Redis from 'ioredis';", 'Redis') },
+    'The service and its options import no framework or driver',
+  ],
+  [
+    'the audit trail imports an adapter',
+    {
+      file: 'src/audit-trail.ts',
+      code: uses("import { RefreshMetrics } from './adapters/prometheus';", 'RefreshMetrics'),
+    },
+    'The service and its options import only the domain',
+  ],
+  [
     'the options import an adapter',
     {
       file: 'src/options.ts',
@@ -213,7 +226,9 @@ const allowed: Array<[string, Case]> = [
         "import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';",
         "import { parseDuration } from './domain/duration';",
         "import { resolveOptions } from './options';",
-        'export const used = [v7, JwtAccessTokens, parseDuration, resolveOptions];',
+        "import { AuditTrail } from './audit-trail';",
+        "import { RevocationState } from './revocation-state';",
+        'export const used = [v7, JwtAccessTokens, parseDuration, resolveOptions, AuditTrail, RevocationState];',
         '',
       ].join('\n'),
     },
