@@ -1,7 +1,7 @@
 /**
  * The floor: a bare Express route doing only the unavoidable work of one refresh on the same
- * database as the full stack: parse and check the tag (no I/O), the next token and the two
- * SHA-256s, ONE conditional findOneAndUpdate on `_id = sessionId` (the library's hot-path filter
+ * database as the full stack: parse and check the tag (no I/O), the next token (a fresh nonce,
+ * its tag and its seal) and the two SHA-256s, ONE conditional findOneAndUpdate on `_id = sessionId` (the library's hot-path filter
  * and update), and one JWT signature with a KeyObject. No helmet, no logging, no rate limit, no
  * version checks, no slow path, no error mapping. Env: MONGODB_URI, PORT.
  */
@@ -31,13 +31,14 @@ async function main(): Promise<void> {
       }
       if (!codec.hasValidTag(parsed)) return void res.status(400).json({ error: 'invalid_grant' });
       const now = new Date();
-      const next = codec.encodeNext(parsed);
+      const next = codec.mint(parsed.sessionId, parsed.generation + 1);
       const g = parsed.generation;
+      const presentedHash = hashToken(presented as string);
       const updated = await records.findOneAndUpdate(
         {
           _id: parsed.sessionId,
           generation: g,
-          tokenHash: hashToken(presented as string),
+          tokenHash: presentedHash,
           revokedAt: null,
           expiresAt: { $gt: now },
           absoluteExpiresAt: { $gt: now },
@@ -45,10 +46,11 @@ async function main(): Promise<void> {
         {
           $set: {
             generation: g + 1,
-            keyId: codec.currentKeyId,
-            tokenHash: hashToken(next),
+            keyId: next.keyId,
+            tokenHash: next.tokenHash,
+            sealed: next.sealed,
             rotatedAt: now,
-            [`superseded.${g % 16}`]: { generation: g, at: now },
+            [`superseded.${g % 16}`]: { generation: g, at: now, tokenHash: presentedHash },
             expiresAt: new Date(now.getTime() + 30 * DAY),
           },
           $max: { lastUsedAt: now },
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
         access_token: accessToken,
         token_type: 'Bearer',
         expires_in: 900,
-        refresh_token: next,
+        refresh_token: next.token,
       });
     })().catch((error: unknown) => res.status(500).json({ error: String(error) }));
   });

@@ -64,7 +64,8 @@ export function table(title: string, head: string[], rows: string[][]): string {
 /** One session as the load generator needs it. */
 export interface SeededSession {
   sessionId: string;
-  salt: string;
+  /** Its generation-0 token (tokens are random: kept, not recomputed). */
+  token: string;
 }
 
 /**
@@ -94,17 +95,16 @@ export async function seedSessions(
     const docs = [];
     for (let i = start; i < Math.min(count, start + batchSize); i += 1) {
       const sessionId = randomBytes(16).toString('hex');
-      const salt = randomBytes(32).toString('hex');
-      const token = codec.encode({ sessionId, generation: 0, salt });
+      const minted = codec.mint(sessionId, 0);
       const createdAt = new Date(options.expired ? now - 40 * DAY : now - (i % 1000) * 1000);
       docs.push({
         _id: sessionId,
         id: uuidv7(),
         userId: `user-${Math.floor(i / 2)}`,
         generation: 0,
-        keyId: codec.currentKeyId,
-        tokenHash: hashToken(token),
-        salt,
+        keyId: minted.keyId,
+        tokenHash: minted.tokenHash,
+        sealed: minted.sealed,
         tokenVersion: 0,
         globalVersionAtIssuance: 0,
         createdAt,
@@ -117,7 +117,7 @@ export async function seedSessions(
         revokedReason: null,
       });
       if (keepEvery && i % keepEvery === 0 && kept.length < (options.keep ?? 0))
-        kept.push({ sessionId, salt });
+        kept.push({ sessionId, token: minted.token });
     }
     await collection.insertMany(docs, { ordered: false });
   }
@@ -156,7 +156,7 @@ export async function seedTutorialTokens(
 
 /** The current (generation 0) token of each seeded session. */
 export function initialTokens(sessions: readonly SeededSession[]): string[] {
-  return sessions.map((s) => codec.encode({ sessionId: s.sessionId, generation: 0, salt: s.salt }));
+  return sessions.map((s) => s.token);
 }
 
 /** Resident set size of a process in MiB (Linux /proc), or NaN. */

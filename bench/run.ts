@@ -429,13 +429,7 @@ async function rejection(
     body.writeUInt8(body.readUInt8(body.length - 1) ^ 0x01, body.length - 1);
     return `rt_${body.toString('base64url')}`;
   });
-  const unknown = sample.map(() =>
-    codec.encode({
-      sessionId: randomBytes(16).toString('hex'),
-      generation: 0,
-      salt: randomBytes(32).toString('hex'),
-    }),
-  );
+  const unknown = sample.map(() => codec.mint(randomBytes(16).toString('hex'), 0).token);
   const garbage = sample.map((_t, i) => `not-a-token-${i}`.padEnd(80, 'x'));
   void connection;
   const kinds: Array<[string, string[]]> = [

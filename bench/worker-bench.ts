@@ -145,26 +145,32 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
     const appRss = sampleRss(app.child.pid);
     let pool = initialTokens(sessions);
     const seconds = full ? 3 : 2;
-    const records = connection.db!.collection<{ _id: string; generation: number }>(
-      'refresh_tokens',
-    );
+    const records = connection.db!.collection<{
+      _id: string;
+      generation: number;
+      keyId: number;
+      sealed: string;
+    }>('refresh_tokens');
     // Each run loses the sessions whose answer it did not see (cut off at its end): over the
     // hundreds of runs of a long cleanup the pool would run dry. Rebuild it from the stored
     // generations (a request still in flight is covered by the reuse grace window).
     const refill = async () => {
       await sleep(1_000);
-      const current = new Map<string, number>();
+      const current = new Map<string, string>();
       for (let start = 0; start < sessions.length; start += 50) {
         const found = await Promise.all(
           sessions
             .slice(start, start + 50)
             .map((session) => records.findOne({ _id: session.sessionId, revokedAt: null })),
         );
-        for (const doc of found) if (doc) current.set(doc._id, doc.generation);
+        for (const doc of found) {
+          const token = doc && codec.unsealCurrent({ ...doc, sessionId: doc._id });
+          if (token) current.set(doc!._id, token);
+        }
       }
       pool = sessions.flatMap((session) => {
-        const generation = current.get(session.sessionId);
-        return generation === undefined ? [] : [codec.encode({ ...session, generation })];
+        const token = current.get(session.sessionId);
+        return token === undefined ? [] : [token];
       });
       log(`refilled the refresh pool: ${pool.length} of ${sessions.length} sessions live`);
     };

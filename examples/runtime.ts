@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { Queue } from 'bullmq';
 import {
   RotationService,
+  type AuditEvent,
   type Clock,
   type RefreshRotationOptions,
   type RefreshTokenRepository,
@@ -214,11 +215,26 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
   }
 }
 
+/**
+ * The audit events an operator must see in the log, not only on a dashboard: a token with a valid
+ * tag that its session never had means a refresh secret is out (docs/operations.md). Ids only,
+ * never a token.
+ */
+function logAuditEvent(logger: Logger, event: AuditEvent): void {
+  if (event.type !== 'secret.compromise_suspected') return;
+  const { keyId, userId, sessionId } = event;
+  logger.warn(
+    { keyId, userId, sessionId },
+    'refresh-rotation: a token with a valid tag that its session never had: a refresh secret may be compromised; rotate REFRESH_TOKEN_SECRETS and run rotateGlobal (docs/operations.md)',
+  );
+}
+
 function serviceOptions(
   env: Env,
   stores: Stores,
   overrides: RuntimeOverrides,
   metrics: RefreshMetrics,
+  logger: Logger,
 ): RefreshRotationOptions {
   const { accessToken, refreshToken } = env;
   return {
@@ -245,6 +261,7 @@ function serviceOptions(
     clock: overrides.clock,
     onAuditEvent: (event) => {
       metrics.onAuditEvent(event);
+      logAuditEvent(logger, event);
       overrides.onAuditEvent?.(event);
     },
   };
@@ -267,7 +284,7 @@ export async function createRuntime(
   try {
     // The metrics of this instance only: each app instance has its own registry and `/metrics`.
     const metrics = createRefreshMetrics();
-    const service = new RotationService(serviceOptions(env, stores, overrides, metrics));
+    const service = new RotationService(serviceOptions(env, stores, overrides, metrics, logger));
     metrics.observe(service);
     const adminUserIds = overrides.adminUserIds ?? env.http.adminUserIds;
     if (adminUserIds.length > 0 && stores.queues.length === 0)

@@ -58,6 +58,27 @@ export class AuditTrail {
   }
 
   /**
+   * The `InvalidGrantError` (reason `forged`: to the client it is one) for a token with a valid
+   * tag that `record`'s session never had, after its `secret.compromise_suspected` event. The
+   * event names the key id and the session, never the token.
+   */
+  compromiseSuspected(
+    presented: { keyId: number; generation: number },
+    record: { userId: string; sessionId: string; generation: number },
+  ): InvalidGrantError {
+    this.emit({
+      type: 'secret.compromise_suspected',
+      at: this.clock.now(),
+      keyId: presented.keyId,
+      userId: record.userId,
+      sessionId: record.sessionId,
+      presentedGeneration: presented.generation,
+      currentGeneration: record.generation,
+    });
+    return this.reject('forged', record);
+  }
+
+  /**
    * Runs one refresh and emits its `refresh.completed` event, whatever the result, with the time it
    * took in this process (not domain time: the injected clock may be a fake).
    */

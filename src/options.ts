@@ -120,6 +120,20 @@ export type AuditEvent =
     }
   | { type: 'global.rotated'; at: Date; minVersion: number; reason: string; gracePeriodMs: number }
   | {
+      /**
+       * A token with a valid tag that its session never had (its hash is neither the current one
+       * nor the one recorded for its generation): only a holder of the refresh secret `keyId`
+       * can make one. Refused, nothing changed. High severity: see docs/operations.md.
+       */
+      type: 'secret.compromise_suspected';
+      at: Date;
+      keyId: number;
+      userId: string;
+      sessionId: string;
+      presentedGeneration: number;
+      currentGeneration: number;
+    }
+  | {
       /** Once per `refresh()` call, whatever its result, with the time it took (for metrics). */
       type: 'refresh.completed';
       at: Date;

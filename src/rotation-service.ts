@@ -21,6 +21,7 @@ import {
   decideGeneration,
   isExpired,
   judgeVersions,
+  provenanceOf,
   slideExpiry,
   type GlobalVersion,
   type RefreshTokenRecord,
@@ -136,8 +137,7 @@ export class RotationService {
     const userMinVersion = snapshot?.userMinVersion ?? currentMinVersion;
     const now = clock.now();
     const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
-    const salt = randomBytes(SESSION_RANDOM_BYTES.salt).toString('hex');
-    const token = refreshToken.codec.encode({ sessionId, generation: 0, salt });
+    const minted = refreshToken.codec.mint(sessionId, 0);
     const absoluteExpiresAt = new Date(now.getTime() + refreshToken.absoluteTtlMs);
     const record = await store(() =>
       repository.save({
@@ -145,9 +145,9 @@ export class RotationService {
         userId,
         sessionId,
         generation: 0,
-        keyId: refreshToken.codec.currentKeyId,
-        tokenHash: hashToken(token),
-        salt,
+        keyId: minted.keyId,
+        tokenHash: minted.tokenHash,
+        sealed: minted.sealed,
         tokenVersion: userMinVersion,
         globalVersionAtIssuance: global.minVersion,
         createdAt: now,
@@ -157,7 +157,7 @@ export class RotationService {
       }),
     );
     this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
-    return this.respond(record, token, now);
+    return this.respond(record, minted.token, now);
   }
 
   /**
@@ -199,27 +199,29 @@ export class RotationService {
       const record = await store(() => repository.findBySessionId(parsed.sessionId));
       if (!record) throw this.audit.reject('unknown_session', { sessionId: parsed.sessionId });
       const who = { userId: record.userId, sessionId: record.sessionId };
-      if (!settings.codec.verify(parsed, record.salt)) throw this.audit.reject('forged', who);
-      if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
       const now = this.options.clock.now();
+      const presented = { generation: parsed.generation, tokenHash: presentedHash };
+      const decision = decideGeneration(presented, record, now, settings.reuseGraceMs);
+      // A valid tag on a token this session never had: only a holder of our secret makes those.
+      if (decision === 'never_issued') throw this.audit.compromiseSuspected(parsed, record);
+      if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
       if (isExpired(record, now)) throw this.audit.reject('expired', who);
       if (parsed.generation >= MAX_GENERATION && parsed.generation === record.generation)
         throw this.audit.reject('expired', who); // 4 billion rotations: the end, not a wrap-around.
       // Before the generation: a client retrying the token of a session refused for its versions
       // is not a thief, and the revoke-all job marks the record with the reason it was asked for.
       await this.refuseOutdated(record, now, synced);
-      const decision = decideGeneration(parsed.generation, record, now, settings.reuseGraceMs);
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
       if (decision === 'grace') {
-        // The current token was signed with a secret that has since been removed from the list:
-        // nobody can be given it again, so the session ends here (a 400, never a 500).
-        if (!settings.codec.hasKey(record.keyId)) throw this.audit.reject('expired', who);
-        // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
-        return [this.respond(record, settings.codec.encode(record, record.keyId), now), 'grace'];
+        // The same current token for every straggler, unsealed from the record, no write. If its
+        // secret has since been removed from the list (or the seal does not open), nobody can be
+        // given it again, so the session ends here (a 400, never a 500).
+        const current = settings.codec.unsealCurrent(record);
+        if (current === null) throw this.audit.reject('expired', who);
+        return [this.respond(record, current, now), 'grace'];
       }
-      // The presented generation is the current one, yet the rotation missed: another key's token
-      // for it (not the one we stored), or a write in between (retry once).
-      if (presentedHash !== record.tokenHash) throw this.audit.reject('forged', who);
+      // 'advance': the presented token is the current one, yet the rotation missed: a write in
+      // between (retry once).
     }
     throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
   }
@@ -241,17 +243,23 @@ export class RotationService {
   }
 
   /**
-   * Logout by refresh token. The MAC is verified first, so garbage or a forged token revokes
-   * nothing (returns false). Any generation of the session with a valid MAC is accepted: it proves
-   * the caller held one of its tokens. Default reason `'logout'`.
+   * Logout by refresh token. The tag is verified first, so garbage or a forged token revokes
+   * nothing (returns false) and costs no I/O. Then its hash must be the record's current one or a
+   * listed superseded one: that proves the caller held one of its tokens. A valid tag on a token
+   * the session never had revokes nothing and raises `secret.compromise_suspected`. Default
+   * reason `'logout'`.
    */
   async revokeByRefreshToken(refreshToken: string, reason = 'logout'): Promise<boolean> {
     const parsed = this.parse(refreshToken);
     // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
     if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
     const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
-    if (!record || !this.options.refreshToken.codec.verify(parsed, record.salt)) return false;
-    return this.revoke(record, reason);
+    if (!record) return false;
+    const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
+    const { kind } = provenanceOf(record, presented);
+    if (kind === 'current' || kind === 'superseded') return this.revoke(record, reason);
+    if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
+    return false;
   }
 
   /**
@@ -386,15 +394,17 @@ export class RotationService {
     // 4 billion rotations: the slow path calls that the end of the session, never a wrap-around.
     if (parsed.generation >= MAX_GENERATION) return null;
     const now = clock.now();
-    const keyId = settings.codec.currentKeyId;
-    const token = settings.codec.encodeNext(parsed, keyId);
+    // Drawn before the one command, so the write stores its hash and seal: a fresh nonce, never
+    // computed from the presented token (docs/decisions.md, format 3).
+    const next = settings.codec.mint(parsed.sessionId, parsed.generation + 1);
     const rotated = await store(() =>
       repository.rotate({
         sessionId: parsed.sessionId,
         generation: parsed.generation,
         tokenHash: presentedHash,
-        nextKeyId: keyId,
-        nextTokenHash: hashToken(token),
+        nextKeyId: next.keyId,
+        nextTokenHash: next.tokenHash,
+        nextSealed: next.sealed,
         now,
         idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
       }),
@@ -408,7 +418,7 @@ export class RotationService {
       sessionId: rotated.sessionId,
       generation: rotated.generation,
     });
-    return this.respond(rotated, token, now);
+    return this.respond(rotated, next.token, now);
   }
 
   /**

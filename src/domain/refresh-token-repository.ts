@@ -71,16 +71,17 @@ export interface RefreshTokenRepository {
   /**
    * The hot path of a refresh, one conditional find-and-modify on the session's key: if the
    * record `sessionId` is at `generation` with `tokenHash`, not revoked, and neither idle- nor
-   * absolute-expired at `now`, then atomically set generation to `generation + 1`, `keyId` and
-   * `tokenHash` to the next ones, `rotatedAt` to `now`, record `now` as the time `generation` was
-   * superseded (the list keeps the last `SUPERSEDED_KEPT`), `expiresAt` to the earlier of
-   * `idleExpiresAt` and the record's absolute expiry, and `lastUsedAt` to `now` unless it is
-   * later; return the record after the change. Otherwise change nothing and return null: the
+   * absolute-expired at `now`, then atomically set generation to `generation + 1`, `keyId`,
+   * `tokenHash` and `sealed` to the next ones, `rotatedAt` to `now`, record `now` and `tokenHash`
+   * as the supersede entry of `generation` (the list keeps the last `SUPERSEDED_KEPT`),
+   * `expiresAt` to the earlier of `idleExpiresAt` and the record's absolute expiry, and
+   * `lastUsedAt` to `now` unless it is later; return the record after the change. Otherwise change nothing and return null: the
    * caller reads the record to find out why.
    *
-   * On a backend without atomic find-and-modify, two callers may both "win"; they then write the
-   * same generation, key and hash (the tokens are deterministic). A concurrent revocation is
-   * never undone by a rotation: see `revokeBySession`.
+   * On a backend without atomic find-and-modify, two callers may both "win", and each wrote the
+   * next token it drew (tokens are random): the adapter must keep rotations of one session from
+   * racing where it can (the Mongoose adapter serialises them per process on FerretDB v1). A
+   * concurrent revocation is never undone by a rotation: see `revokeBySession`.
    */
   rotate(input: RotateInput): Promise<RefreshTokenRecord | null>;
 

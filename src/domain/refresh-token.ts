@@ -24,8 +24,12 @@ export interface RefreshTokenRecord {
   keyId: number;
   /** Hex SHA-256 of the current generation's token; unique. Never the token itself. */
   tokenHash: string;
-  /** 32 random bytes, hex; mixed into every MAC of this session. */
-  salt: string;
+  /**
+   * The current token's nonce under AES-256-GCM (key derived from the secret `keyId`, bound to
+   * session, generation and key id; `token-seal.ts`), base64url: what lets the grace path answer
+   * every straggler with the same current token. Useless without the secret.
+   */
+  sealed: string;
   tokenVersion: number;
   globalVersionAtIssuance: number;
   createdAt: Date;
@@ -51,6 +55,11 @@ export interface RefreshTokenRecord {
 export interface SupersededGeneration {
   generation: number;
   at: Date;
+  /**
+   * Hex SHA-256 of that generation's token: a straggler is recognised by it, and a token with a
+   * valid tag but another hash for this generation was never issued.
+   */
+  tokenHash: string;
 }
 
 /**
@@ -84,12 +93,17 @@ export interface RotateInput {
   sessionId: string;
   /** The presented generation; the write happens only if it is still the current one. */
   generation: number;
-  /** SHA-256 of the presented token; the write happens only if it is the stored one. */
+  /**
+   * SHA-256 of the presented token; the write happens only if it is the stored one, and it is
+   * kept in the supersede entry of `generation`.
+   */
   tokenHash: string;
   /** Key id of the secret that signed the token for `generation + 1`. */
   nextKeyId: number;
   /** Hash of the token for `generation + 1`. */
   nextTokenHash: string;
+  /** The sealed nonce of the token for `generation + 1` (the record's next `sealed`). */
+  nextSealed: string;
   /** The time of the rotation: live and unexpired at `now`; `rotatedAt`, supersede time, last use. */
   now: Date;
   /** `now` + the idle TTL; the stored idle expiry never passes the record's absolute one. */
@@ -186,50 +200,94 @@ export function supersededWindow(
         entry.generation < generation &&
         entry.generation >= generation - SUPERSEDED_KEPT,
     )
-    .map((entry) => ({ generation: entry.generation, at: new Date(entry.at.getTime()) }))
+    .map((entry) => ({
+      generation: entry.generation,
+      at: new Date(entry.at.getTime()),
+      tokenHash: entry.tokenHash,
+    }))
     .sort((x, y) => x.generation - y.generation || x.at.getTime() - y.at.getTime());
 }
 
-/**
- * When `generation` was superseded, or null when the record no longer knows (older than its
- * list, or never rotated). The earliest entry wins if a list holds two (a record saved with
- * one).
- */
-export function supersededAt(
-  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt' | 'superseded'>,
-  generation: number,
-): Date | null {
-  let earliest: Date | null = null;
-  for (const entry of record.superseded) {
-    if (entry.generation !== generation) continue;
-    if (earliest === null || entry.at.getTime() < earliest.getTime()) earliest = entry.at;
-  }
-  // Records written before the list existed still know when `cur - 1` was superseded.
-  if (earliest === null && generation === record.generation - 1) return record.rotatedAt;
-  return earliest;
+/** What a record says about a presented token with a valid tag (its generation and hash). */
+export type Provenance =
+  /** The current generation's token. */
+  | { kind: 'current' }
+  /** A superseded generation's token, superseded at `at`. */
+  | { kind: 'superseded'; at: Date }
+  /** A generation older than the supersede list (or without an entry): it may have been ours. */
+  | { kind: 'forgotten' }
+  /**
+   * A token the record never stored the hash of, for a generation it knows (current, listed, or
+   * ahead of it). Its tag verifies, so it was made with one of our secrets: a secret is out.
+   */
+  | { kind: 'never_issued' };
+
+/** The token a client presents, as far as the record can judge it. */
+export interface PresentedToken {
+  generation: number;
+  /** Hex SHA-256 of the token string. */
+  tokenHash: string;
 }
 
-/** What to do with a generation whose anchor is valid (docs/architecture.md, "A refresh", step 3). */
-export type GenerationDecision = 'advance' | 'grace' | 'reuse';
+/**
+ * Whether the record issued the presented token. Hashes are compared with `===`: they are
+ * SHA-256 of tokens, not secrets (the database filters on the same value, and learning a stored
+ * hash byte by byte would still leave a preimage to find). The earliest entry wins if a list
+ * holds two for one generation with that hash (a record saved with one).
+ */
+export function provenanceOf(
+  record: Pick<RefreshTokenRecord, 'generation' | 'tokenHash' | 'superseded'>,
+  presented: PresentedToken,
+): Provenance {
+  if (presented.generation === record.generation)
+    return presented.tokenHash === record.tokenHash
+      ? { kind: 'current' }
+      : { kind: 'never_issued' };
+  // No generation above the current one was ever issued (on an atomic store, not even lost).
+  if (presented.generation > record.generation) return { kind: 'never_issued' };
+  const listed = record.superseded.filter((entry) => entry.generation === presented.generation);
+  if (listed.length === 0) return { kind: 'forgotten' };
+  let earliest: Date | null = null;
+  for (const entry of listed) {
+    if (entry.tokenHash !== presented.tokenHash) continue;
+    if (earliest === null || entry.at.getTime() < earliest.getTime()) earliest = entry.at;
+  }
+  return earliest === null ? { kind: 'never_issued' } : { kind: 'superseded', at: earliest };
+}
+
+/** What to do with a token whose tag is valid (docs/architecture.md, "A refresh", step 3). */
+export type GenerationDecision = 'advance' | 'grace' | 'reuse' | 'never_issued';
 
 /**
- * - `advance`: the presented generation is the current one: rotate.
- * - `grace`: an older generation superseded at most `reuseGraceMs` ago, however far behind `cur`
- *   (concurrent tabs, a straggler request started before two other tabs rotated, a retry after a
- *   lost response): answer with the current token, no write. `reuseGraceMs = 0` disables.
- * - `reuse`: anything else, including a generation older than the record's supersede list (its
- *   time is unknown, so it is never forgiven). A valid MAC on a rotated generation outside the
- *   window means the token was copied: the session must die.
+ * - `advance`: the presented token is the current one: rotate (the write raced, retry).
+ * - `grace`: a superseded token of this session, its generation superseded at most
+ *   `reuseGraceMs` ago, however far behind `cur` (concurrent tabs, a straggler request started
+ *   before two other tabs rotated, a retry after a lost response): answer with the current
+ *   token, no write. `reuseGraceMs = 0` disables.
+ * - `reuse`: a superseded token outside the window, or one of a generation older than the
+ *   supersede list (its time and hash are unknown, so it is never forgiven). The token was
+ *   copied: the session must die.
+ * - `never_issued`: a valid tag on a token this session never had (see {@link provenanceOf}):
+ *   refuse, change nothing, raise the compromise alarm. Checked before time, so the window
+ *   never turns such a token into the current one.
  */
 export function decideGeneration(
-  presented: number,
-  record: Pick<RefreshTokenRecord, 'generation' | 'rotatedAt' | 'superseded'>,
+  presented: PresentedToken,
+  record: Pick<RefreshTokenRecord, 'generation' | 'tokenHash' | 'superseded'>,
   now: Date,
   reuseGraceMs: number,
 ): GenerationDecision {
-  if (presented === record.generation) return 'advance';
-  if (presented > record.generation || reuseGraceMs <= 0) return 'reuse';
-  const at = supersededAt(record, presented);
-  const inWindow = at !== null && now.getTime() - at.getTime() <= reuseGraceMs;
-  return inWindow ? 'grace' : 'reuse';
+  const provenance = provenanceOf(record, presented);
+  switch (provenance.kind) {
+    case 'current':
+      return 'advance';
+    case 'never_issued':
+      return 'never_issued';
+    case 'forgotten':
+      return 'reuse';
+    case 'superseded': {
+      const inWindow = reuseGraceMs > 0 && now.getTime() - provenance.at.getTime() <= reuseGraceMs;
+      return inWindow ? 'grace' : 'reuse';
+    }
+  }
 }

@@ -318,7 +318,7 @@ export function describeRefreshTokenRepositoryContract(
     });
 
     describe('rotate', () => {
-      it('moves the current, live, unexpired token to the next generation, with the given hash, key and times', async () => {
+      it('moves the current, live, unexpired token to the next generation, with the given hash, seal, key and times, and keeps the presented hash in the supersede entry', async () => {
         const record = await saved({ lastUsedAt: at(-MINUTE) });
         const input = aRotation(record, at(MINUTE), { nextKeyId: 9 });
         const rotated = await repository.rotate(input);
@@ -327,8 +327,9 @@ export function describeRefreshTokenRepositoryContract(
           generation: 1,
           keyId: 9,
           tokenHash: input.nextTokenHash,
+          sealed: input.nextSealed,
           rotatedAt: at(MINUTE),
-          superseded: [{ generation: 0, at: at(MINUTE) }],
+          superseded: [{ generation: 0, at: at(MINUTE), tokenHash: record.tokenHash }],
           expiresAt: input.idleExpiresAt,
           lastUsedAt: at(MINUTE),
         };
@@ -371,8 +372,8 @@ export function describeRefreshTokenRepositoryContract(
         expect(next).toMatchObject({
           generation: 2,
           superseded: [
-            { generation: 0, at: at(MINUTE) },
-            { generation: 1, at: at(3 * MINUTE) },
+            { generation: 0, at: at(MINUTE), tokenHash: expect.any(String) },
+            { generation: 1, at: at(3 * MINUTE), tokenHash: current.tokenHash },
           ],
         });
       });
@@ -434,21 +435,25 @@ export function describeRefreshTokenRepositoryContract(
         expect(final).toMatchObject({
           generation: 1,
           tokenHash: input.nextTokenHash,
+          sealed: input.nextSealed,
           revokedAt: null,
         });
         for (const winner of winners) expect(winner).toEqual(final);
       });
 
-      it('keeps the supersede times of the last 16 generations, oldest first', async () => {
+      it('keeps the supersede times and token hashes of the last 16 generations, oldest first', async () => {
         let record = await saved();
+        const hashes = [record.tokenHash];
         for (let step = 1; step <= 20; step += 1) {
           const next = await repository.rotate(aRotation(record, at(step * MINUTE)));
           expect(next?.generation).toBe(step);
           record = next!;
+          hashes.push(record.tokenHash);
         }
         const expected = Array.from({ length: 16 }, (_, index) => ({
           generation: index + 4,
           at: at((index + 5) * MINUTE),
+          tokenHash: hashes[index + 4],
         }));
         expect(record.superseded).toEqual(expected);
         expect((await repository.findById(record.id))?.superseded).toEqual(expected);
@@ -456,13 +461,16 @@ export function describeRefreshTokenRepositoryContract(
 
       it('keeps a supersede list saved with the record, and adds to it', async () => {
         const superseded = [
-          { generation: 3, at: at(MINUTE) },
-          { generation: 4, at: at(2 * MINUTE) },
+          { generation: 3, at: at(MINUTE), tokenHash: aTokenHash() },
+          { generation: 4, at: at(2 * MINUTE), tokenHash: aTokenHash() },
         ];
         const record = await saved({ generation: 5, superseded });
         expect(record.superseded).toEqual(superseded);
         const next = await repository.rotate(aRotation(record, at(3 * MINUTE)));
-        expect(next?.superseded).toEqual([...superseded, { generation: 5, at: at(3 * MINUTE) }]);
+        expect(next?.superseded).toEqual([
+          ...superseded,
+          { generation: 5, at: at(3 * MINUTE), tokenHash: record.tokenHash },
+        ]);
       });
     });
 

@@ -563,11 +563,7 @@ export function describeRotationServiceContract(name: string, factory: ContractF
 
       it('a well-formed token for an unknown session is rejected', async () => {
         const codec = new TokenCodec([refreshSecret]);
-        const stranger = codec.encode({
-          sessionId: randomHex(16),
-          generation: 0,
-          salt: randomHex(32),
-        });
+        const stranger = codec.mint(randomHex(16), 0).token;
         await expectGrantRejected(rotation.refresh(stranger), 'unknown_session');
         await expectUnchanged();
       });
@@ -651,8 +647,13 @@ export function describeRotationServiceContract(name: string, factory: ContractF
           absoluteExpiresAt: new Date(now.getTime() - HOUR),
           expiresAt: new Date(now.getTime() + 20 * 24 * HOUR),
         });
-        const token = codec.encode({ sessionId: input.sessionId, generation: 0, salt: input.salt });
-        await subject.repository.save({ ...input, tokenHash: sha256Hex(token) });
+        const minted = codec.mint(input.sessionId, 0);
+        const token = minted.token;
+        await subject.repository.save({
+          ...input,
+          tokenHash: minted.tokenHash,
+          sealed: minted.sealed,
+        });
         const before = await record(input.sessionId);
 
         await expectGrantRejected(rotation.refresh(token), 'expired');

@@ -97,7 +97,7 @@ describe("the caller's connection", () => {
         'generation',
         'keyId',
         'tokenHash',
-        'salt',
+        'sealed',
         'tokenVersion',
         'globalVersionAtIssuance',
         'createdAt',

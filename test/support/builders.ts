@@ -22,7 +22,8 @@ export function aTokenHash(): string {
 
 /**
  * A new, live session record at generation 0, created at `EPOCH`, idle expiry +30 d, absolute
- * +90 d; unique id, session id, salt and hash on every call. Override any field.
+ * +90 d; unique id, session id, seal and hash on every call (the seal is random bytes: it opens
+ * under no key). Override any field.
  */
 export function aNewRecord(overrides: Partial<NewRefreshTokenRecord> = {}): NewRefreshTokenRecord {
   const createdAt = overrides.createdAt ?? EPOCH;
@@ -33,7 +34,7 @@ export function aNewRecord(overrides: Partial<NewRefreshTokenRecord> = {}): NewR
     generation: 0,
     keyId: 7,
     tokenHash: aTokenHash(),
-    salt: randomHex(32),
+    sealed: randomBytes(60).toString('base64url'),
     tokenVersion: 0,
     globalVersionAtIssuance: 0,
     createdAt,
@@ -58,7 +59,7 @@ export function savedFrom(input: NewRefreshTokenRecord): RefreshTokenRecord {
 
 /**
  * The hot-path rotation of `record` from its current generation at `at` (its stored hash, a fresh
- * next hash, idle expiry +30 d).
+ * next hash and seal, idle expiry +30 d).
  */
 export function aRotation(
   record: Pick<RefreshTokenRecord, 'sessionId' | 'generation' | 'tokenHash'>,
@@ -71,6 +72,7 @@ export function aRotation(
     tokenHash: record.tokenHash,
     nextKeyId: 7,
     nextTokenHash: aTokenHash(),
+    nextSealed: randomBytes(60).toString('base64url'),
     now: at,
     idleExpiresAt: new Date(at.getTime() + 30 * DAY),
     ...overrides,
@@ -79,7 +81,8 @@ export function aRotation(
 
 /**
  * A copy of a refresh token with its decoded body changed by `mutate` (bytes: [0] format,
- * [1] key id, [2..18) session id, [18..22) generation, [22..38) tag, [38..70) anchor), re-encoded canonically.
+ * [1] key id, [2..18) session id, [18..22) generation, [22..54) nonce, [54..70) tag), re-encoded
+ * canonically.
  */
 export function tamperToken(token: string, mutate: (body: Buffer) => void): string {
   const body = Buffer.from(token.slice(3), 'base64url');

@@ -1,7 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { MalformedTokenError, OptionsError } from '../../src/domain/errors';
-import { hashToken, keyIdOf, MAX_GENERATION, TokenCodec } from '../../src/domain/token-codec';
+import {
+  hashToken,
+  keyIdOf,
+  MAX_GENERATION,
+  TokenCodec,
+  type MintedToken,
+} from '../../src/domain/token-codec';
 import { aSecret, randomHex, tamperToken } from '../support/builders';
 
 const secret = aSecret();
@@ -14,48 +20,80 @@ const hex = (bytes: number) =>
 const subjects = fc.record({
   sessionId: hex(16),
   generation: fc.integer({ min: 0, max: MAX_GENERATION }),
-  salt: hex(32),
+  nonce: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((array) => Buffer.from(array)),
 });
 
-/** Rejected = the codec refuses to parse it, or its tag or anchor does not verify for the session's salt. */
-function isAccepted(token: string, salt: string): boolean {
+/** Accepted = the codec parses it and its tag verifies (all that is checked before any I/O). */
+function isAccepted(token: string, tokens: TokenCodec = codec): boolean {
   try {
-    return codec.verify(codec.parse(token), salt);
+    return tokens.hasValidTag(tokens.parse(token));
   } catch (error) {
     if (error instanceof MalformedTokenError) return false;
     throw error;
   }
 }
 
-describe('TokenCodec', () => {
-  it('encodes rt_ followed by 94 base64url characters', () => {
-    const token = codec.encode({ sessionId: randomHex(16), generation: 3, salt: randomHex(32) });
-    expect(token).toMatch(/^rt_[A-Za-z0-9_-]{94}$/);
+/** The record fields a minted token leaves behind, as the grace path reads them. */
+function stored(sessionId: string, generation: number, minted: MintedToken) {
+  return { sessionId, generation, keyId: minted.keyId, sealed: minted.sealed };
+}
+
+/** How many byte positions of two decoded token bodies differ. */
+function bytesDiffering(a: string, b: string): number {
+  const x = Buffer.from(a.slice(3), 'base64url');
+  const y = Buffer.from(b.slice(3), 'base64url');
+  return x.reduce((count, byte, index) => count + (byte === y[index] ? 0 : 1), 0);
+}
+
+describe('TokenCodec, format 3', () => {
+  it('mints rt_ followed by 94 base64url characters', () => {
+    expect(codec.mint(randomHex(16), 3).token).toMatch(/^rt_[A-Za-z0-9_-]{94}$/);
   });
 
-  it('encode → parse round-trips session id, generation and key id, and tag and anchor verify', () => {
+  it('mint → parse round-trips format, key id, session id and generation, and the tag verifies', () => {
     fc.assert(
-      fc.property(subjects, (subject) => {
-        const parsed = codec.parse(codec.encode(subject));
+      fc.property(hex(16), fc.integer({ min: 0, max: MAX_GENERATION }), (sessionId, generation) => {
+        const minted = codec.mint(sessionId, generation);
+        const parsed = codec.parse(minted.token);
         expect(parsed).toMatchObject({
-          format: 2,
+          format: 3,
           keyId: codec.currentKeyId,
-          sessionId: subject.sessionId,
-          generation: subject.generation,
+          sessionId,
+          generation,
         });
-        expect(codec.verify(parsed, subject.salt)).toBe(true);
+        expect(codec.hasValidTag(parsed)).toBe(true);
+        expect(minted).toMatchObject({
+          keyId: codec.currentKeyId,
+          tokenHash: hashToken(minted.token),
+        });
       }),
     );
   });
 
-  it('is deterministic for a (session, generation, salt, key) and differs when any of them changes', () => {
+  it('draws a fresh nonce on every mint: the same session and generation never give the same token twice', () => {
+    const sessionId = randomHex(16);
+    const tokens = new Set(Array.from({ length: 200 }, () => codec.mint(sessionId, 7).token));
+    expect(tokens.size).toBe(200);
+  });
+
+  it('consecutive tokens of a session differ in at least 32 byte positions', () => {
+    const sessionId = randomHex(16);
+    let previous = codec.mint(sessionId, 0).token;
+    for (let generation = 1; generation <= 500; generation += 1) {
+      const next = codec.mint(sessionId, generation).token;
+      expect(bytesDiffering(previous, next)).toBeGreaterThanOrEqual(32);
+      previous = next;
+    }
+  });
+
+  it('encode is deterministic in (session, generation, nonce, key) and differs when any of them changes', () => {
     fc.assert(
-      fc.property(subjects, hex(32), (subject, otherSalt) => {
+      fc.property(subjects, (subject) => {
         const token = codec.encode(subject);
-        expect(codec.encode({ ...subject })).toBe(token);
-        fc.pre(otherSalt !== subject.salt);
-        expect(codec.encode({ ...subject, salt: otherSalt })).not.toBe(token);
-        expect(isAccepted(token, otherSalt)).toBe(false);
+        expect(codec.encode({ ...subject, nonce: Buffer.from(subject.nonce) })).toBe(token);
+        const otherNonce = Buffer.from(subject.nonce);
+        otherNonce[0] = (otherNonce[0] as number) ^ 1;
+        expect(codec.encode({ ...subject, nonce: otherNonce })).not.toBe(token);
         const nextGeneration = (subject.generation + 1) % (MAX_GENERATION + 1);
         expect(codec.encode({ ...subject, generation: nextGeneration })).not.toBe(token);
       }),
@@ -69,7 +107,7 @@ describe('TokenCodec', () => {
         const index = position % token.length;
         const flipped = String.fromCharCode(token.charCodeAt(index) ^ (1 << bit));
         const changed = token.slice(0, index) + flipped + token.slice(index + 1);
-        expect(isAccepted(changed, subject.salt)).toBe(false);
+        expect(isAccepted(changed)).toBe(false);
       }),
       { numRuns: 1000 },
     );
@@ -81,7 +119,7 @@ describe('TokenCodec', () => {
         const changed = tamperToken(codec.encode(subject), (body) => {
           body[bit >> 3] = (body[bit >> 3] as number) ^ (1 << (bit & 7));
         });
-        expect(isAccepted(changed, subject.salt)).toBe(false);
+        expect(isAccepted(changed)).toBe(false);
       }),
       { numRuns: 1000 },
     );
@@ -91,14 +129,14 @@ describe('TokenCodec', () => {
     fc.assert(
       fc.property(subjects, fc.nat(), fc.string({ minLength: 1 }), (subject, cut, suffix) => {
         const token = codec.encode(subject);
-        expect(isAccepted(token.slice(0, cut % token.length), subject.salt)).toBe(false);
-        expect(isAccepted(token + suffix, subject.salt)).toBe(false);
-        expect(isAccepted(suffix + token, subject.salt)).toBe(false);
+        expect(isAccepted(token.slice(0, cut % token.length))).toBe(false);
+        expect(isAccepted(token + suffix)).toBe(false);
+        expect(isAccepted(suffix + token)).toBe(false);
       }),
     );
   });
 
-  it('throws nothing but MalformedTokenError for random input', () => {
+  it('throws nothing but MalformedTokenError for random input, and random bodies never carry a valid tag', () => {
     const base64url = fc.string({
       unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_='),
       minLength: 84,
@@ -122,42 +160,63 @@ describe('TokenCodec', () => {
           expect(error).toBeInstanceOf(MalformedTokenError);
           return;
         }
-        expect(codec.verify(parsed, randomHex(32))).toBe(false);
+        expect(codec.hasValidTag(parsed)).toBe(false);
       }),
       { numRuns: 3000 },
     );
   });
 
   it('rejects a non-canonical encoding of a valid body', () => {
-    const token = codec.encode({ sessionId: randomHex(16), generation: 1, salt: randomHex(32) });
+    const { token } = codec.mint(randomHex(16), 1);
     expect(() => codec.parse(`${token}=`)).toThrow(MalformedTokenError);
     expect(() => codec.parse(token.replace(/^rt_/, 'RT_'))).toThrow(MalformedTokenError);
   });
 
-  it('rejects an unknown format byte and an unknown key id', () => {
-    const token = codec.encode({ sessionId: randomHex(16), generation: 1, salt: randomHex(32) });
-    const format1 = tamperToken(token, (body) => {
-      body[0] = 1;
-    });
+  it('refuses formats 1 and 2 and an unknown key id as malformed', () => {
+    const { token } = codec.mint(randomHex(16), 1);
+    for (const format of [0, 1, 2, 4, 255]) {
+      const other = tamperToken(token, (body) => {
+        body[0] = format;
+      });
+      expect(() => codec.parse(other)).toThrow('unknown refresh token format');
+    }
     const otherKey = tamperToken(token, (body) => {
       body[1] = (codec.currentKeyId + 1) % 256;
     });
-    expect(() => codec.parse(format1)).toThrow('unknown refresh token format');
     expect(() => codec.parse(otherKey)).toThrow('unknown key');
   });
 
-  describe('tag and anchor', () => {
-    it('encodeNext computes, from a presented token alone, the token encode gives for the next generation', () => {
-      fc.assert(
-        fc.property(subjects, (subject) => {
-          fc.pre(subject.generation < MAX_GENERATION);
-          const next = codec.encodeNext(codec.parse(codec.encode(subject)));
-          expect(next).toBe(codec.encode({ ...subject, generation: subject.generation + 1 }));
-        }),
-      );
-    });
+  it('refuses a genuine format-2 token, minted the old way with our own secret, as malformed', () => {
+    // Format 2: [2][key id][session id][generation][tag 16B][anchor 32B], anchor = SHA-256(label ‖ salt).
+    const sessionId = randomHex(16);
+    const anchor = createHash('sha256')
+      .update('refresh-rotation/session-anchor/v2\0')
+      .update(randomBytes(32))
+      .digest();
+    const counter = Buffer.alloc(4);
+    counter.writeUInt32BE(3);
+    const tag = createHmac('sha256', secret)
+      .update('refresh-rotation/refresh-token-tag/v2\0')
+      .update(Buffer.from(sessionId, 'hex'))
+      .update(counter)
+      .update(anchor)
+      .digest()
+      .subarray(0, 16);
+    const body = Buffer.concat([
+      Buffer.from([2, codec.currentKeyId]),
+      Buffer.from(sessionId, 'hex'),
+      counter,
+      tag,
+      anchor,
+    ]);
+    const format2 = `rt_${body.toString('base64url')}`;
+    expect(format2).toMatch(/^rt_[A-Za-z0-9_-]{94}$/);
+    expect(() => codec.parse(format2)).toThrow(MalformedTokenError);
+    expect(isAccepted(format2)).toBe(false);
+  });
 
-    it('the tag needs no salt: any change of session, generation, tag or anchor fails it', () => {
+  describe('the tag', () => {
+    it('needs no record: any change of session, generation, nonce or tag fails it', () => {
       fc.assert(
         fc.property(subjects, fc.integer({ min: 2 * 8, max: 70 * 8 - 1 }), (subject, bit) => {
           const token = codec.encode(subject);
@@ -171,50 +230,104 @@ describe('TokenCodec', () => {
       );
     });
 
-    it("a valid tag over another session's anchor does not verify against this session's salt", () => {
-      const subject = { sessionId: randomHex(16), generation: 2, salt: randomHex(32) };
-      const otherSalt = randomHex(32);
-      const foreign = codec.parse(codec.encode({ ...subject, salt: otherSalt }));
-      expect(codec.hasValidTag(foreign)).toBe(true);
-      expect(codec.verify(foreign, subject.salt)).toBe(false);
-      expect(codec.verify(foreign, otherSalt)).toBe(true);
+    it('is made with the secret: another secret of the same key id tags no token of ours', () => {
+      const other = new TokenCodec([aSecret(secret)]);
+      const { token } = other.mint(randomHex(16), 0);
+      const relabelled = tamperToken(token, (body) => {
+        body[1] = codec.currentKeyId;
+      });
+      expect(isAccepted(relabelled)).toBe(false);
+    });
+  });
+
+  describe('the seal', () => {
+    it('unsealCurrent rebuilds exactly the minted token from what the record stores', () => {
+      fc.assert(
+        fc.property(
+          hex(16),
+          fc.integer({ min: 0, max: MAX_GENERATION }),
+          (sessionId, generation) => {
+            const minted = codec.mint(sessionId, generation);
+            expect(codec.unsealCurrent(stored(sessionId, generation, minted))).toBe(minted.token);
+          },
+        ),
+        { numRuns: 200 },
+      );
     });
 
-    it('encodeNext refuses to go past the largest generation', () => {
-      const last = codec.parse(
-        codec.encode({ sessionId: randomHex(16), generation: MAX_GENERATION, salt: randomHex(32) }),
-      );
-      expect(() => codec.encodeNext(last)).toThrow(RangeError);
+    it('stores neither the token nor its nonce: the sealed value shares no 8-byte run with the token body', () => {
+      for (let round = 0; round < 100; round += 1) {
+        const minted = codec.mint(randomHex(16), round);
+        const body = Buffer.from(minted.token.slice(3), 'base64url');
+        const sealed = Buffer.from(minted.sealed, 'base64url');
+        for (let start = 0; start + 8 <= body.length; start += 1) {
+          expect(sealed.includes(body.subarray(start, start + 8))).toBe(false);
+        }
+        expect(minted.sealed).not.toContain(minted.token.slice(3, 20));
+      }
+    });
+
+    it('does not open for another session, generation or key id, nor after any changed byte', () => {
+      const sessionId = randomHex(16);
+      const minted = codec.mint(sessionId, 4);
+      const record = stored(sessionId, 4, minted);
+      expect(codec.unsealCurrent({ ...record, sessionId: randomHex(16) })).toBeNull();
+      expect(codec.unsealCurrent({ ...record, generation: 5 })).toBeNull();
+      const sealed = Buffer.from(minted.sealed, 'base64url');
+      for (let index = 0; index < sealed.length; index += 1) {
+        const changed = Buffer.from(sealed);
+        changed[index] = (changed[index] as number) ^ 0x01;
+        expect(
+          codec.unsealCurrent({ ...record, sealed: changed.toString('base64url') }),
+        ).toBeNull();
+      }
+      expect(codec.unsealCurrent({ ...record, sealed: 'not-base64url!' })).toBeNull();
+      expect(codec.unsealCurrent({ ...record, sealed: '' })).toBeNull();
+      const twoKeys = new TokenCodec([secret, aSecret(secret)]);
+      const otherKeyId = [...Array(256).keys()].find(
+        (id) => id !== codec.currentKeyId && twoKeys.hasKey(id),
+      )!;
+      expect(twoKeys.unsealCurrent({ ...record, keyId: otherKeyId })).toBeNull();
+    });
+
+    it('does not open under another secret, and not at all once its secret is removed', () => {
+      const sessionId = randomHex(16);
+      const minted = codec.mint(sessionId, 0);
+      const other = new TokenCodec([aSecret(secret)]);
+      expect(other.unsealCurrent(stored(sessionId, 0, minted))).toBeNull();
     });
   });
 
   describe('several secrets', () => {
     const older = aSecret();
     const newer = aSecret(older);
-    const subject = { sessionId: randomHex(16), generation: 5, salt: randomHex(32) };
+    const sessionId = randomHex(16);
 
-    it('the first secret signs; tokens of every listed secret verify, whatever the order', () => {
-      const oldToken = new TokenCodec([older]).encode(subject);
+    it('the first secret mints; tokens and seals of every listed secret verify and open, whatever the order', () => {
+      const minted = new TokenCodec([older]).mint(sessionId, 5);
       const rotated = new TokenCodec([newer, older]);
       expect(rotated.currentKeyId).toBe(keyIdOf(Buffer.from(newer)));
-      expect(rotated.verify(rotated.parse(oldToken), subject.salt)).toBe(true);
+      expect(isAccepted(minted.token, rotated)).toBe(true);
+      expect(rotated.unsealCurrent(stored(sessionId, 5, minted))).toBe(minted.token);
       const reordered = new TokenCodec([older, newer]);
-      expect(reordered.verify(reordered.parse(oldToken), subject.salt)).toBe(true);
-      expect(rotated.encode(subject)).not.toBe(oldToken);
-      expect(rotated.encode(subject, keyIdOf(Buffer.from(older)))).toBe(oldToken);
+      expect(isAccepted(minted.token, reordered)).toBe(true);
+      expect(reordered.unsealCurrent(stored(sessionId, 5, minted))).toBe(minted.token);
+      expect(rotated.mint(sessionId, 5).keyId).toBe(rotated.currentKeyId);
     });
 
-    it('a token of a retired secret no longer parses', () => {
-      const oldToken = new TokenCodec([older]).encode(subject);
-      expect(() => new TokenCodec([newer]).parse(oldToken)).toThrow(MalformedTokenError);
+    it('a token of a retired secret no longer parses, and its seal no longer opens', () => {
+      const minted = new TokenCodec([older]).mint(sessionId, 5);
+      const retired = new TokenCodec([newer]);
+      expect(() => retired.parse(minted.token)).toThrow(MalformedTokenError);
+      expect(retired.unsealCurrent(stored(sessionId, 5, minted))).toBeNull();
     });
 
     it('a token relabelled with another configured key id does not verify', () => {
       const both = new TokenCodec([newer, older]);
-      const relabelled = tamperToken(new TokenCodec([older]).encode(subject), (body) => {
+      const relabelled = tamperToken(new TokenCodec([older]).mint(sessionId, 5).token, (body) => {
         body[1] = both.currentKeyId;
       });
-      expect(both.verify(both.parse(relabelled), subject.salt)).toBe(false);
+      expect(isAccepted(relabelled, both)).toBe(false);
     });
   });
 
@@ -251,8 +364,16 @@ describe('TokenCodec', () => {
     });
   });
 
+  it('encode and mint refuse a generation past the largest, an invalid session id or nonce', () => {
+    expect(() => codec.mint(randomHex(16), MAX_GENERATION + 1)).toThrow(RangeError);
+    expect(() => codec.mint('not-hex', 0)).toThrow(RangeError);
+    expect(() =>
+      codec.encode({ sessionId: randomHex(16), generation: 0, nonce: randomBytes(31) }),
+    ).toThrow(RangeError);
+  });
+
   it('hashToken is the hex SHA-256 of the token string', () => {
-    const token = codec.encode({ sessionId: randomHex(16), generation: 0, salt: randomHex(32) });
+    const { token } = codec.mint(randomHex(16), 0);
     expect(hashToken(token)).toBe(createHash('sha256').update(token).digest('hex'));
     expect(hashToken(token)).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -27,7 +27,11 @@ function copyDate(date: Date | null): Date | null {
 }
 
 function copySuperseded(list: readonly SupersededGeneration[]): SupersededGeneration[] {
-  return list.map((entry) => ({ generation: entry.generation, at: copyDate(entry.at) }));
+  return list.map((entry) => ({
+    generation: entry.generation,
+    at: copyDate(entry.at),
+    tokenHash: entry.tokenHash,
+  }));
 }
 
 /** A deep copy (not `structuredClone`: its Dates come from another realm under some runners). */
@@ -198,11 +202,12 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     record.generation = input.generation + 1;
     record.keyId = input.nextKeyId;
     record.tokenHash = input.nextTokenHash;
+    record.sealed = input.nextSealed;
     record.rotatedAt = new Date(at);
     const slot = supersededSlot(input.generation);
     record.superseded = supersededWindow(record.generation, [
       ...record.superseded.filter((entry) => supersededSlot(entry.generation) !== slot),
-      { generation: input.generation, at: new Date(at) },
+      { generation: input.generation, at: new Date(at), tokenHash: input.tokenHash },
     ]);
     record.expiresAt = new Date(
       Math.min(input.idleExpiresAt.getTime(), record.absoluteExpiresAt.getTime()),

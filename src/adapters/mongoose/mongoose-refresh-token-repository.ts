@@ -88,7 +88,7 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
     generation: doc.generation,
     keyId: doc.keyId,
     tokenHash: doc.tokenHash,
-    salt: doc.salt,
+    sealed: doc.sealed,
     tokenVersion: doc.tokenVersion,
     globalVersionAtIssuance: doc.globalVersionAtIssuance,
     createdAt: doc.createdAt,
@@ -133,17 +133,23 @@ function rotateFilter(input: RotateInput): RecordFilter {
   };
 }
 
-/** The hot path's update: plain operators every backend applies, nothing computed from the record. */
+/**
+ * The hot path's update: plain operators every backend applies, nothing computed from the record.
+ * The next token's hash and seal and the superseded entry (with the presented token's hash, which
+ * the filter has just proved is the stored one) land in the same `$set`: one command.
+ */
 function rotateUpdate(input: RotateInput): RecordUpdate {
   return {
     $set: {
       generation: input.generation + 1,
       keyId: input.nextKeyId,
       tokenHash: input.nextTokenHash,
+      sealed: input.nextSealed,
       rotatedAt: input.now,
       [`superseded.${supersededSlot(input.generation)}`]: {
         generation: input.generation,
         at: input.now,
+        tokenHash: input.tokenHash,
       },
       expiresAt: input.idleExpiresAt,
     },

@@ -221,8 +221,11 @@ export class GuardedWrites implements WriteStrategy {
    * One rotation of a session at a time in this process. FerretDB v1's find-and-modify reads, then
    * writes the whole document: two racing rotations (tabs sharing a cookie) both match, and the
    * one that read first can land last and move the generation backwards, after which the newest
-   * token looks like reuse and the session is revoked. Serialising them here closes that for one
-   * app instance; across instances FerretDB v1 can still race (docs/decisions.md).
+   * token looks like reuse and the session is revoked. Since format 3, two winners would also
+   * have drawn two different random tokens, and the one whose write was overwritten would hand
+   * its client a token the record never stored. Serialised, the second caller matches nothing
+   * and takes the grace path, which answers with the winner's token. That closes both for one app
+   * instance; across instances FerretDB v1 can still race (docs/decisions.md).
    */
   async rotate(filter: RecordFilter, update: RecordUpdate): Promise<RefreshTokenDocument | null> {
     const sessionId = String(filter._id);

@@ -18,8 +18,8 @@ export interface RefreshTokenDocument extends Omit<
   /** The session id. */
   _id: string;
   /**
-   * Supersede times as a ring: generation g in slot `g % SUPERSEDED_KEPT` (one `$set` per
-   * rotation, no read). Slots never written yet may be null.
+   * Supersede entries (time and token hash) as a ring: generation g in slot `g % SUPERSEDED_KEPT`
+   * (one `$set` per rotation, no read). Slots never written yet may be null.
    */
   superseded: (RefreshTokenRecord['superseded'][number] | null)[];
   /** Absent when the client told us nothing (Mongoose drops empty objects). */
@@ -68,7 +68,7 @@ export function createRefreshTokenSchema(
       generation: { type: Number, required: true, min: 0 },
       keyId: { type: Number, required: true },
       tokenHash: { type: String, required: true },
-      salt: { type: String, required: true },
+      sealed: { type: String, required: true },
       tokenVersion: { type: Number, required: true },
       globalVersionAtIssuance: { type: Number, required: true },
       createdAt: { type: Date, required: true },
@@ -79,6 +79,7 @@ export function createRefreshTokenSchema(
             _id: false,
             generation: { type: Number, required: true },
             at: { type: Date, required: true },
+            tokenHash: { type: String, required: true },
           },
         ],
         default: [],

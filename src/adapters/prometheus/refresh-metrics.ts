@@ -59,6 +59,9 @@ const DEFAULT_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  * - `refresh_rotation_revoke_alls_total{mode}`: revoke-alls, `queued` (a job) or `inline` (Redis
  *   was unreachable, so the request revoked the records itself).
  * - `refresh_rotation_global_rotations_total`: breach rotations.
+ * - `refresh_rotation_secret_compromise_suspected_total`: tokens with a valid tag that their
+ *   session never had (`secret.compromise_suspected`): a refresh secret is out. Alert on any
+ *   increase (docs/operations.md). No label: the key id is in the audit event.
  * - `refresh_rotation_touches_dropped_total`: activity updates the job queue refused (needs `observe`).
  *
  * Throws prom-client's error when a metric of that name is already in `registry`.
@@ -102,6 +105,11 @@ export function createRefreshMetrics(options: RefreshMetricsOptions = {}): Refre
     help: 'Breach rotations (global minimum version bumps)',
     registers,
   });
+  const compromiseSuspected = new Counter({
+    name: `${prefix}secret_compromise_suspected_total`,
+    help: 'Tokens with a valid tag that their session never had: a refresh secret is out',
+    registers,
+  });
   const sources: DroppedTouchesSource[] = [];
   new Counter({
     name: `${prefix}touches_dropped_total`,
@@ -132,6 +140,9 @@ export function createRefreshMetrics(options: RefreshMetricsOptions = {}): Refre
         return;
       case 'global.rotated':
         globalRotations.inc();
+        return;
+      case 'secret.compromise_suspected':
+        compromiseSuspected.inc();
         return;
       default:
         return;
