@@ -885,6 +885,201 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       });
     });
 
+    describe('what a leaked database or secret is worth (format 3)', () => {
+      /** Every byte string a record holds, decoded every way a reader of the dump could try. */
+      function byteSourcesOf(dump: unknown): Buffer[] {
+        const sources: Buffer[] = [];
+        const visit = (value: unknown): void => {
+          if (typeof value === 'string') {
+            sources.push(Buffer.from(value, 'utf8'));
+            if (/^(?:[0-9a-f]{2})+$/i.test(value)) sources.push(Buffer.from(value, 'hex'));
+            if (/^[A-Za-z0-9_-]+$/.test(value)) sources.push(Buffer.from(value, 'base64url'));
+            if (value.startsWith('rt_')) sources.push(Buffer.from(value.slice(3), 'base64url'));
+          } else if (Array.isArray(value)) {
+            value.forEach(visit);
+          } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+            Object.values(value).forEach(visit);
+          }
+        };
+        visit(dump);
+        return [...sources, Buffer.concat(sources)];
+      }
+
+      /**
+       * Every token string a dump and the session id can spell: each stored string as it is, and
+       * every 48-byte window of every decoded field (and of all of them end to end) as
+       * nonce ‖ tag, at every generation the record knows and every key id it names.
+       */
+      function candidateTokens(records: RefreshTokenRecord[]): string[] {
+        const candidates = new Set<string>();
+        for (const record of records) {
+          const sources = byteSourcesOf(records);
+          for (const text of sources.map((bytes) => bytes.toString('utf8')))
+            if (text.startsWith('rt_')) candidates.add(text);
+          const generations = new Set([
+            record.generation,
+            record.generation + 1,
+            ...record.superseded.map((entry) => entry.generation),
+          ]);
+          for (const bytes of sources) {
+            for (let offset = 0; offset + 48 <= bytes.length; offset += 1) {
+              const nonceAndTag = bytes.subarray(offset, offset + 48);
+              for (const generation of generations) {
+                const head = Buffer.alloc(22);
+                head.writeUInt8(3, 0);
+                head.writeUInt8(record.keyId, 1);
+                head.write(record.sessionId, 2, 16, 'hex');
+                head.writeUInt32BE(generation, 18);
+                candidates.add(`rt_${Buffer.concat([head, nonceAndTag]).toString('base64url')}`);
+              }
+            }
+          }
+        }
+        return [...candidates];
+      }
+
+      it('a database dump (every field of every record) plus the session ids yields no token that refreshes', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const sessions: TokenResponse[] = [];
+        for (let index = 0; index < 3; index += 1) {
+          let current = await rotation.issue({ userId: `dumped-${index}` });
+          for (let step = 0; step < 2 + index; step += 1) {
+            clock.advance('1s');
+            current = await rotation.refresh(current.refreshToken);
+          }
+          sessions.push(current);
+        }
+        const dump = await Promise.all(sessions.map((session) => record(session.sessionId)));
+        const before = JSON.stringify(dump);
+        const candidates = candidateTokens(dump);
+        expect(candidates.length).toBeGreaterThan(1_000);
+
+        let refreshed = 0;
+        for (const candidate of candidates) {
+          await rotation.refresh(candidate).then(
+            () => (refreshed += 1),
+            (error: unknown) => expect(error).toBeInstanceOf(InvalidGrantError),
+          );
+        }
+        expect(refreshed).toBe(0);
+        const after = await Promise.all(sessions.map((session) => record(session.sessionId)));
+        expect(JSON.stringify(after)).toBe(before);
+        // The honest holders are untouched.
+        for (const session of sessions)
+          await expect(rotation.refresh(session.refreshToken)).resolves.toMatchObject({
+            sessionId: session.sessionId,
+          });
+      });
+
+      function alarms(): Extract<AuditEvent, { type: 'secret.compromise_suspected' }>[] {
+        return events.filter(
+          (event): event is Extract<AuditEvent, { type: 'secret.compromise_suspected' }> =>
+            event.type === 'secret.compromise_suspected',
+        );
+      }
+
+      it('a token minted with our secret that its session never had is refused, changes nothing, and raises the alarm exactly once per token', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        let current = login;
+        for (let step = 0; step < 3; step += 1) {
+          clock.advance('1s');
+          current = await rotation.refresh(current.refreshToken);
+        }
+        const before = await record(login.sessionId);
+        const writesBefore = writes.length;
+        // What a holder of the secret can make: a valid tag on a fresh nonce, for the current
+        // generation, superseded ones inside the window, and one ahead of the record.
+        const codec = new TokenCodec([refreshSecret]);
+        const minted = [3, 2, 1, 0, 4].map((generation) => ({
+          generation,
+          token: codec.mint(login.sessionId, generation).token,
+        }));
+
+        for (const { token } of minted) {
+          await expectGrantRejected(rotation.refresh(token), 'forged');
+        }
+        expect(writes.length).toBe(writesBefore);
+        expect(await record(login.sessionId)).toEqual(before);
+        expect(alarms()).toEqual(
+          minted.map(({ generation }) => ({
+            type: 'secret.compromise_suspected',
+            at: clock.now(),
+            keyId: codec.currentKeyId,
+            userId: 'alice',
+            sessionId: login.sessionId,
+            presentedGeneration: generation,
+            currentGeneration: 3,
+          })),
+        );
+        const serialized = JSON.stringify(events);
+        for (const { token } of minted) expect(serialized).not.toContain(token.slice(3, 40));
+        // Once per presentation: the same token again is one more alarm, still nothing changed.
+        await expectGrantRejected(rotation.refresh(minted[0]!.token), 'forged');
+        expect(alarms()).toHaveLength(minted.length + 1);
+        expect(events.filter((event) => event.type === 'token.reuse_detected')).toEqual([]);
+        await expect(rotation.refresh(current.refreshToken)).resolves.toMatchObject({
+          sessionId: login.sessionId,
+        });
+      });
+
+      it('the alarm never fires for an honest straggler, a reuse, a removed key or a forgery without our secret', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        // A straggler inside the window: the same current token.
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1s');
+        const first = await rotation.refresh(login.refreshToken);
+        expect((await rotation.refresh(login.refreshToken)).refreshToken).toBe(first.refreshToken);
+        // Concurrent tabs.
+        clock.advance('1s');
+        const tabs = await Promise.all(
+          Array.from({ length: 5 }, () => rotation.refresh(first.refreshToken)),
+        );
+        expect(new Set(tabs.map((tab) => tab.refreshToken)).size).toBe(1);
+        // A reuse after the window: the session is revoked, and it is reuse, not compromise.
+        clock.advance('11s');
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+        await expectGrantRejected(rotation.refresh(tabs[0]!.refreshToken), 'revoked');
+        // A straggler whose current token was signed by a secret since removed.
+        const other = await service().issue({ userId: 'bob' });
+        const newSecret = aSecret(refreshSecret);
+        clock.advance('1s');
+        await service({ refreshToken: { secrets: [newSecret, refreshSecret] } }).refresh(
+          other.refreshToken,
+        );
+        await expectGrantRejected(rotation.refresh(other.refreshToken), 'expired');
+        // A token of the removed secret, and a forgery without any of our secrets.
+        const removedOnly = service({ refreshToken: { secrets: [refreshSecret] } });
+        const underNew = new TokenCodec([newSecret]).mint(other.sessionId, 1).token;
+        await expectGrantRejected(removedOnly.refresh(underNew), 'malformed');
+        const forged = tamperToken(other.refreshToken, (body) => {
+          body[60] = (body[60] as number) ^ 0x01;
+        });
+        await expectGrantRejected(rotation.refresh(forged), 'forged');
+        expect(alarms()).toEqual([]);
+      });
+
+      it('revokeByRefreshToken accepts the current token or a superseded one by its hash, and refuses a token the session never had with the alarm', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: 0 } });
+        const codec = new TokenCodec([refreshSecret]);
+        const login = await rotation.issue({ userId: 'alice' });
+        clock.advance('1s');
+        const current = await rotation.refresh(login.refreshToken);
+        for (const generation of [0, 1, 2]) {
+          const never = codec.mint(login.sessionId, generation).token;
+          expect(await rotation.revokeByRefreshToken(never)).toBe(false);
+        }
+        expect((await record(login.sessionId)).revokedAt).toBeNull();
+        expect(alarms().map((alarm) => alarm.presentedGeneration)).toEqual([0, 1, 2]);
+        expect(await rotation.revokeByRefreshToken(login.refreshToken)).toBe(true);
+        await expectGrantRejected(rotation.refresh(current.refreshToken), 'revoked');
+
+        const second = await rotation.issue({ userId: 'alice' });
+        expect(await rotation.revokeByRefreshToken(second.refreshToken)).toBe(true);
+        expect(alarms()).toHaveLength(3);
+      });
+    });
+
     describe('audit and failures', () => {
       it('audit events never carry a token', async () => {
         const rotation = service({ refreshToken: { reuseGrace: 0 } });

@@ -13,6 +13,7 @@ import { createRefreshRouter } from '../../src/adapters/express';
 import { InlineTokenJobs } from '../../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { RevocationGuardMode } from '../../src/adapters/mongoose';
+import { TokenCodec } from '../../src/domain/token-codec';
 import { RotationService } from '../../src/rotation-service';
 import { aSecret, tamperToken } from '../support/builders';
 import { FakeClock } from '../support/fake-clock';
@@ -131,6 +132,19 @@ describe('database commands per refresh, MongoDB write strategy (guard off)', ()
     expect(answer?.status).toBe(400);
     expect(answer?.body).toMatchObject({ error: 'invalid_grant' });
     expect(counted).toEqual({ tokens: [], versions: [] });
+  });
+
+  it('a token minted with our secret that the session never had costs the miss and one read, and writes nothing', async () => {
+    const { current } = await warmSession(h);
+    const parsed = new TokenCodec([refreshSecret]).parse(current);
+    const never = new TokenCodec([refreshSecret]).mint(parsed.sessionId, parsed.generation).token;
+    let answer: request.Response | undefined;
+    const counted = await h.count(async () => {
+      answer = await refresh(h.app, never);
+    });
+    expect(answer?.status).toBe(400);
+    expect(answer?.body).toMatchObject({ error: 'invalid_grant' });
+    expect(counted).toEqual({ tokens: ['findAndModify', 'find'], versions: [] });
   });
 
   it('a straggler inside the reuse grace costs at most 3 commands and gets the current token', async () => {

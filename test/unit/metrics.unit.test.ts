@@ -47,6 +47,33 @@ describe('createRefreshMetrics', () => {
     expect(sample(body, 'refresh_rotation_revoke_alls_total{mode="inline"}')).toBe(1);
   });
 
+  it('counts suspected secret compromises, from 0 at the first scrape, and nothing else moves it', async () => {
+    const metrics = createRefreshMetrics();
+    const series = 'refresh_rotation_secret_compromise_suspected_total';
+    expect(sample((await metrics.scrape()).body, series)).toBe(0);
+    const suspected = {
+      type: 'secret.compromise_suspected',
+      at,
+      keyId: 7,
+      userId: 'u',
+      sessionId: 's',
+      presentedGeneration: 3,
+      currentGeneration: 3,
+    } as const;
+    metrics.onAuditEvent(suspected);
+    metrics.onAuditEvent({ ...suspected, keyId: 9 });
+    metrics.onAuditEvent({
+      type: 'token.reuse_detected',
+      at,
+      userId: 'u',
+      sessionId: 's',
+      presentedGeneration: 1,
+      currentGeneration: 3,
+    });
+    metrics.onAuditEvent({ type: 'token.rejected', at, reason: 'forged' });
+    expect(sample((await metrics.scrape()).body, series)).toBe(2);
+  });
+
   it('reads dropped touches from every observed service at each scrape', async () => {
     const metrics = createRefreshMetrics({ prefix: 'app_' });
     const first = { droppedTouches: 2 };
