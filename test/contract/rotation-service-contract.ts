@@ -891,10 +891,11 @@ export function describeRotationServiceContract(name: string, factory: ContractF
         const sources: Buffer[] = [];
         const visit = (value: unknown): void => {
           if (typeof value === 'string') {
-            sources.push(Buffer.from(value, 'utf8'));
             if (/^(?:[0-9a-f]{2})+$/i.test(value)) sources.push(Buffer.from(value, 'hex'));
-            if (/^[A-Za-z0-9_-]+$/.test(value)) sources.push(Buffer.from(value, 'base64url'));
-            if (value.startsWith('rt_')) sources.push(Buffer.from(value.slice(3), 'base64url'));
+            else if (/^[A-Za-z0-9_-]+$/.test(value)) sources.push(Buffer.from(value, 'base64url'));
+            else if (value.startsWith('rt_'))
+              sources.push(Buffer.from(value.slice(3), 'base64url'));
+            else sources.push(Buffer.from(value, 'utf8'));
           } else if (Array.isArray(value)) {
             value.forEach(visit);
           } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
@@ -906,16 +907,16 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       }
 
       /**
-       * Every token string a dump and the session id can spell: each stored string as it is, and
-       * every 48-byte window of every decoded field (and of all of them end to end) as
-       * nonce ‖ tag, at every generation the record knows and every key id it names.
+       * Every token string a dump and the session id can spell: each stored string that looks
+       * like a token, and every 48-byte window of every decoded field of a record (and of all its
+       * fields end to end) as nonce ‖ tag, at every generation the record knows, under its key id.
        */
       function candidateTokens(records: RefreshTokenRecord[]): string[] {
         const candidates = new Set<string>();
+        for (const text of JSON.stringify(records).match(/rt_[A-Za-z0-9_-]{94}/g) ?? [])
+          candidates.add(text);
         for (const record of records) {
-          const sources = byteSourcesOf(records);
-          for (const text of sources.map((bytes) => bytes.toString('utf8')))
-            if (text.startsWith('rt_')) candidates.add(text);
+          const sources = byteSourcesOf(record);
           const generations = new Set([
             record.generation,
             record.generation + 1,
