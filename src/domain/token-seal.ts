@@ -32,7 +32,9 @@ export interface SealContext {
 
 const CIPHER = 'aes-256-gcm';
 const KEY_BYTES = 32;
-const IV_BYTES = 12;
+/** Length of the GCM IV each seal takes. */
+export const SEAL_IV_BYTES = 12;
+const IV_BYTES = SEAL_IV_BYTES;
 const GCM_TAG_BYTES = 16;
 /** The sealed plaintext is always one nonce. */
 export const SEALED_NONCE_BYTES = 32;
@@ -57,11 +59,19 @@ function additionalData(context: SealContext): Buffer {
   return Buffer.concat([AAD_LABEL, fields]);
 }
 
-/** `iv ‖ ciphertext ‖ GCM tag` of `nonce`, base64url (80 characters). */
-export function seal(key: KeyObject, context: SealContext, nonce: Buffer): string {
+/**
+ * `iv ‖ ciphertext ‖ GCM tag` of `nonce`, base64url (80 characters). `iv` must be fresh random
+ * bytes for every seal (default: drawn here); a caller that draws the nonce may draw both at once.
+ */
+export function seal(
+  key: KeyObject,
+  context: SealContext,
+  nonce: Buffer,
+  iv: Buffer = randomBytes(IV_BYTES),
+): string {
   if (nonce.length !== SEALED_NONCE_BYTES)
     throw new RangeError(`nonce must be ${SEALED_NONCE_BYTES} bytes`);
-  const iv = randomBytes(IV_BYTES);
+  if (iv.length !== IV_BYTES) throw new RangeError(`iv must be ${IV_BYTES} bytes`);
   const cipher = createCipheriv(CIPHER, key, iv, { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(additionalData(context));
   const sealed = Buffer.concat([iv, cipher.update(nonce), cipher.final(), cipher.getAuthTag()]);
