@@ -17,8 +17,8 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   the public `new RotationService(options)` takes key material, not a signer.
  * - root entry, `src/index.ts`: the service, options and the domain; never an adapter (those are
  *   the subpath entries, so a framework never loads through `refresh-rotation`).
- * - adapters, `src/adapters/<name>/` and the worker `src/worker/` (the BullMQ consumer): the domain;
- *   `rotation-service` and `options` as types only; not each other, except the worker's use of
+ * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ consumer)
+ *   included: the domain; `rotation-service` and `options` as types only; not each other, except the worker's use of
  *   `adapters/bullmq` (the jobs' wire contract it consumes) and `adapters/mongoose` (the repository
  *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
  *   worker's report types.
@@ -98,8 +98,8 @@ const adapters = readdirSync(`${ROOT}/src/adapters`, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => `src/adapters/${entry.name}`);
 const exceptions = {
-  'src/worker': { values: ['src/adapters/bullmq', 'src/adapters/mongoose'] },
-  'src/adapters/prometheus': { types: ['src/worker'] },
+  'src/adapters/bullmq-worker': { values: ['src/adapters/bullmq', 'src/adapters/mongoose'] },
+  'src/adapters/prometheus': { types: ['src/adapters/bullmq-worker'] },
 };
 
 /** examples/, workers/ and boot/: the package's public entry points, by name. */
@@ -205,7 +205,7 @@ export default tseslint.config(
       pattern('^(?!\\./)', 'The root entry re-exports its own files only.'),
     ),
   },
-  ...[...adapters, 'src/worker'].flatMap((own) => adapterLayer(own, exceptions[own])),
+  ...adapters.flatMap((own) => adapterLayer(own, exceptions[own])),
   { files: ['src/**/*.ts'], rules: { 'no-restricted-syntax': ['error', noProcessEnv] } },
 
   // Outside src/: like a user's app.

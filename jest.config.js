@@ -13,7 +13,7 @@ const transform = {
 const moduleNameMapper = {
   '^refresh-rotation$': '<rootDir>/src/index.ts',
   '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',
-  '^refresh-rotation/worker$': '<rootDir>/src/worker/index.ts',
+  '^refresh-rotation/worker$': '<rootDir>/src/adapters/bullmq-worker/index.ts',
   '^refresh-rotation/metrics$': '<rootDir>/src/adapters/prometheus/index.ts',
 };
 

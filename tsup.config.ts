@@ -14,7 +14,7 @@ const library = {
   'adapters/bullmq/index': 'src/adapters/bullmq/index.ts',
   'adapters/express/index': 'src/adapters/express/index.ts',
   'adapters/redis/index': 'src/adapters/redis/index.ts',
-  'worker/index': 'src/worker/index.ts',
+  'adapters/bullmq-worker/index': 'src/adapters/bullmq-worker/index.ts',
   'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
 };
 

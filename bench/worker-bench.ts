@@ -12,7 +12,7 @@ import { JOB_NAMES, QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
 import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
 import { freePort, type ServerHandle } from '../test/support/servers';
 import type { BenchMongo } from './postgres';
-import type { HealthReport } from '../src/worker';
+import type { HealthReport } from '../src/adapters/bullmq-worker';
 import {
   codec,
   fmt,

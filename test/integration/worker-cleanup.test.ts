@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { CLEANUP_SCHEDULER_ID, QUEUE_NAMES } from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { RefreshTokenRecord } from '../../src/domain/refresh-token';
-import type { CleanupResult } from '../../src/worker/processors/cleanup';
+import type { CleanupResult } from '../../src/adapters/bullmq-worker/processors/cleanup';
 import { aNewRecord, savedFrom } from '../support/builders';
 import { mongoUri, openTestDatabase, openTestRedis, redisUrl } from '../support/services';
 import {

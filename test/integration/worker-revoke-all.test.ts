@@ -8,7 +8,7 @@ import { MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { AuditEvent } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { pino } from 'pino';
-import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import { startTokenWorkers, type TokenWorkers } from '../../src/adapters/bullmq-worker';
 import { aNewRecord } from '../support/builders';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { withOutage } from '../support/outage-repository';

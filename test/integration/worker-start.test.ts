@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { BullMQTokenJobs } from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import { OptionsError } from '../../src/domain/errors';
-import { startTokenWorkers, type WorkerLogger } from '../../src/worker';
+import { startTokenWorkers, type WorkerLogger } from '../../src/adapters/bullmq-worker';
 import { aNewRecord } from '../support/builders';
 import { openTestDatabase, redisUrl } from '../support/services';
 import { uniquePrefix } from '../support/worker-process';

@@ -5,7 +5,7 @@
  */
 import { BullMQTokenJobs, QUEUE_NAMES, type BullMQTokenJobsStats } from '../../src/adapters/bullmq';
 import type { TouchJob } from '../../src/domain/token-jobs';
-import type { HealthReport } from '../../src/worker';
+import type { HealthReport } from '../../src/adapters/bullmq-worker';
 import { aNewRecord } from '../support/builders';
 import { redisUrl } from '../support/services';
 import { waitFor } from '../support/wait-for';

@@ -2,7 +2,7 @@
  * The one app harness of the tests: the example app built the way `npm start` and `npm run demo`
  * build it (from an environment, through examples/runtime.ts), listening on 127.0.0.1, either on
  * the in-memory adapters with inline jobs or on a MongoDB-wire server (a fresh database) with
- * BullMQ jobs on Redis and a real worker (src/worker/token-workers.ts) in this process. It records
+ * BullMQ jobs on Redis and a real worker (src/adapters/bullmq-worker/token-workers.ts) in this process. It records
  * every audit event and log line, and closes everything it opened. Plus the supertest helpers the
  * HTTP tests share.
  */
@@ -19,7 +19,7 @@ import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { Clock } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { AuditEvent } from '../../src/options';
-import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/adapters/bullmq-worker';
 import { HttpClient } from './http-client';
 import { mongoUri, redisUrl, uniqueName } from './services';
 

@@ -138,10 +138,10 @@ const violations: Array<[string, Case, string]> = [
   [
     'the worker imports an adapter outside its exceptions',
     {
-      file: 'src/worker/processors/y.ts',
-      code: uses("import { authenticate } from '../../adapters/express';", 'authenticate'),
+      file: 'src/adapters/bullmq-worker/processors/y.ts',
+      code: uses("import { authenticate } from '../../express';", 'authenticate'),
     },
-    'src/worker/ is an adapter',
+    'src/adapters/bullmq-worker/ is an adapter',
   ],
   [
     'src/ imports the package by name',
@@ -243,11 +243,11 @@ const allowed: Array<[string, Case]> = [
   [
     'the worker: its stated exceptions (the jobs contract, the Mongoose repository)',
     {
-      file: 'src/worker/processors/y.ts',
+      file: 'src/adapters/bullmq-worker/processors/y.ts',
       code: [
-        "import { parseTouchPayload } from '../../adapters/bullmq/jobs';",
-        "import { MongooseRefreshTokenRepository } from '../../adapters/mongoose';",
-        "import type { Clock } from '../../domain/refresh-token';",
+        "import { parseTouchPayload } from '../../bullmq/jobs';",
+        "import { MongooseRefreshTokenRepository } from '../../mongoose';",
+        "import type { Clock } from '../../../domain/refresh-token';",
         'export const used = [parseTouchPayload, MongooseRefreshTokenRepository];',
         'export type Time = Clock;',
         '',
@@ -258,7 +258,7 @@ const allowed: Array<[string, Case]> = [
     "the metrics adapter: the worker's report types",
     {
       file: 'src/adapters/prometheus/y.ts',
-      code: "import type { HealthReport } from '../../worker/health';\nexport type Report = HealthReport;\n",
+      code: "import type { HealthReport } from '../bullmq-worker/health-report';\nexport type Report = HealthReport;\n",
     },
   ],
   [

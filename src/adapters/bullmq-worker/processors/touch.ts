@@ -4,9 +4,9 @@
  * the write that carries it succeeded; if that write fails, every job in it fails (and is retried:
  * `$max` makes a repeat harmless).
  */
-import { parseTouchPayload } from '../../adapters/bullmq/jobs';
-import type { Touch } from '../../domain/refresh-token';
-import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
+import { parseTouchPayload } from '../../bullmq/jobs';
+import type { Touch } from '../../../domain/refresh-token';
+import type { RefreshTokenRepository } from '../../../domain/refresh-token-repository';
 import { parseOrFail, type JobLike } from './revoke-all';
 
 /** Settings of a {@link TouchBatcher}. */

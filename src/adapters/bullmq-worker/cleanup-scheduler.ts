@@ -6,7 +6,7 @@ import {
   KEEP_COMPLETED,
   KEEP_FAILED,
   RETRY,
-} from '../adapters/bullmq/jobs';
+} from '../bullmq/jobs';
 
 /**
  * Create or update the cleanup job scheduler (id `cleanup`) on `queue`, the `cleanup` queue of your

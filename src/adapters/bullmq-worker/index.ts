@@ -12,7 +12,7 @@
  */
 export { startTokenWorkers, DEFAULT_CLEANUP } from './token-workers';
 export type { TokenWorkersOptions, TokenWorkers } from './token-workers';
-export type { HealthReport, QueueCounts } from './health';
+export type { HealthReport, QueueCounts } from './health-report';
 export type { CloseReport } from './shutdown';
 export type { CleanupSettings, JobFinishedEvent } from './queue-table';
 export type { WorkerLogger, WorkerLogFn } from './logger';
@@ -23,4 +23,4 @@ export type { TouchBatcherOptions, TouchBatcherStats } from './processors/touch'
 export { createCleanupProcessor, runCleanup } from './processors/cleanup';
 export type { CleanupOptions, CleanupResult } from './processors/cleanup';
 export { upsertCleanupScheduler } from './cleanup-scheduler';
-export { CLEANUP_SCHEDULER_ID, QUEUE_NAMES, JOB_NAMES } from '../adapters/bullmq/jobs';
+export { CLEANUP_SCHEDULER_ID, QUEUE_NAMES, JOB_NAMES } from '../bullmq/jobs';

@@ -3,10 +3,10 @@
  * in the Mongoose adapter). Idempotent: a retry, a duplicate or a late run revokes nothing more.
  */
 import { UnrecoverableError } from 'bullmq';
-import { parseRevokeAllPayload } from '../../adapters/bullmq/jobs';
-import { InvalidRequestError } from '../../domain/errors';
-import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
-import type { RevokeAllJob } from '../../domain/token-jobs';
+import { parseRevokeAllPayload } from '../../bullmq/jobs';
+import { InvalidRequestError } from '../../../domain/errors';
+import type { RefreshTokenRepository } from '../../../domain/refresh-token-repository';
+import type { RevokeAllJob } from '../../../domain/token-jobs';
 
 /** What a completed `revoke-all` job returns (stored by BullMQ as the job's result). */
 export interface RevokeAllResult {

@@ -6,13 +6,13 @@
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { Connection } from 'mongoose';
-import { DEFAULT_QUEUE_PREFIX } from '../adapters/bullmq/jobs';
-import { MongooseRefreshTokenRepository } from '../adapters/mongoose/mongoose-refresh-token-repository';
-import { OptionsError } from '../domain/errors';
-import { systemClock, type Clock } from '../domain/refresh-token';
-import type { RefreshTokenRepository } from '../domain/refresh-token-repository';
+import { DEFAULT_QUEUE_PREFIX } from '../bullmq/jobs';
+import { MongooseRefreshTokenRepository } from '../mongoose/mongoose-refresh-token-repository';
+import { OptionsError } from '../../domain/errors';
+import { systemClock, type Clock } from '../../domain/refresh-token';
+import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
 import { upsertCleanupScheduler } from './cleanup-scheduler';
-import { createHealthReporter, type HealthReport } from './health';
+import { createHealthReporter, type HealthReport } from './health-report';
 import { consoleWorkerLogger, type WorkerLogger } from './logger';
 import {
   createQueueTable,

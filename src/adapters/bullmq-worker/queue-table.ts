@@ -5,9 +5,9 @@
  */
 import { hostname } from 'node:os';
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { KEEP_COMPLETED, KEEP_FAILED, QUEUE_NAMES } from '../adapters/bullmq/jobs';
-import type { Clock } from '../domain/refresh-token';
-import type { RefreshTokenRepository } from '../domain/refresh-token-repository';
+import { KEEP_COMPLETED, KEEP_FAILED, QUEUE_NAMES } from '../bullmq/jobs';
+import type { Clock } from '../../domain/refresh-token';
+import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
 import type { WorkerLogger } from './logger';
 import { createCleanupProcessor, type CleanupResult } from './processors/cleanup';
 import { createRevokeAllProcessor } from './processors/revoke-all';

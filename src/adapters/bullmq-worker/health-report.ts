@@ -5,7 +5,7 @@
  */
 import type { JobType } from 'bullmq';
 import type { Connection } from 'mongoose';
-import { QUEUE_NAMES } from '../adapters/bullmq/jobs';
+import { QUEUE_NAMES } from '../bullmq/jobs';
 import type { CleanupResult } from './processors/cleanup';
 import type { TouchBatcherStats } from './processors/touch';
 import type { QueueKey, QueueTable } from './queue-table';

@@ -4,8 +4,8 @@
  * budget is spent or the worker is stopping. Several runs at once are safe: each deleted record is
  * counted by the run whose delete removed it.
  */
-import type { Clock } from '../../domain/refresh-token';
-import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
+import type { Clock } from '../../../domain/refresh-token';
+import type { RefreshTokenRepository } from '../../../domain/refresh-token-repository';
 
 /** Settings of the cleanup processor. */
 export interface CleanupOptions {
