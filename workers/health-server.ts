@@ -1,11 +1,13 @@
 /**
- * `GET /healthz` for operators and orchestrators: 200 with the worker's state and BullMQ's job
- * counts when healthy, 503 with the same body when degraded or stopping. `GET /metrics`, when a
- * metrics source is given: Prometheus text format (docs/worker.md lists the names). Anything else
- * is 404.
+ * The worker bin's HTTP health server on WORKER_HEALTH_PORT. `GET /healthz` for operators and
+ * orchestrators: 200 with the worker's state and BullMQ's job counts when healthy, 503 with the
+ * same body when starting, degraded or stopping. `GET /metrics`, when a metrics source is given:
+ * Prometheus text format (docs/worker.md lists the names). Anything else is 404. The report itself
+ * is the library's (`TokenWorkers.health()`, src/adapters/bullmq-worker/health-report.ts).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { reasonOf, StartupError } from '../boot/startup';
 
 /** A report with a status; the body is the report as JSON. */
 export interface HealthSource {
@@ -80,4 +82,27 @@ export async function startHealthServer(
         server.closeAllConnections();
       })),
   };
+}
+
+/**
+ * The health server on WORKER_HEALTH_PORT, or null when the variable is unset. A port that cannot
+ * be listened on is a {@link StartupError} that says which port and what to do.
+ */
+export async function openHealthPort(
+  port: number | undefined,
+  report: HealthSource,
+  metrics?: MetricsSource,
+): Promise<HealthServer | null> {
+  if (port === undefined) return null;
+  try {
+    return await startHealthServer(port, report, metrics);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StartupError(
+      code === 'EADDRINUSE'
+        ? `WORKER_HEALTH_PORT ${port} is already in use by another process: stop that process or set WORKER_HEALTH_PORT to a free port.`
+        : `cannot listen on WORKER_HEALTH_PORT ${port}: ${reasonOf(error)}.`,
+      code === 'EADDRINUSE' ? 'port_in_use' : 'listen_failed',
+    );
+  }
 }
