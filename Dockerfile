@@ -20,7 +20,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsup.config.ts ./
 COPY src ./src
 COPY workers ./workers
-COPY boot ./boot
+COPY startup ./startup
 COPY examples ./examples
 COPY docker ./docker
 # A broken tree never becomes an image: type-check what the image runs (docker/tsconfig.json: the

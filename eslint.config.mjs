@@ -23,9 +23,9 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
  *   worker's report types.
  * - nothing in `src/` imports the package by name or anything outside `src/`.
- * - `examples/`, `workers/` (the worker bin) and `boot/` (their shared start-up code) import the
+ * - `examples/`, `workers/` (the worker bin) and `startup/` (their shared start-up code) import the
  *   package by name through its public entry points only, like a user's app, and not one another
- *   (`boot/` excepted). One exception: `boot/` reads `src/domain/duration` (pure), so environment
+ *   (`startup/` excepted). One exception: `startup/` reads `src/domain/duration` (pure), so environment
  *   variables take exactly the durations the options take.
  */
 const PUBLIC_SUBPATHS = Object.keys(
@@ -102,7 +102,7 @@ const exceptions = {
   'src/adapters/prometheus': { types: ['src/adapters/bullmq-worker'] },
 };
 
-/** examples/, workers/ and boot/: the package's public entry points, by name. */
+/** examples/, workers/ and startup/: the package's public entry points, by name. */
 function appLayer(own, { others, src = [] }) {
   return {
     files: [`${own}/**/*.ts`],
@@ -117,7 +117,7 @@ function appLayer(own, { others, src = [] }) {
       ),
       pattern(
         `^(?:\\.\\./)+(?:${others.join('|')})(?:/|$)`,
-        `${own}/ does not import ${others.join(' or ')}/ (shared start-up code lives in boot/).`,
+        `${own}/ does not import ${others.join(' or ')}/ (shared start-up code lives in startup/).`,
       ),
     ),
   };
@@ -211,5 +211,5 @@ export default tseslint.config(
   // Outside src/: like a user's app.
   appLayer('examples', { others: ['workers'] }),
   appLayer('workers', { others: ['examples'] }),
-  appLayer('boot', { others: ['examples', 'workers'], src: ['domain/duration'] }),
+  appLayer('startup', { others: ['examples', 'workers'], src: ['domain/duration'] }),
 );

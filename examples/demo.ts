@@ -7,8 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadDotEnv } from '../boot/env-reader';
-import { routeConsoleTo } from '../boot/logging';
+import { loadDotEnv } from '../startup/env-reader';
+import { routeConsoleTo } from '../startup/logging';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 

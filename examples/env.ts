@@ -3,7 +3,7 @@
  * HTTP and rate limits, each with its default, every problem reported at once with the variable's
  * name and what to set (documented in `.env.example`). The rules are the library's own
  * (`ACCESS_TOKEN_ALGORITHMS`, `MIN_ACCESS_SECRET_BYTES`, `MIN_SECRET_BYTES`, `parseDuration`); the
- * services, queues and logs are read as the worker reads them (boot/common-env.ts).
+ * services, queues and logs are read as the worker reads them (startup/common-env.ts).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -19,11 +19,11 @@ import {
   readQueueSettings,
   readRedisUrl,
   type QueueSettings,
-} from '../boot/common-env';
-import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../boot/env-reader';
-import type { LogFormat } from '../boot/logging';
+} from '../startup/common-env';
+import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../startup/env-reader';
+import type { LogFormat } from '../startup/logging';
 
-export { EnvError, type LogLevel, type RawEnv } from '../boot/env-reader';
+export { EnvError, type LogLevel, type RawEnv } from '../startup/env-reader';
 export type { AccessTokenAlgorithm };
 
 /** The parsed environment of the example app. Frozen. */

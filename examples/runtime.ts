@@ -31,7 +31,7 @@ import {
   reopenWhenMonitorStuck,
 } from 'refresh-rotation/mongoose';
 import { RedisRevocationBus } from 'refresh-rotation/redis';
-import { reasonOf, settlesWithin, unreachable } from '../boot/startup';
+import { reasonOf, settlesWithin, unreachable } from '../startup/failures';
 import type { Env } from './env';
 import { createApp, type RateLimitName } from './app';
 import type { DashboardQueue } from './dashboard';

@@ -5,8 +5,8 @@
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { EnvError, type Env } from './env';
-import { createPinoLogger } from '../boot/logging';
-import { listenFailed, StartupError } from '../boot/startup';
+import { createPinoLogger } from '../startup/logging';
+import { listenFailed, StartupError } from '../startup/failures';
 import { createRuntime, type Runtime } from './runtime';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */

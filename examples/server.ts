@@ -3,8 +3,8 @@
  * (TypeScript through tsx): the example app alone; the worker runs separately. `.env` is read when
  * present.
  */
-import { loadDotEnv } from '../boot/env-reader';
-import { routeConsoleTo } from '../boot/logging';
+import { loadDotEnv } from '../startup/env-reader';
+import { routeConsoleTo } from '../startup/logging';
 import { loadEnv } from './env';
 import { createLogger, exitOnStartupError, onShutdown, serve } from './serve';
 

@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { reasonOf, StartupError } from '../boot/startup';
+import { reasonOf, StartupError } from '../startup/failures';
 
 /** A report with a status; the body is the report as JSON. */
 export interface HealthSource {

@@ -9,9 +9,9 @@
  * what BullMQ prints on the console goes through the same logger.
  */
 import type { Logger } from 'pino';
-import { loadDotEnv } from '../boot/env-reader';
-import { createPinoLogger, routeConsoleTo } from '../boot/logging';
-import { StartupError } from '../boot/startup';
+import { loadDotEnv } from '../startup/env-reader';
+import { createPinoLogger, routeConsoleTo } from '../startup/logging';
+import { StartupError } from '../startup/failures';
 import { EnvError, loadWorkerEnv, type WorkerEnv } from './env';
 import { openHealthPort, type HealthServer } from './health-server';
 import { loadMetrics, startRunning, stopRunning, type RunningWorker } from './running-worker';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { WorkerMetrics } from 'refresh-rotation/metrics';
 import { reopenWhenMonitorStuck } from 'refresh-rotation/mongoose';
 import { startTokenWorkers, type TokenWorkers } from 'refresh-rotation/worker';
-import { redactUri, settlesWithin } from '../boot/startup';
+import { redactUri, settlesWithin } from '../startup/failures';
 import type { WorkerEnv } from './env';
 import type { HealthServer } from './health-server';
 

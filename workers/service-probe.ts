@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import type { Logger } from 'pino';
-import { reasonOf, settlesWithin, StartupError, unreachable } from '../boot/startup';
+import { reasonOf, settlesWithin, StartupError, unreachable } from '../startup/failures';
 import type { WorkerEnv } from './env';
 
 /** Where start-up stands, for `/healthz` before the workers exist. */

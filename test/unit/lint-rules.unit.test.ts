@@ -189,10 +189,10 @@ const violations: Array<[string, Case, string]> = [
   [
     'the shared start-up code imports src/ beyond its exception',
     {
-      file: 'boot/y.ts',
+      file: 'startup/y.ts',
       code: uses("import { resolveOptions } from '../src/options';", 'resolveOptions'),
     },
-    'boot/ imports the package by name through its public entry points',
+    'startup/ imports the package by name through its public entry points',
   ],
 ];
 
@@ -262,13 +262,13 @@ const allowed: Array<[string, Case]> = [
     },
   ],
   [
-    'the example app: public entry points, boot/, its own files',
+    'the example app: public entry points, startup/, its own files',
     {
       file: 'examples/y.ts',
       code: [
         "import { RotationService } from 'refresh-rotation';",
         "import { authenticate } from 'refresh-rotation/express';",
-        "import { loadDotEnv } from '../boot/env-reader';",
+        "import { loadDotEnv } from '../startup/env-reader';",
         "import { createApp } from './app';",
         'export const used = [RotationService, authenticate, loadDotEnv, createApp];',
         '',
@@ -276,13 +276,13 @@ const allowed: Array<[string, Case]> = [
     },
   ],
   [
-    'the worker bin: public entry points and boot/',
+    'the worker bin: public entry points and startup/',
     {
       file: 'workers/y.ts',
       code: [
         "import { startTokenWorkers } from 'refresh-rotation/worker';",
         "import { createWorkerMetrics } from 'refresh-rotation/metrics';",
-        "import { settlesWithin } from '../boot/startup';",
+        "import { settlesWithin } from '../startup/failures';",
         'export const used = [startTokenWorkers, createWorkerMetrics, settlesWithin];',
         '',
       ].join('\n'),
@@ -291,7 +291,7 @@ const allowed: Array<[string, Case]> = [
   [
     'the shared start-up code: the package by name and its one exception',
     {
-      file: 'boot/y.ts',
+      file: 'startup/y.ts',
       code: [
         "import { OptionsError } from 'refresh-rotation';",
         "import { parseDuration } from '../src/domain/duration';",

@@ -2,7 +2,7 @@
  * The start-up errors of the worker bin and the example app say what to do, and never show the
  * credentials of a connection string.
  */
-import { unreachable } from '../../boot/startup';
+import { unreachable } from '../../startup/failures';
 
 describe('unreachable()', () => {
   it('tells an operator to start the server when it cannot be reached', () => {

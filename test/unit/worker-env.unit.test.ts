@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvError, isInMemoryDemoMode, loadEnv } from '../../examples/env';
-import { parseDuration } from '../../boot/env-reader';
+import { parseDuration } from '../../startup/env-reader';
 import { loadWorkerEnv } from '../../workers/env';
 
 const SECRET = 'a'.repeat(32);
@@ -380,7 +380,7 @@ describe('.env.example and .env', () => {
             '--import',
             'tsx',
             '-e',
-            `const { loadDotEnv } = require('./boot/env-reader.ts');
+            `const { loadDotEnv } = require('./startup/env-reader.ts');
              const path = loadDotEnv(${JSON.stringify(dir)});
              process.stdout.write(JSON.stringify({ path, fromFile: process.env.RR_FROM_FILE ?? null, alreadySet: process.env.RR_ALREADY_SET }));`,
           ],
