@@ -25,8 +25,8 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  * - nothing in `src/` imports the package by name or anything outside `src/`.
  * - `examples/`, `workers/` (the worker bin) and `startup/` (their shared start-up code) import the
  *   package by name through its public entry points only, like a user's app, and not one another
- *   (`startup/` excepted). One exception: `startup/` reads `src/domain/duration` (pure), so environment
- *   variables take exactly the durations the options take.
+ *   (`startup/` excepted). No exception: the durations the variables take are parsed by the
+ *   public `parseDuration`, the options' own.
  */
 const PUBLIC_SUBPATHS = Object.keys(
   JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).exports,
@@ -211,5 +211,5 @@ export default tseslint.config(
   // Outside src/: like a user's app.
   appLayer('examples', { others: ['workers'] }),
   appLayer('workers', { others: ['examples'] }),
-  appLayer('startup', { others: ['examples', 'workers'], src: ['domain/duration'] }),
+  appLayer('startup', { others: ['examples', 'workers'] }),
 );

@@ -7,10 +7,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
-import { OptionsError } from 'refresh-rotation';
-// Not a public entry point: the one file of src/ these processes read (pure, no imports beyond the
-// domain's errors), so their variables take exactly the durations the options take.
-import { parseDuration as parseLibraryDuration } from '../src/domain/duration';
+// The options' own duration parser, so the variables take exactly the durations the options take.
+import { OptionsError, parseDuration as parseLibraryDuration } from 'refresh-rotation';
 
 /** The raw environment: `process.env` or a plain object in tests. */
 export type RawEnv = Readonly<Record<string, string | undefined>>;
