@@ -23,9 +23,10 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
  *   worker's report types.
  * - nothing in `src/` imports the package by name or anything outside `src/`.
- * - `examples/`, `workers/` (the worker bin) and `startup/` (their shared start-up code) import the
- *   package by name through its public entry points only, like a user's app, and not one another
- *   (`startup/` excepted). No exception: the durations the variables take are parsed by the
+ * - the runnable folders, `workers/` (the worker bin), `demo/` (the demo app: `npm run demo`,
+ *   `npm start`, the image) and `examples/` (what a user copies), and `startup/` (the start-up code
+ *   the bin and the demo share) import the package by name through its public entry points only,
+ *   like a user's app, and not one another (`startup/` excepted, for the bin and the demo). No exception: the durations the variables take are parsed by the
  *   public `parseDuration`, the options' own.
  */
 const PUBLIC_SUBPATHS = Object.keys(
@@ -102,8 +103,11 @@ const exceptions = {
   'src/adapters/prometheus': { types: ['src/adapters/bullmq-worker'] },
 };
 
-/** examples/, workers/ and startup/: the package's public entry points, by name. */
-function appLayer(own, { others, src = [] }) {
+/**
+ * A runnable folder outside src/ (or the start-up code they share): the package's public entry
+ * points, by name, and none of the folders in `others`, for the reason `why`.
+ */
+function appLayer(own, { others, why, src = [] }) {
   return {
     files: [`${own}/**/*.ts`],
     rules: restrict(
@@ -117,7 +121,7 @@ function appLayer(own, { others, src = [] }) {
       ),
       pattern(
         `^(?:\\.\\./)+(?:${others.join('|')})(?:/|$)`,
-        `${own}/ does not import ${others.join(' or ')}/ (shared start-up code lives in startup/).`,
+        `${own}/ does not import ${others.map((other) => `${other}/`).join(', ')}: ${why}.`,
       ),
     ),
   };
@@ -209,7 +213,20 @@ export default tseslint.config(
   { files: ['src/**/*.ts'], rules: { 'no-restricted-syntax': ['error', noProcessEnv] } },
 
   // Outside src/: like a user's app.
-  appLayer('examples', { others: ['workers'] }),
-  appLayer('workers', { others: ['examples'] }),
-  appLayer('startup', { others: ['examples', 'workers'] }),
+  appLayer('demo', {
+    others: ['workers', 'examples'],
+    why: 'the demo and the worker bin share only startup/, and the demo runs the bin as a process',
+  }),
+  appLayer('workers', {
+    others: ['demo', 'examples'],
+    why: 'the demo and the worker bin share only startup/',
+  }),
+  appLayer('examples', {
+    others: ['demo', 'workers', 'startup'],
+    why: "an example is what a user copies into their app: it imports the package, none of this repository's code",
+  }),
+  appLayer('startup', {
+    others: ['demo', 'workers', 'examples'],
+    why: 'startup/ is shared by the worker bin and the demo, so it depends on neither',
+  }),
 );

@@ -9,7 +9,7 @@ const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
 };
 
-/** `refresh-rotation` and its subpaths, as examples/ and workers/ import them: the src entry files (tsconfig.json `paths`). */
+/** `refresh-rotation` and its subpaths, as workers/, demo/ and examples/ import them: the src entry files (tsconfig.json `paths`). */
 const moduleNameMapper = {
   '^refresh-rotation$': '<rootDir>/src/index.ts',
   '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',

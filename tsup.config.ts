@@ -39,19 +39,19 @@ export default defineConfig([
     ],
   },
   /**
-   * The example app, compiled for `npm start` and the image (no tsx at run time), into build/ (not
+   * The demo app, compiled for `npm start` and the image (no tsx at run time), into build/ (not
    * published). Its dependencies stay in node_modules; the static demo page is copied beside it.
    */
   {
-    entry: { server: 'examples/server.ts' },
-    outDir: 'build/examples',
+    entry: { server: 'demo/server.ts' },
+    outDir: 'build/demo',
     format: ['cjs'],
     sourcemap: true,
     clean: true,
     target: 'node20',
     skipNodeModulesBundle: true,
     onSuccess: async () => {
-      cpSync('examples/public', 'build/examples/public', { recursive: true });
+      cpSync('demo/public', 'build/demo/public', { recursive: true });
     },
   },
 ]);

@@ -1,5 +1,5 @@
 /**
- * The product without the example app's middleware: a bare Express app with only the token router
+ * The product without the demo app's middleware: a bare Express app with only the token router
  * (`createRefreshRouter`) on `RotationService`, the Mongoose adapter and version store, and inline
  * jobs (a refresh enqueues nothing). Used to split the full stack / floor gap into what the example
  * app adds (helmet, request logs, rate limit) and what the library does. Env: MONGODB_URI, PORT,

@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (quick, under 3 minutes) and `npm run bench:full` (`--full`). Starts its own
  * MongoDB-wire server and Redis (test/support/servers.ts), seeds sessions in bulk, runs the example
- * app (examples/server.ts: helmet, request logs, rate limit, router, Mongoose adapter, BullMQ
+ * app (demo/server.ts: helmet, request logs, rate limit, router, Mongoose adapter, BullMQ
  * producer) and the floor harness (bench/floor-server.ts) as separate processes, and drives them
  * from a third process (bench/load.ts, autocannon on loopback). Prints tables and writes JSON to
  * bench/results/. Every ratio is taken between runs of the same iteration (interleaved), because
@@ -12,7 +12,7 @@
  * --sizes=1000,100000, --backend=postgresql|sqlite.
  *
  * `layers` adds three targets at the first size: the library alone (bench/router-server.ts: the
- * token router on RotationService and the Mongoose adapter, no example-app middleware), with
+ * token router on RotationService and the Mongoose adapter, no demo-app middleware), with
  * FerretDB's revocation guard on and off, and the rotation most tutorials write
  * (bench/tutorial-server.ts: a Mongoose model, find + delete + insert) on a collection of the same
  * size. The floor (bench/floor-server.ts) is one findOneAndUpdate plus the CPU work of a refresh.
@@ -130,11 +130,11 @@ function appEnv(mongoUri: string, redisUrl: string, port: number): Record<string
 }
 
 /**
- * The refresh targets: the example app (full stack), the library alone with FerretDB's revocation
+ * The refresh targets: the demo app (full stack), the library alone with FerretDB's revocation
  * guard on (what runs on FerretDB) and off (what runs on MongoDB), and the floor.
  */
 const TARGETS = {
-  full: 'full stack (example app)',
+  full: 'full stack (demo app)',
   library: 'library alone, guard on',
   unguarded: 'library alone, guard off',
   tutorial: 'tutorial rotation (find + delete + insert)',
@@ -159,7 +159,7 @@ async function startTarget(
   const bare = { MONGODB_URI: mongoUri, PORT: String(port) };
   const child =
     name === 'full'
-      ? spawnTs('examples/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
+      ? spawnTs('demo/server.ts', appEnv(mongoUri, redisUrl, port), { nodeArgs })
       : name === 'floor'
         ? spawnTs('bench/floor-server.ts', bare, { nodeArgs })
         : name === 'tutorial'
@@ -530,7 +530,7 @@ function externalMongo(): Promise<BenchMongo> | null {
   });
 }
 
-/** The example app on the in-memory adapters under refresh load, with --cpu-prof. */
+/** The demo app on the in-memory adapters under refresh load, with --cpu-prof. */
 async function cpuProfileInMemory() {
   const dir = join(work, 'profile-memory');
   mkdirSync(dir, { recursive: true });
@@ -566,8 +566,8 @@ async function cpuProfileInMemory() {
 }
 
 /**
- * What the example app's middleware (helmet, request log, rate limit) costs without a database:
- * the example app and the token router alone, both on the in-memory adapters, no profiler,
+ * What the demo app's middleware (helmet, request log, rate limit) costs without a database:
+ * the demo app and the token router alone, both on the in-memory adapters, no profiler,
  * alternated; CPU ms per refresh of each app process.
  */
 async function middlewareCost() {
@@ -789,7 +789,7 @@ async function main(): Promise<void> {
       writeFileSync(PARTIAL, JSON.stringify(results, null, 2));
       output.push(
         table(
-          `Refresh through the full stack (example app POST /auth/token) vs the floor, ${CONFIG.connections} connections; median (min–max) of ${CONFIG.runs} runs of ${CONFIG.seconds} s`,
+          `Refresh through the full stack (demo app POST /auth/token) vs the floor, ${CONFIG.connections} connections; median (min–max) of ${CONFIG.runs} runs of ${CONFIG.seconds} s`,
           [
             'stored sessions',
             'full refresh/s',
@@ -886,7 +886,7 @@ async function main(): Promise<void> {
       output.push(
         table(
           'Resident memory under refresh load (peak RSS, MiB)',
-          ['stored sessions', 'example app', 'floor'],
+          ['stored sessions', 'demo app', 'floor'],
           rows.map((r) => [fmt(r.size), fmt(r.appRssMiB), fmt(r.floorRssMiB)]),
         ),
       );
@@ -937,11 +937,11 @@ async function main(): Promise<void> {
         results.middlewareInMemory = middleware;
         output.push(
           table(
-            `No database: the example app vs the token router alone, in-memory adapters, no profiler, ${CONFIG.runs} alternated runs of ${middleware.seconds} s; CPU ms per refresh of the app process`,
+            `No database: the demo app vs the token router alone, in-memory adapters, no profiler, ${CONFIG.runs} alternated runs of ${middleware.seconds} s; CPU ms per refresh of the app process`,
             ['app', 'refresh/s', 'app CPU ms per refresh', 'example ÷ library refresh/s'],
             [
               [
-                'example app (helmet, request log, rate limit)',
+                'demo app (helmet, request log, rate limit)',
                 fmtSpread(middleware.example.rps),
                 fmtSpread(middleware.example.cpuMs, 3),
                 fmtSpread(middleware.rpsRatio, 2),
@@ -959,7 +959,7 @@ async function main(): Promise<void> {
         results.cpuInMemory = cpu;
         output.push(
           table(
-            `No database in the way: the example app on the in-memory adapters, ${CONFIG.connections} connections, one ${cpu.seconds} s run under the V8 CPU profiler (profiling slows it)`,
+            `No database in the way: the demo app on the in-memory adapters, ${CONFIG.connections} connections, one ${cpu.seconds} s run under the V8 CPU profiler (profiling slows it)`,
             ['refresh/s', 'p50 ms', 'p99 ms', 'peak RSS MiB'],
             [[fmt(cpu.rps), fmt(cpu.p50), fmt(cpu.p99), fmt(cpu.rssMiB)]],
           ),

@@ -1,5 +1,5 @@
 /**
- * The library without the example app's middleware (helmet, request log, rate limit), shared by
+ * The library without the demo app's middleware (helmet, request log, rate limit), shared by
  * bench/router-server.ts (on MongoDB) and bench/memory-app.ts (in memory). Its own module so the
  * floor harness, which imports bench/lib.ts, does not load the library's router.
  */

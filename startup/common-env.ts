@@ -1,5 +1,5 @@
 /**
- * The variables both processes, the worker (workers/env.ts) and the example app (examples/env.ts),
+ * The variables both processes, the worker (workers/env.ts) and the demo app (demo/env.ts),
  * read the same way: the services, the queues (the app produces what the worker consumes, so they
  * must agree) and the logs.
  */

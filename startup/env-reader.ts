@@ -1,8 +1,8 @@
 /**
  * A small generic reader of environment variables, shared by the worker's schema (`workers/env.ts`)
- * and the example app's (`examples/env.ts`). It records every problem with the variable's name and
+ * and the demo app's (`demo/env.ts`). It records every problem with the variable's name and
  * what to set, and throws them together; the values it checks are the library's own rules
- * (`parseDuration`). Only `workers/` and `examples/` read the environment: the library takes options.
+ * (`parseDuration`). Only `workers/` and `demo/` read the environment: the library takes options.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';

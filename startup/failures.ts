@@ -1,6 +1,6 @@
 /**
  * Start-up failures that name their cause: which service, which variable, and what to do. Shared
- * by the worker (workers/main.ts) and the example app (examples/).
+ * by the worker (workers/main.ts) and the demo app (demo/).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 

@@ -1,5 +1,5 @@
 /**
- * The loggers of the worker and the example app: JSON lines (pino) for machines; `pino-pretty` for
+ * The loggers of the worker and the demo app: JSON lines (pino) for machines; `pino-pretty` for
  * a human at a terminal in development (`LOG_FORMAT=auto`, the default) when it is installed (a
  * development dependency here, absent from the image). Whatever a library prints on the console
  * (BullMQ's warnings) goes through the same logger, so stdout stays one JSON object per line.

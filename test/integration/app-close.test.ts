@@ -4,8 +4,8 @@
  * after its share and the process can still exit before an orchestrator's kill deadline; what it
  * gave up on ends once Redis answers again.
  */
-import { loadEnv } from '../../examples/env';
-import { createRuntime } from '../../examples/runtime';
+import { loadEnv } from '../../demo/env';
+import { createRuntime } from '../../demo/runtime';
 import { appEnvironment, silentLogger } from '../support/app-harness';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { mongoUri, openTestDatabase, redisUrl, uniqueName } from '../support/services';

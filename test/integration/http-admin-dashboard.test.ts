@@ -5,7 +5,7 @@
  * one with the admin created through the first.
  */
 import request from 'supertest';
-import type { Runtime } from '../../examples/runtime';
+import type { Runtime } from '../../demo/runtime';
 import { mongoUri, redisUrl } from '../support/services';
 import { logIn, signUp, startApp, type TestApp } from '../support/app-harness';
 

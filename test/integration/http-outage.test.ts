@@ -4,7 +4,7 @@
  * same data, the same refresh token works again.
  */
 import request from 'supertest';
-import type { Runtime } from '../../examples/runtime';
+import type { Runtime } from '../../demo/runtime';
 import { startRestartable, type RestartableServer } from '../support/servers';
 import { waitFor } from '../support/wait-for';
 import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';

@@ -19,7 +19,7 @@ afterEach(() => {
 });
 
 function app(env: Record<string, string>): ProcessGroup {
-  const group = startGroup(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
+  const group = startGroup(process.execPath, ['--import', 'tsx', 'demo/server.ts'], {
     LOG_LEVEL: 'info',
     ...env,
   });

@@ -1,6 +1,6 @@
 /**
  * The one app harness of the tests: the example app built the way `npm start` and `npm run demo`
- * build it (from an environment, through examples/runtime.ts), listening on 127.0.0.1, either on
+ * build it (from an environment, through demo/runtime.ts), listening on 127.0.0.1, either on
  * the in-memory adapters with inline jobs or on a MongoDB-wire server (a fresh database) with
  * BullMQ jobs on Redis and a real worker (src/adapters/bullmq-worker/token-workers.ts) in this process. It records
  * every audit event and log line, and closes everything it opened. Plus the supertest helpers the
@@ -13,8 +13,8 @@ import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import { pino, type Logger } from 'pino';
 import request from 'supertest';
-import { loadEnv, type RawEnv } from '../../examples/env';
-import { createRuntime, type Runtime, type RuntimeOverrides } from '../../examples/runtime';
+import { loadEnv, type RawEnv } from '../../demo/env';
+import { createRuntime, type Runtime, type RuntimeOverrides } from '../../demo/runtime';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { Clock } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';

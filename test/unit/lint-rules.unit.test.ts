@@ -152,7 +152,15 @@ const violations: Array<[string, Case, string]> = [
     'never the package by name',
   ],
   [
-    'the example app imports src/',
+    'the demo app imports src/',
+    {
+      file: 'demo/y.ts',
+      code: uses("import { RotationService } from '../src/rotation-service';", 'RotationService'),
+    },
+    'demo/ imports the package by name through its public entry points',
+  ],
+  [
+    'an example imports src/',
     {
       file: 'examples/y.ts',
       code: uses("import { RotationService } from '../src/rotation-service';", 'RotationService'),
@@ -171,20 +179,36 @@ const violations: Array<[string, Case, string]> = [
     'Not a public entry point',
   ],
   [
-    "the example app reads the worker bin's configuration",
+    "the demo app reads the worker bin's configuration",
     {
-      file: 'examples/y.ts',
+      file: 'demo/y.ts',
       code: uses("import { loadWorkerEnv } from '../workers/env';", 'loadWorkerEnv'),
     },
-    'examples/ does not import workers/',
+    'demo/ does not import workers/, examples/',
   ],
   [
-    'the worker bin imports the example app',
+    'the worker bin imports the demo app',
     {
       file: 'workers/y.ts',
-      code: uses("import { createApp } from '../examples/app';", 'createApp'),
+      code: uses("import { createApp } from '../demo/app';", 'createApp'),
     },
-    'workers/ does not import examples/',
+    'workers/ does not import demo/, examples/',
+  ],
+  [
+    "an example a user copies leans on the repository's start-up code",
+    {
+      file: 'examples/y.ts',
+      code: uses("import { loadDotEnv } from '../startup/env-reader';", 'loadDotEnv'),
+    },
+    'examples/ does not import demo/, workers/, startup/',
+  ],
+  [
+    'the shared start-up code imports the demo app',
+    {
+      file: 'startup/y.ts',
+      code: uses("import { loadEnv } from '../demo/env';", 'loadEnv'),
+    },
+    'startup/ does not import demo/, workers/, examples/',
   ],
   [
     'the shared start-up code imports src/ (even the pure duration parser)',
@@ -262,15 +286,27 @@ const allowed: Array<[string, Case]> = [
     },
   ],
   [
-    'the example app: public entry points, startup/, its own files',
+    'the demo app: public entry points, startup/, its own files',
     {
-      file: 'examples/y.ts',
+      file: 'demo/y.ts',
       code: [
         "import { RotationService } from 'refresh-rotation';",
         "import { authenticate } from 'refresh-rotation/express';",
         "import { loadDotEnv } from '../startup/env-reader';",
         "import { createApp } from './app';",
         'export const used = [RotationService, authenticate, loadDotEnv, createApp];',
+        '',
+      ].join('\n'),
+    },
+  ],
+  [
+    'an example: public entry points only',
+    {
+      file: 'examples/y.ts',
+      code: [
+        "import { RotationService } from 'refresh-rotation';",
+        "import { createRefreshRouter } from 'refresh-rotation/express';",
+        'export const used = [RotationService, createRefreshRouter];',
         '',
       ].join('\n'),
     },

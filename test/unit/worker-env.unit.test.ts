@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EnvError, isInMemoryDemoMode, loadEnv } from '../../examples/env';
+import { EnvError, isInMemoryDemoMode, loadEnv } from '../../demo/env';
 import { parseDuration } from '../../startup/env-reader';
 import { loadWorkerEnv } from '../../workers/env';
 

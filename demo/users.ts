@@ -1,5 +1,5 @@
 /**
- * The example app's users: an in-memory store for the demo and a MongoDB `users` collection when
+ * The demo app's users: an in-memory store for the demo and a MongoDB `users` collection when
  * MONGODB_URI is set. Passwords are stored only as bcrypt hashes.
  */
 import type { Connection } from 'mongoose';

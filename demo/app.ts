@@ -1,5 +1,5 @@
 /**
- * The example app (docs/express.md, "The example app"): register, login, password change, `/me`,
+ * The demo app (docs/express.md, "The demo app"): register, login, password change, `/me`,
  * the token router at `/auth`, health and readiness, helmet, rate limits and request logs without
  * secrets. Built from explicit dependencies so the tests, `npm start`, `npm run demo` and docker
  * compose share it.
@@ -58,7 +58,7 @@ export interface AppConfig {
   ready: () => Promise<void>;
   /** bcrypt cost. Default 12; tests use 4. */
   bcryptRounds?: number;
-  /** Serve the static demo page from examples/public. Default true. */
+  /** Serve the static demo page from demo/public. Default true. */
   serveStaticPage?: boolean;
   /** Served at `GET /metrics` (Prometheus text format). Default: no `/metrics`. */
   metrics?: RefreshMetrics;
@@ -205,7 +205,7 @@ function plainHttpHeaders(cookie: AppConfig['cookie']): Parameters<typeof helmet
   };
 }
 
-/** Build the example app. Listening and closing the stores is the caller's business. */
+/** Build the demo app. Listening and closing the stores is the caller's business. */
 /** 403 unless the authenticated user is one of `admins`. Runs after `authenticate`. */
 function adminGuard(admins: ReadonlySet<string>) {
   return (req: Request, res: Response, next: () => void): void => {

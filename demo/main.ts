@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: the example app and, when MongoDB and Redis are configured, the worker beside it
+ * `npm run demo`: the demo app and, when MongoDB and Redis are configured, the worker beside it
  * (a child process, as in production). With neither MONGODB_URI nor REDIS_URL set it runs on the
  * in-memory adapters with inline jobs and generated development secrets; `loadEnv` refuses that
  * with NODE_ENV=production.

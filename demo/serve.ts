@@ -1,6 +1,6 @@
 /**
- * Start the example app on a port with a logger, and stop it cleanly on SIGTERM/SIGINT. Shared by
- * `npm start` (server.ts) and `npm run demo` (demo.ts).
+ * Start the demo app on a port with a logger, and stop it cleanly on SIGTERM/SIGINT. Shared by
+ * `npm start` (server.ts) and `npm run demo` (main.ts).
  */
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';

@@ -1,5 +1,5 @@
 /**
- * The example app's composition root: from the parsed environment (`examples/env.ts`) to adapters,
+ * The demo app's composition root: from the parsed environment (`demo/env.ts`) to adapters,
  * the rotation service and the app. In-memory adapters and inline jobs when neither MONGODB_URI nor
  * REDIS_URL is set; MongoDB (and BullMQ when REDIS_URL is set) otherwise.
  */

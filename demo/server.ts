@@ -1,6 +1,6 @@
 /**
- * `npm start` (compiled: build/examples/server.js, after `npm run build`) and `npm run start:dev`
- * (TypeScript through tsx): the example app alone; the worker runs separately. `.env` is read when
+ * `npm start` (compiled: build/demo/server.js, after `npm run build`) and `npm run start:dev`
+ * (TypeScript through tsx): the demo app alone; the worker runs separately. `.env` is read when
  * present.
  */
 import { loadDotEnv } from '../startup/env-reader';

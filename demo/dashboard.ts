@@ -1,6 +1,6 @@
 /**
- * The BullMQ queue dashboard (`@bull-board/express`) of the example app, and the admin list that
- * guards it (`ADMIN_USER_IDS`, read by examples/env.ts). `examples/app.ts` mounts it behind
+ * The BullMQ queue dashboard (`@bull-board/express`) of the demo app, and the admin list that
+ * guards it (`ADMIN_USER_IDS`, read by demo/env.ts). `demo/app.ts` mounts it behind
  * `authenticate` and the list.
  */
 import { createBullBoard } from '@bull-board/api';

@@ -1,5 +1,5 @@
 /**
- * The example app's environment schema (`npm start`, `npm run demo`): services, token settings,
+ * The demo app's environment schema (`npm start`, `npm run demo`): services, token settings,
  * HTTP and rate limits, each with its default, every problem reported at once with the variable's
  * name and what to set (documented in `.env.example`). The rules are the library's own
  * (`ACCESS_TOKEN_ALGORITHMS`, `MIN_ACCESS_SECRET_BYTES`, `MIN_SECRET_BYTES`, `parseDuration`); the
@@ -26,7 +26,7 @@ import type { LogFormat } from '../startup/logging';
 export { EnvError, type LogLevel, type RawEnv } from '../startup/env-reader';
 export type { AccessTokenAlgorithm };
 
-/** The parsed environment of the example app. Frozen. */
+/** The parsed environment of the demo app. Frozen. */
 export interface Env {
   /** `NODE_ENV`, default `development`. */
   readonly nodeEnv: string;
@@ -97,7 +97,7 @@ export function isPlaceholderSecret(secret: string): boolean {
 }
 
 /**
- * True when neither `MONGODB_URI` nor `REDIS_URL` is set: the example app then runs on the
+ * True when neither `MONGODB_URI` nor `REDIS_URL` is set: the demo app then runs on the
  * in-memory adapters with inline jobs and dev-only secrets. {@link loadEnv} refuses that mode when
  * `NODE_ENV=production`.
  */
@@ -106,7 +106,7 @@ export function isInMemoryDemoMode(env: RawEnv = process.env): boolean {
 }
 
 /**
- * Parse and validate the example app's environment. Throws `EnvError` listing every problem.
+ * Parse and validate the demo app's environment. Throws `EnvError` listing every problem.
  * In in-memory demo mode (and only there), missing token secrets are generated at start and
  * `devSecretsGenerated` is true.
  */
