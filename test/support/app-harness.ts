@@ -19,7 +19,11 @@ import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
 import type { Clock } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { AuditEvent } from '../../src/options';
-import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/adapters/bullmq-worker';
+import {
+  DEFAULT_CLEANUP,
+  startTokenWorkers,
+  type TokenWorkers,
+} from '../../src/adapters/bullmq-worker';
 import { HttpClient } from './http-client';
 import { mongoUri, redisUrl, uniqueName } from './services';
 
