@@ -14,10 +14,8 @@ import type { Touch } from '../../src/domain/refresh-token';
 import type { TouchJob } from '../../src/domain/token-jobs';
 import { runCleanup } from '../../src/adapters/bullmq-worker/processors/cleanup';
 import { createRevokeAllProcessor } from '../../src/adapters/bullmq-worker/processors/revoke-all';
-import {
-  TouchBatcher,
-  createTouchProcessor,
-} from '../../src/adapters/bullmq-worker/processors/touch';
+import { createTouchProcessor } from '../../src/adapters/bullmq-worker/processors/touch';
+import { TouchBatcher } from '../../src/adapters/bullmq-worker/processors/touch-batcher';
 import { aNewRecord } from '../support/builders';
 import { EPOCH, FakeClock } from '../support/fake-clock';
 import { withOutage } from '../support/outage-repository';

@@ -7,7 +7,7 @@ import type { JobType } from 'bullmq';
 import type { Connection } from 'mongoose';
 import { QUEUE_NAMES } from '../bullmq/jobs';
 import type { CleanupResult } from './processors/cleanup';
-import type { TouchBatcherStats } from './processors/touch';
+import type { TouchBatcherStats } from './processors/touch-batcher';
 import type { QueueKey, QueueTable } from './queue-table';
 
 /** Job counts of one queue, as BullMQ reports them. */

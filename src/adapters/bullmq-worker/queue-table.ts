@@ -11,7 +11,8 @@ import type { RefreshTokenRepository } from '../../domain/refresh-token-reposito
 import type { WorkerLogger } from './logger';
 import { createCleanupProcessor, type CleanupResult } from './processors/cleanup';
 import { createRevokeAllProcessor } from './processors/revoke-all';
-import { TouchBatcher, createTouchProcessor } from './processors/touch';
+import { createTouchProcessor } from './processors/touch';
+import { TouchBatcher } from './processors/touch-batcher';
 import { returnOnShutdown, type ReturnSwitch } from './shutdown';
 
 /** The job kinds, as keys of {@link QUEUE_NAMES}. */

@@ -2,34 +2,15 @@
  * `revoke-all`: mark every record of a user created before the request revoked (one `updateMany`
  * in the Mongoose adapter). Idempotent: a retry, a duplicate or a late run revokes nothing more.
  */
-import { UnrecoverableError } from 'bullmq';
 import { parseRevokeAllPayload } from '../../bullmq/jobs';
-import { InvalidRequestError } from '../../../domain/errors';
 import type { RefreshTokenRepository } from '../../../domain/refresh-token-repository';
 import type { RevokeAllJob } from '../../../domain/token-jobs';
+import { parseOrFail, type JobLike } from './job';
 
 /** What a completed `revoke-all` job returns (stored by BullMQ as the job's result). */
 export interface RevokeAllResult {
   /** Records this run revoked; 0 on a repeat. */
   revoked: number;
-}
-
-/** The part of a BullMQ job a processor reads. */
-export interface JobLike {
-  data: unknown;
-}
-
-/**
- * Parse a payload; a malformed one is a permanent failure (`UnrecoverableError`: no retries).
- * Shared by the processors.
- */
-export function parseOrFail<T>(parse: (data: unknown) => T, data: unknown): T {
-  try {
-    return parse(data);
-  } catch (error) {
-    if (error instanceof InvalidRequestError) throw new UnrecoverableError(error.message);
-    throw error;
-  }
 }
 
 /**
