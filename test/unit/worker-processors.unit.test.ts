@@ -139,9 +139,8 @@ describe('touch processor', () => {
     const repository = new CountingTouches();
     const a = await repository.save(aNewRecord());
     const b = await repository.save(aNewRecord());
-    const process = createTouchProcessor(
-      new TouchBatcher(repository, { maxBatch: 100, flushAfterMs: 5 }),
-    );
+    const batcher = new TouchBatcher(repository, { maxBatch: 100, flushAfterMs: 5 });
+    const process = createTouchProcessor(batcher);
     const jobs = [at(3), at(9), at(1)].flatMap((time) => [
       { data: toTouchPayload({ sessionId: a.sessionId, at: time }) },
       { data: toTouchPayload({ sessionId: b.sessionId, at: new Date(time.getTime() + 1) }) },
@@ -150,7 +149,8 @@ describe('touch processor', () => {
     await Promise.all(jobs.map((job) => process(job)));
 
     expect(repository.calls).toHaveLength(1);
-    expect(repository.calls[0]).toHaveLength(2);
+    expect(repository.calls[0]).toHaveLength(6);
+    expect(batcher.stats()).toMatchObject({ touches: 6, writes: 1, recordsChanged: 2 });
     expect((await repository.findById(a.id))?.lastUsedAt).toEqual(at(9));
     expect((await repository.findById(b.id))?.lastUsedAt).toEqual(at(10));
   });

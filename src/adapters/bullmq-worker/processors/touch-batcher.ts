@@ -87,7 +87,10 @@ export class TouchBatcher {
   private async write(batch: readonly Pending[]): Promise<void> {
     this.counters.writes += 1;
     try {
-      this.counters.recordsChanged += await this.repository.touchMany(latestPerSession(batch));
+      // The batch goes as it is: touchMany keeps the latest touch of each session (the port's promise).
+      this.counters.recordsChanged += await this.repository.touchMany(
+        batch.map((pending) => pending.touch),
+      );
     } catch (error) {
       this.counters.failedWrites += 1;
       for (const pending of batch) pending.reject(error);
@@ -95,15 +98,4 @@ export class TouchBatcher {
     }
     for (const pending of batch) pending.resolve();
   }
-}
-
-/** One touch per session, the latest: `touchMany` applies `$max`, so the rest change nothing. */
-function latestPerSession(batch: readonly Pending[]): Touch[] {
-  const latest = new Map<string, Date>();
-  for (const { touch } of batch) {
-    const seen = latest.get(touch.sessionId);
-    if (seen === undefined || touch.at.getTime() > seen.getTime())
-      latest.set(touch.sessionId, touch.at);
-  }
-  return [...latest].map(([sessionId, at]) => ({ sessionId, at }));
 }
