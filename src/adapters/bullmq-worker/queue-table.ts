@@ -72,23 +72,27 @@ export interface QueueTable {
   lastCleanup(): (CleanupResult & { finishedAt: string }) | null;
 }
 
-/** Build the three Workers (with `autorun: false`) and Queues, with their listeners. */
-export function createQueueTable(settings: QueueTableSettings): QueueTable {
-  const { repository, connection, prefix, logger, returning } = settings;
-  const batcher = new TouchBatcher(repository, {
-    maxBatch: settings.touchBatchSize,
-    flushAfterMs: settings.touchFlushMs,
-  });
-  const base = {
-    connection,
-    prefix,
-    lockDuration: settings.lockDurationMs,
-    stalledInterval: settings.lockDurationMs,
-    maxStalledCount: 3,
-    name: `${hostname()}:${process.pid}`,
-    autorun: false,
-  };
-  const cleanupProcessor = createCleanupProcessor(repository, {
+/** The job kinds in table order. */
+const QUEUE_KEYS = Object.keys(QUEUE_NAMES) as QueueKey[];
+
+/** One entry per job kind, built by `build`. */
+function perQueue<T>(build: (key: QueueKey) => T): Record<QueueKey, T> {
+  return Object.fromEntries(QUEUE_KEYS.map((key) => [key, build(key)])) as Record<QueueKey, T>;
+}
+
+/** What sets one job kind's Worker apart from the others. */
+interface WorkerRole {
+  process: (job: Job) => Promise<unknown>;
+  concurrency: number;
+}
+
+/** The processor and concurrency of each job kind. */
+function rolesOf(
+  settings: QueueTableSettings,
+  batcher: TouchBatcher,
+): Record<QueueKey, WorkerRole> {
+  const { repository, logger } = settings;
+  const cleanup = createCleanupProcessor(repository, {
     retentionMs: settings.cleanup.retentionMs,
     batchSize: settings.cleanup.batchSize,
     timeBudgetMs: settings.cleanup.timeBudgetMs,
@@ -97,39 +101,44 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
     onBatch: (deleted, batch) =>
       logger.debug({ queue: QUEUE_NAMES.cleanup, batch, deleted }, 'cleanup batch'),
   });
-  const workers: Record<QueueKey, Worker> = {
-    revokeAll: new Worker(
-      QUEUE_NAMES.revokeAll,
-      returnOnShutdown(createRevokeAllProcessor(repository), returning),
-      {
-        ...base,
-        concurrency: settings.concurrency,
-        removeOnComplete: KEEP_COMPLETED.revokeAll,
-        removeOnFail: KEEP_FAILED.revokeAll,
-      },
-    ),
-    touch: new Worker(
-      QUEUE_NAMES.touch,
-      returnOnShutdown(createTouchProcessor(batcher), returning),
-      {
-        ...base,
-        concurrency: settings.touchBatchSize,
-        removeOnComplete: KEEP_COMPLETED.touch,
-        removeOnFail: KEEP_FAILED.touch,
-      },
-    ),
-    cleanup: new Worker(QUEUE_NAMES.cleanup, returnOnShutdown(cleanupProcessor, returning), {
-      ...base,
-      concurrency: 1,
-      removeOnComplete: KEEP_COMPLETED.cleanup,
-      removeOnFail: KEEP_FAILED.cleanup,
-    }),
+  return {
+    revokeAll: { process: createRevokeAllProcessor(repository), concurrency: settings.concurrency },
+    // One touch job per slot: the batch a write carries is as large as the jobs held at once.
+    touch: { process: createTouchProcessor(batcher), concurrency: settings.touchBatchSize },
+    cleanup: { process: cleanup, concurrency: 1 },
   };
-  const queues: Record<QueueKey, Queue> = {
-    revokeAll: new Queue(QUEUE_NAMES.revokeAll, { connection, prefix }),
-    touch: new Queue(QUEUE_NAMES.touch, { connection, prefix }),
-    cleanup: new Queue(QUEUE_NAMES.cleanup, { connection, prefix }),
-  };
+}
+
+/**
+ * The BullMQ Worker of one job kind, not yet running (`autorun: false`): its processor returns
+ * its job to the queue at the shutdown deadline, and it keeps that kind's finished jobs as long as
+ * the producer's job options say.
+ */
+function createWorker(key: QueueKey, role: WorkerRole, settings: QueueTableSettings): Worker {
+  return new Worker(QUEUE_NAMES[key], returnOnShutdown(role.process, settings.returning), {
+    connection: settings.connection,
+    prefix: settings.prefix,
+    concurrency: role.concurrency,
+    lockDuration: settings.lockDurationMs,
+    stalledInterval: settings.lockDurationMs,
+    maxStalledCount: 3,
+    name: `${hostname()}:${process.pid}`,
+    autorun: false,
+    removeOnComplete: KEEP_COMPLETED[key],
+    removeOnFail: KEEP_FAILED[key],
+  });
+}
+
+/** Build the three Workers (with `autorun: false`) and Queues, with their listeners. */
+export function createQueueTable(settings: QueueTableSettings): QueueTable {
+  const { connection, prefix, logger } = settings;
+  const batcher = new TouchBatcher(settings.repository, {
+    maxBatch: settings.touchBatchSize,
+    flushAfterMs: settings.touchFlushMs,
+  });
+  const roles = rolesOf(settings, batcher);
+  const workers = perQueue((key) => createWorker(key, roles[key], settings));
+  const queues = perQueue((key) => new Queue(QUEUE_NAMES[key], { connection, prefix }));
 
   /** A throwing hook must not break the worker's own bookkeeping. */
   function report(queue: string, job: Job | undefined, outcome: JobFinishedEvent['outcome']) {
@@ -151,7 +160,7 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
 
   const processed: ProcessedCounts = {};
   let lastCleanup: (CleanupResult & { finishedAt: string }) | null = null;
-  for (const key of Object.keys(workers) as QueueKey[]) {
+  for (const key of QUEUE_KEYS) {
     const name = QUEUE_NAMES[key];
     const counts = (processed[name] = { completed: 0, failed: 0 });
     const worker = workers[key];
