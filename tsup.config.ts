@@ -7,7 +7,7 @@ import { defineConfig } from 'tsup';
  * point that needs it imports, so `instanceof` holds across `refresh-rotation` and its subpaths.
  * The worker bin (`workers/main.ts`) is built with them and shares their chunks.
  */
-const library = {
+export const library = {
   index: 'src/index.ts',
   'adapters/memory/index': 'src/adapters/memory/index.ts',
   'adapters/mongoose/index': 'src/adapters/mongoose/index.ts',
