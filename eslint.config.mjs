@@ -12,22 +12,24 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  * each rule below and expects lint to fail):
  *
  * - domain, `src/domain/`: imports nothing outside itself, no package but `node:` built-ins.
- * - service, `src/rotation-service.ts` and `src/options.ts`: the domain (and `uuid`). One exception:
+ * - use cases, every file at the root of `src/` but the entry (`rotation-service.ts`, `options.ts`,
+ *   and any file added beside them): the domain, one another (and `uuid`). One exception:
  *   the service builds its `AccessTokens` as `JwtAccessTokens` (src/adapters/jsonwebtoken), because
  *   the public `new RotationService(options)` takes key material, not a signer.
- * - root entry, `src/index.ts`: the service, options and the domain; never an adapter (those are
+ * - root entry, `src/index.ts`: the use cases and the domain; never an adapter (those are
  *   the subpath entries, so a framework never loads through `refresh-rotation`).
- * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ consumer)
- *   included: the domain; `rotation-service` and `options` as types only; not each other, except the worker's use of
- *   `adapters/bullmq` (the jobs' wire contract it consumes) and `adapters/mongoose` (the repository
+ * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ
+ *   consumer) included: the domain; `rotation-service` and `options` as types only; not each other,
+ *   except the worker's use of `adapters/bullmq` (the jobs' wire contract it consumes) and `adapters/mongoose` (the repository
  *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
  *   worker's report types.
- * - nothing in `src/` imports the package by name or anything outside `src/`.
+ * - nothing in `src/` imports the package by name or anything outside `src/`; a folder of `src/`
+ *   other than `domain/` and `adapters/` (a new one) imports no framework or driver.
  * - the runnable folders, `workers/` (the worker bin), `demo/` (the demo app: `npm run demo`,
  *   `npm start`, the image) and `examples/` (what a user copies), and `startup/` (the start-up code
  *   the bin and the demo share) import the package by name through its public entry points only,
- *   like a user's app, and not one another (`startup/` excepted, for the bin and the demo). No exception: the durations the variables take are parsed by the
- *   public `parseDuration`, the options' own.
+ *   like a user's app, and not one another (`startup/` excepted, for the bin and the demo). No
+ *   exception: the durations the variables take are parsed by the public `parseDuration`.
  */
 const PUBLIC_SUBPATHS = Object.keys(
   JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).exports,
@@ -127,6 +129,30 @@ function appLayer(own, { others, why, src = [] }) {
   };
 }
 
+/**
+ * The use cases, `files` at the root of src/ (minus `ignores`): the domain, one another, `uuid` and
+ * `node:` built-ins; `exceptions` (paths from src/, without extension) besides.
+ */
+function useCaseLayer(files, ignores, exceptions = []) {
+  const allowed = ['domain/', '[^/]+$', ...exceptions.map((file) => `${escape(file)}$`)];
+  return {
+    files,
+    ignores,
+    rules: restrict(
+      byName,
+      pattern(
+        `^\\./(?!${allowed.join('|')})`,
+        'A use case at the root of src/ (the service, its options, any file beside them) imports only the domain and the other use cases.',
+      ),
+      pattern('^\\.\\./', 'src/ imports nothing outside src/.'),
+      pattern(
+        '^(?!node:|uuid$|\\.)',
+        'A use case at the root of src/ imports no framework or driver: that is an adapter (src/adapters/).',
+      ),
+    ),
+  };
+}
+
 const noProcessEnv = {
   selector: "MemberExpression[object.name='process'][property.name='env']",
   message: 'The library never reads process.env: take an option instead.',
@@ -169,6 +195,18 @@ export default tseslint.config(
   },
 
   // The layers of src/.
+  // Anything in src/ the blocks below do not cover (a new folder beside domain/ and adapters/):
+  // framework-free, like every layer of src/ but the adapters.
+  {
+    files: ['src/**/*.ts'],
+    rules: restrict(
+      byName,
+      pattern(
+        '^(?!node:|uuid$|\\.)',
+        'Outside src/adapters/, src/ imports no framework or driver: that is an adapter (src/adapters/<technology>/).',
+      ),
+    ),
+  },
   ...foldersOf('src/domain').map((folder) => ({
     files: [`${folder}/*.ts`],
     rules: restrict(
@@ -183,28 +221,17 @@ export default tseslint.config(
       ),
     ),
   })),
-  ...['src/rotation-service.ts', 'src/options.ts'].map((file) => ({
-    files: [file],
-    rules: restrict(
-      byName,
-      pattern(
-        `^\\./(?!domain/|options$|rotation-service$${file === 'src/rotation-service.ts' ? '|adapters/jsonwebtoken/jwt-access-tokens$' : ''})`,
-        'The service and its options import only the domain.',
-      ),
-      pattern('^\\.\\./', 'src/ imports nothing outside src/.'),
-      pattern(
-        '^(?!node:|uuid$|\\.)',
-        'The service and its options import no framework or driver: that is an adapter (src/adapters/).',
-      ),
-    ),
-  })),
+  // Every file at the root of src/ but the entry is a use case (the service, its options, and any
+  // file added beside them), so a new one is held to the same rule without being named here.
+  useCaseLayer(['src/*.ts'], ['src/index.ts', 'src/rotation-service.ts']),
+  useCaseLayer(['src/rotation-service.ts'], [], ['adapters/jsonwebtoken/jwt-access-tokens']),
   {
     files: ['src/index.ts'],
     rules: restrict(
       byName,
       pattern(
-        '^\\./(?!domain/|options$|rotation-service$)',
-        'The root entry exports the service, its options and the domain; adapters have their own subpath entries.',
+        '^\\./(?!domain/|[^/]+$)',
+        'The root entry exports the use cases at the root of src/ and the domain; adapters have their own subpath entries.',
       ),
       pattern('^(?!\\./)', 'The root entry re-exports its own files only.'),
     ),

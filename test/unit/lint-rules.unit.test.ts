@@ -77,7 +77,7 @@ const violations: Array<[string, Case, string]> = [
   [
     'the service imports mongoose',
     { file: 'src/rotation-service.ts', code: uses("import mongoose from 'mongoose';", 'mongoose') },
-    'The service and its options import no framework or driver',
+    'A use case at the root of src/ imports no framework or driver',
   ],
   [
     'the options import an adapter',
@@ -85,7 +85,7 @@ const violations: Array<[string, Case, string]> = [
       file: 'src/options.ts',
       code: uses("import { InlineTokenJobs } from './adapters/memory';", 'InlineTokenJobs'),
     },
-    'The service and its options import only the domain',
+    'A use case at the root of src/ (the service, its options, any file beside them) imports only the domain',
   ],
   [
     "the options take the service's exception (the JWT adapter)",
@@ -96,7 +96,28 @@ const violations: Array<[string, Case, string]> = [
         'JwtAccessTokens',
       ),
     },
-    'The service and its options import only the domain',
+    'A use case at the root of src/ (the service, its options, any file beside them) imports only the domain',
+  ],
+  [
+    'a new file at the root of src/ imports mongoose',
+    { file: 'src/sessions.ts', code: uses("import mongoose from 'mongoose';", 'mongoose') },
+    'A use case at the root of src/ imports no framework or driver',
+  ],
+  [
+    'a new file at the root of src/ imports an adapter',
+    {
+      file: 'src/sessions.ts',
+      code: uses("import { InlineTokenJobs } from './adapters/memory';", 'InlineTokenJobs'),
+    },
+    'imports only the domain and the other use cases',
+  ],
+  [
+    'a new folder of src/ imports a driver',
+    {
+      file: 'src/sessions/y.ts',
+      code: uses("import { Redis } from 'ioredis';", 'Redis'),
+    },
+    'Outside src/adapters/, src/ imports no framework or driver',
   ],
   [
     'the service imports the worker bin',
@@ -109,7 +130,7 @@ const violations: Array<[string, Case, string]> = [
   [
     'the root entry exports an adapter',
     { file: 'src/index.ts', code: "export { MemoryVersionStore } from './adapters/memory';\n" },
-    'The root entry exports the service, its options and the domain',
+    'The root entry exports the use cases at the root of src/ and the domain',
   ],
   [
     'an adapter imports another adapter',
@@ -238,6 +259,20 @@ const allowed: Array<[string, Case]> = [
         "import { parseDuration } from './domain/duration';",
         "import { resolveOptions } from './options';",
         'export const used = [v7, JwtAccessTokens, parseDuration, resolveOptions];',
+        '',
+      ].join('\n'),
+    },
+  ],
+  [
+    'a new use case beside the service: the domain, the other use cases, uuid',
+    {
+      file: 'src/sessions.ts',
+      code: [
+        "import { v7 } from 'uuid';",
+        "import { OptionsError } from './domain/errors';",
+        "import type { RotationService } from './rotation-service';",
+        'export const used = [v7, OptionsError];',
+        'export type Service = RotationService;',
         '',
       ].join('\n'),
     },
