@@ -20,9 +20,9 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   the subpath entries, so a framework never loads through `refresh-rotation`).
  * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ
  *   consumer) included: the domain; `rotation-service` and `options` as types only; not each other,
- *   except the worker's use of `adapters/bullmq` (the jobs' wire contract it consumes) and `adapters/mongoose` (the repository
- *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
- *   worker's report types.
+ *   except the worker's use of `adapters/bullmq` (the jobs' wire contract it consumes) and
+ *   `adapters/mongoose` (the repository `startTokenWorkers` builds on the given connection), and
+ *   `adapters/prometheus` reading the worker's report types.
  * - nothing in `src/` imports the package by name or anything outside `src/`; a folder of `src/`
  *   other than `domain/` and `adapters/` (a new one) imports no framework or driver.
  * - the runnable folders, `workers/` (the worker bin), `demo/` (the demo app: `npm run demo`,
@@ -30,6 +30,8 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   the bin and the demo share) import the package by name through its public entry points only,
  *   like a user's app, and not one another (`startup/` excepted, for the bin and the demo). No
  *   exception: the durations the variables take are parsed by the public `parseDuration`.
+ * - `bench/` likewise, but for one named exception: `src/domain/token-codec`, with which the
+ *   seeding mints the tokens of the records it writes straight into the collection.
  */
 const PUBLIC_SUBPATHS = Object.keys(
   JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).exports,
@@ -251,6 +253,14 @@ export default tseslint.config(
   appLayer('examples', {
     others: ['demo', 'workers', 'startup'],
     why: "an example is what a user copies into their app: it imports the package, none of this repository's code",
+  }),
+  // The benchmarks measure the library, the demo and the bin as a user runs them; they start the
+  // bin as a process, and their servers with test/support/servers.ts.
+  appLayer('bench', {
+    others: ['workers', 'examples', 'startup'],
+    why: 'the benchmarks run the worker bin as a process and measure the demo app, nothing else',
+    // Seeding writes records straight into the collection and mints their tokens with the codec.
+    src: ['domain/token-codec'],
   }),
   appLayer('startup', {
     others: ['demo', 'workers', 'examples'],

@@ -15,8 +15,8 @@ import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
-} from '../src/adapters/memory';
-import { RotationService } from '../src/rotation-service';
+} from 'refresh-rotation/memory';
+import { RotationService } from 'refresh-rotation';
 import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
 import { tokenRouterApp } from './token-router-app';
 

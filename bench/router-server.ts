@@ -6,10 +6,13 @@
  * REVOCATION_GUARD (auto | off; `off` on FerretDB is for measuring only: it is what MongoDB runs).
  */
 import mongoose from 'mongoose';
-import { InlineTokenJobs } from '../src/adapters/memory';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
-import type { RevocationGuardMode } from '../src/adapters/mongoose';
-import { RotationService } from '../src/rotation-service';
+import { InlineTokenJobs } from 'refresh-rotation/memory';
+import {
+  MongooseRefreshTokenRepository,
+  MongooseVersionStore,
+  type RevocationGuardMode,
+} from 'refresh-rotation/mongoose';
+import { RotationService } from 'refresh-rotation';
 import { ACCESS_SECRET, REFRESH_SECRET, serveUntilSignal } from './lib';
 import { tokenRouterApp } from './token-router-app';
 

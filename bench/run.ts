@@ -28,7 +28,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import mongoose, { type Connection } from 'mongoose';
-import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
+import { MongooseRefreshTokenRepository } from 'refresh-rotation/mongoose';
 import { freePort, startMongo, startRedis, type ServerHandle } from '../test/support/servers';
 import { startPostgresFerret, type BenchMongo } from './postgres';
 import {

@@ -4,8 +4,8 @@
  * floor harness, which imports bench/lib.ts, does not load the library's router.
  */
 import express, { type Express } from 'express';
-import { createRefreshRouter } from '../src/adapters/express';
-import type { RotationService } from '../src/rotation-service';
+import { createRefreshRouter } from 'refresh-rotation/express';
+import type { RotationService } from 'refresh-rotation';
 
 /** `/healthz`, and the token router at `/auth` (no cookie; logs to the console). */
 export function tokenRouterApp(service: RotationService): Express {

@@ -7,12 +7,11 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
-import { BullMQTokenJobs } from '../src/adapters/bullmq';
-import { JOB_NAMES, QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
-import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
+import { BullMQTokenJobs, JOB_NAMES, QUEUE_NAMES } from 'refresh-rotation/bullmq';
+import { MongooseRefreshTokenRepository } from 'refresh-rotation/mongoose';
 import { freePort, type ServerHandle } from '../test/support/servers';
 import type { BenchMongo } from './postgres';
-import type { HealthReport } from '../src/adapters/bullmq-worker';
+import type { HealthReport } from 'refresh-rotation/worker';
 import {
   codec,
   fmt,

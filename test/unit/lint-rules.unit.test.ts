@@ -232,6 +232,22 @@ const violations: Array<[string, Case, string]> = [
     'startup/ does not import demo/, workers/, examples/',
   ],
   [
+    'a benchmark imports src/ beyond its one exception',
+    {
+      file: 'bench/y.ts',
+      code: uses("import { RotationService } from '../src/rotation-service';", 'RotationService'),
+    },
+    'bench/ imports the package by name through its public entry points',
+  ],
+  [
+    'a benchmark imports the worker bin instead of running it',
+    {
+      file: 'bench/y.ts',
+      code: uses("import { loadWorkerEnv } from '../workers/env';", 'loadWorkerEnv'),
+    },
+    'bench/ does not import workers/, examples/, startup/',
+  ],
+  [
     'the shared start-up code imports src/ (even the pure duration parser)',
     {
       file: 'startup/y.ts',
@@ -355,6 +371,20 @@ const allowed: Array<[string, Case]> = [
         "import { createWorkerMetrics } from 'refresh-rotation/metrics';",
         "import { settlesWithin } from '../startup/failures';",
         'export const used = [startTokenWorkers, createWorkerMetrics, settlesWithin];',
+        '',
+      ].join('\n'),
+    },
+  ],
+  [
+    'a benchmark: public entry points, the demo app, the test servers and the token codec',
+    {
+      file: 'bench/y.ts',
+      code: [
+        "import { RotationService } from 'refresh-rotation';",
+        "import { createApp } from '../demo/app';",
+        "import { TokenCodec } from '../src/domain/token-codec';",
+        "import { startRedis } from '../test/support/servers';",
+        'export const used = [RotationService, createApp, TokenCodec, startRedis];',
         '',
       ].join('\n'),
     },
