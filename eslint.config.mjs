@@ -132,9 +132,9 @@ const SERVICE_FILES = [
   'src/audit-trail.ts',
   'src/rotation-values.ts',
 ];
-const SERVICE_MODULES = SERVICE_FILES.map(
-  (file) => `${escape(posix.basename(file, '.ts'))}$`,
-).join('|');
+const SERVICE_MODULES = SERVICE_FILES.map((file) => `${escape(posix.basename(file, '.ts'))}$`).join(
+  '|',
+);
 
 const noProcessEnv = {
   selector: "MemberExpression[object.name='process'][property.name='env']",
