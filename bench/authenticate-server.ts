@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const withBus = base({ revocationBus: bus });
   const withoutBus = base();
   const uncached = base({
-    versions: new MongooseVersionStore(connection, { cacheTtlMs: 0 }),
+    versions: new MongooseVersionStore(connection),
     revocationCache: { ttl: 0 },
   });
   const access: string[] = [];

@@ -58,8 +58,8 @@ export interface RuntimeOverrides {
   bcryptRounds?: number;
   rateLimitStore?: (name: RateLimitName) => Store;
   onAuditEvent?: RefreshRotationOptions['onAuditEvent'];
-  /** Version-cache lifetime of the MongoDB version store, ms. Default 1000. */
-  versionCacheTtlMs?: number;
+  /** The service's `revocationCache.ttl` (versions and session states without a synced bus), ms. Default 1000. */
+  revocationCacheTtlMs?: number;
   /** Instead of `ADMIN_USER_IDS`. */
   adminUserIds?: string[];
 }
@@ -150,11 +150,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
     });
     const users = new MongoUserStore(connection);
     await Promise.all([repository.ensureIndexes(), users.ensureIndexes()]);
-    const versions = new MongooseVersionStore(connection, {
-      ...(overrides.versionCacheTtlMs === undefined
-        ? {}
-        : { cacheTtlMs: overrides.versionCacheTtlMs }),
-    });
+    const versions = new MongooseVersionStore(connection);
     let redisReason = 'no answer';
     redis?.on('error', (error: Error) => {
       redisReason = reasonOf(error);
@@ -230,6 +226,7 @@ function serviceOptions(
     versions: stores.versions,
     jobs: stores.jobs,
     revocationBus: stores.revocationBus,
+    revocationCache: { ttl: overrides.revocationCacheTtlMs },
     accessToken: {
       algorithm: accessToken.algorithm,
       secret: accessToken.secret,

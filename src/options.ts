@@ -61,22 +61,29 @@ export interface RefreshRotationOptions {
    * `refresh-rotation/redis`). With it, a revocation (revoke-all, breach rotation, one session)
    * is published before the call that made it returns, and every instance drops its cached
    * versions and session states at once; without it (or while it is down) other instances see the
-   * change when their caches expire (1 s by default). While it is synced, the service keeps
+   * change when their caches expire (`revocationCache.ttl`, 1 s by default). While it is synced,
+   * the service keeps
    * revocation state for longer (`revocationCache.ttlWithBus`), so checks rarely read the store.
    * Default: none (right for one instance).
    */
   revocationBus?: RevocationBus | undefined;
   /**
-   * The service's cache of revocation state: user and global minimum versions and session states,
-   * read by `authenticate({ checkRevocation })` and by refresh. While the `revocationBus` is synced
-   * (every revocation is pushed to this instance before it is answered) entries are trusted for
-   * `ttlWithBus`, default `'5s'` (also how long a notice this instance missed, say one whose publish
-   * failed, can go unseen); otherwise versions come from the version store (its own short
-   * cache) and session states are kept for `ttl`, default `'1s'` (0: the record is read on every
-   * request). `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations
-   * through this service clear their entries at once.
+   * The one cache of revocation state: user and global minimum versions and session states, read
+   * by refresh and by `authenticate({ checkRevocation })` (version stores keep no cache of their
+   * own). While the `revocationBus` is synced (every revocation is pushed to this instance before
+   * it is answered) entries are trusted for `ttlWithBus`, default `'5s'` (also how long a notice
+   * this instance missed, say one whose publish failed, can go unseen); otherwise for `ttl`,
+   * default `'1s'` (0: the stores are read on every request, two extra reads per refresh).
+   * `maxEntries` (default 10 000) bounds the entries, oldest out first. Revocations through this
+   * service clear their entries at once.
    */
-  revocationCache?: { ttl?: Duration; ttlWithBus?: Duration; maxEntries?: number } | undefined;
+  revocationCache?:
+    | {
+        ttl?: Duration | undefined;
+        ttlWithBus?: Duration | undefined;
+        maxEntries?: number | undefined;
+      }
+    | undefined;
   /** Default: the system clock. */
   clock?: Clock | undefined;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */

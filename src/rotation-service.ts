@@ -9,124 +9,49 @@ import { v7 as uuidv7 } from 'uuid';
 // constructor takes key material, not a signer (eslint.config.mjs lists this exception).
 import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
 import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
+import { AuditTrail } from './audit-trail';
 import {
-  InvalidGrantError,
   InvalidRequestError,
   MalformedTokenError,
   RefreshRotationError,
   StoreUnavailableError,
-  type InvalidGrantReason,
 } from './domain/errors';
 import { parseDuration } from './domain/duration';
-import { ExpiringCache } from './domain/expiring-cache';
 import {
   decideGeneration,
   isExpired,
   judgeVersions,
   slideExpiry,
-  type ClientInfo,
   type GlobalVersion,
   type RefreshTokenRecord,
 } from './domain/refresh-token';
-import type { RevocationNotice, RevocationSignal } from './domain/revocation-bus';
 import {
   hashToken,
   MAX_GENERATION,
   SESSION_RANDOM_BYTES,
   type ParsedRefreshToken,
 } from './domain/token-codec';
+import { resolveOptions, type RefreshRotationOptions, type ResolvedOptions } from './options';
 import {
-  resolveOptions,
-  type AuditEvent,
-  type RefreshOutcome,
-  type RefreshRotationOptions,
-  type ResolvedOptions,
-} from './options';
+  clientInfo,
+  nonEmpty,
+  snapshotOf,
+  type IssueOptions,
+  type SessionView,
+  type TokenResponse,
+  type VersionSnapshot,
+} from './rotation-values';
+import { RevocationState } from './revocation-state';
 
 export type { AccessTokenClaims } from './domain/access-token';
-
-/** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
-export interface TokenResponse {
-  accessToken: string;
-  tokenType: 'Bearer';
-  /** Access-token lifetime in seconds. */
-  expiresIn: number;
-  refreshToken: string;
-  /** When the refresh token dies if unused (idle expiry, capped by the absolute one). */
-  refreshExpiresAt: Date;
-  sessionId: string;
-  userId: string;
-}
-
-/**
- * The user's minimum token version at one moment, from {@link RotationService.versionSnapshot}.
- * Taken before a login reads and checks the password, and handed to `issue({ at })`, it makes the
- * new session as old as the credential check: a revoke-all (password change) that lands while the
- * check runs kills it too.
- */
-export interface VersionSnapshot {
-  readonly userId: string;
-  readonly userMinVersion: number;
-}
-
-/** What `issue` takes. */
-export interface IssueOptions {
-  userId: string;
-  /** Shown on the sessions page. */
-  client?: ClientInfo | undefined;
-  /**
-   * A snapshot of this user taken before the credential check (docs/architecture.md, "Revocation
-   * and versions"). Without it the session gets the version current at issue time, so a login whose
-   * password check straddles a password change would outlive it.
-   */
-  at?: VersionSnapshot | undefined;
-}
-
-/** One live session as the sessions page shows it. */
-export interface SessionView {
-  /** The session id. */
-  id: string;
-  createdAt: Date;
-  lastUsedAt: Date | null;
-  rotatedAt: Date | null;
-  expiresAt: Date;
-  absoluteExpiresAt: Date;
-  client: ClientInfo;
-}
+export type { IssueOptions, SessionView, TokenResponse, VersionSnapshot } from './rotation-values';
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
-const MAX_CLIENT_FIELD = 512;
-const GLOBAL_KEY = 'g';
-const userKey = (userId: string) => `u:${userId}`;
-const sessionKey = (sessionId: string) => `s:${sessionId}`;
 /**
  * Conditional rotations per refresh. A second runs only when the record read after a miss says
  * the first should have matched (a concurrent write in between); one retry settles it.
  */
 const MAX_ROTATE_ATTEMPTS = 2;
-
-function clientInfo(client: ClientInfo | undefined): ClientInfo {
-  const result: ClientInfo = {};
-  for (const field of ['userAgent', 'ip', 'label'] as const) {
-    const value = client?.[field];
-    if (typeof value === 'string' && value.length > 0)
-      result[field] = value.slice(0, MAX_CLIENT_FIELD);
-  }
-  return result;
-}
-
-function snapshotOf(at: VersionSnapshot, userId: string): VersionSnapshot {
-  const version = (at as Partial<VersionSnapshot> | null)?.userMinVersion;
-  if (at?.userId !== userId || !Number.isSafeInteger(version) || (version as number) < 0)
-    throw new InvalidRequestError('at must be the versionSnapshot() of the same userId');
-  return at;
-}
-
-function nonEmpty(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new InvalidRequestError(`${name} must be a non-empty string`);
-  return value;
-}
 
 /** Port failures that are not ours become `StoreUnavailableError`, so callers can answer 503. */
 async function store<T>(operation: () => Promise<T>): Promise<T> {
@@ -145,16 +70,14 @@ async function store<T>(operation: () => Promise<T>): Promise<T> {
 export class RotationService {
   private readonly options: ResolvedOptions;
   private readonly accessTokens: AccessTokens;
-  /** Revocation state by key: `u:<user>` (minimum version), `g` (global), `s:<session>` (live). */
-  private readonly revocationState: ExpiringCache<unknown>;
+  private readonly revocations: RevocationState;
+  private readonly audit: AuditTrail;
   private dropped = 0;
-  private unpublished = 0;
 
   constructor(options: RefreshRotationOptions) {
     this.options = resolveOptions(options);
-    const { maxEntries } = this.options.revocationCache;
-    this.revocationState = new ExpiringCache(maxEntries, this.options.clock);
-    this.options.revocationBus?.subscribe((signal) => this.forget(signal));
+    this.revocations = new RevocationState(this.options);
+    this.audit = new AuditTrail(this.options.onAuditEvent, this.options.clock);
     this.accessTokens = new JwtAccessTokens(this.options.accessToken);
   }
 
@@ -168,7 +91,7 @@ export class RotationService {
    * then saw those revocations only when their caches expired).
    */
   get unpublishedNotices(): number {
-    return this.unpublished;
+    return this.revocations.unpublishedNotices;
   }
 
   /**
@@ -209,7 +132,7 @@ export class RotationService {
     // A session born below the minimum would be refused at its first refresh; its access token
     // would still pass routes without a revocation check until it expires. Issue nothing.
     if (snapshot !== undefined && snapshot.userMinVersion < currentMinVersion)
-      throw this.reject('version', { userId });
+      throw this.audit.reject('version', { userId });
     const userMinVersion = snapshot?.userMinVersion ?? currentMinVersion;
     const now = clock.now();
     const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
@@ -233,7 +156,7 @@ export class RotationService {
         client: clientInfo(input.client),
       }),
     );
-    this.emit({ type: 'token.issued', at: now, userId, sessionId });
+    this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
     return this.respond(record, token, now);
   }
 
@@ -247,28 +170,11 @@ export class RotationService {
    * nobody is given.
    *
    * Cost: a token we did not mint (its tag fails) costs no I/O; the current token costs one
-   * conditional find-and-modify (versions come from the version store's cache); anything else
+   * conditional find-and-modify (versions come from the revocation cache); anything else
    * costs that miss, one read of the record, and a revocation if the token was reused.
    */
   async refresh(refreshToken: unknown): Promise<TokenResponse> {
-    // Latency is a measurement of this process, not domain time: the injected clock may be a fake.
-    const started = performance.now();
-    let outcome: RefreshOutcome = 'error';
-    try {
-      const [response, kind] = await this.refreshOnce(refreshToken);
-      outcome = kind;
-      return response;
-    } catch (error) {
-      outcome = outcomeOf(error);
-      throw error;
-    } finally {
-      this.emit({
-        type: 'refresh.completed',
-        at: this.options.clock.now(),
-        outcome,
-        durationMs: performance.now() - started,
-      });
-    }
+    return this.audit.timeRefresh(() => this.refreshOnce(refreshToken));
   }
 
   private async refreshOnce(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
@@ -277,28 +183,28 @@ export class RotationService {
     }
     const { repository, refreshToken: settings } = this.options;
     const parsed = this.parse(refreshToken);
-    if (!parsed) throw this.reject('malformed');
+    if (!parsed) throw this.audit.reject('malformed');
     // The secret alone decides this: a token we never minted must not reach the database.
     if (!settings.codec.hasValidTag(parsed))
-      throw this.reject('forged', { sessionId: parsed.sessionId });
+      throw this.audit.reject('forged', { sessionId: parsed.sessionId });
     const presentedHash = hashToken(refreshToken);
 
     // Started with the first command and awaited before the versions are read: every revocation
     // announced before this request has then reached this instance's caches.
-    const synced = this.syncRevocations();
+    const synced = this.revocations.sync();
 
     for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
       const rotated = await this.rotate(parsed, presentedHash, synced);
       if (rotated) return [rotated, 'rotated'];
       const record = await store(() => repository.findBySessionId(parsed.sessionId));
-      if (!record) throw this.reject('unknown_session', { sessionId: parsed.sessionId });
+      if (!record) throw this.audit.reject('unknown_session', { sessionId: parsed.sessionId });
       const who = { userId: record.userId, sessionId: record.sessionId };
-      if (!settings.codec.verify(parsed, record.salt)) throw this.reject('forged', who);
-      if (record.revokedAt !== null) throw this.reject('revoked', who);
+      if (!settings.codec.verify(parsed, record.salt)) throw this.audit.reject('forged', who);
+      if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
       const now = this.options.clock.now();
-      if (isExpired(record, now)) throw this.reject('expired', who);
+      if (isExpired(record, now)) throw this.audit.reject('expired', who);
       if (parsed.generation >= MAX_GENERATION && parsed.generation === record.generation)
-        throw this.reject('expired', who); // 4 billion rotations: the end, not a wrap-around.
+        throw this.audit.reject('expired', who); // 4 billion rotations: the end, not a wrap-around.
       // Before the generation: a client retrying the token of a session refused for its versions
       // is not a thief, and the revoke-all job marks the record with the reason it was asked for.
       await this.refuseOutdated(record, now, synced);
@@ -307,13 +213,13 @@ export class RotationService {
       if (decision === 'grace') {
         // The current token was signed with a secret that has since been removed from the list:
         // nobody can be given it again, so the session ends here (a 400, never a 500).
-        if (!settings.codec.hasKey(record.keyId)) throw this.reject('expired', who);
+        if (!settings.codec.hasKey(record.keyId)) throw this.audit.reject('expired', who);
         // Deterministic token: the same (session, generation, key) gives the same string, no write needed.
         return [this.respond(record, settings.codec.encode(record, record.keyId), now), 'grace'];
       }
       // The presented generation is the current one, yet the rotation missed: another key's token
       // for it (not the one we stored), or a write in between (retry once).
-      if (presentedHash !== record.tokenHash) throw this.reject('forged', who);
+      if (presentedHash !== record.tokenHash) throw this.audit.reject('forged', who);
     }
     throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
   }
@@ -359,8 +265,7 @@ export class RotationService {
     const { repository, versions, jobs, clock } = this.options;
     const now = clock.now();
     const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
-    this.revocationState.invalidate(userKey(userId));
-    await this.announce({ kind: 'user', userId });
+    await this.revocations.revoked({ kind: 'user', userId });
     let inline = false;
     try {
       await jobs.revokeAll({ userId, reason, requestedAt: now });
@@ -370,7 +275,7 @@ export class RotationService {
         repository.revokeAllForUser(userId, reason, { issuedBefore: now, at: now }),
       );
     }
-    this.emit({ type: 'user.revoked_all', at: now, userId, reason, minTokenVersion, inline });
+    this.audit.emit({ type: 'user.revoked_all', at: now, userId, reason, minTokenVersion, inline });
   }
 
   /**
@@ -387,9 +292,14 @@ export class RotationService {
     const global = await store(() =>
       this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
     );
-    this.revocationState.invalidate(GLOBAL_KEY);
-    await this.announce({ kind: 'global' });
-    this.emit({ type: 'global.rotated', at, minVersion: global.minVersion, reason, gracePeriodMs });
+    await this.revocations.revoked({ kind: 'global' });
+    this.audit.emit({
+      type: 'global.rotated',
+      at,
+      minVersion: global.minVersion,
+      reason,
+      gracePeriodMs,
+    });
     return global;
   }
 
@@ -434,11 +344,11 @@ export class RotationService {
     claims: AccessTokenClaims,
     check: { sessions?: boolean } = {},
   ): Promise<boolean> {
-    const synced = await this.syncRevocations();
+    const synced = await this.revocations.sync();
     const [[userMinVersion, global], sessionLive] = await store(() =>
       Promise.all([
-        this.readVersions(claims.sub, synced),
-        check.sessions ? this.isSessionLive(claims, synced) : true,
+        this.revocations.versions(claims.sub, synced),
+        check.sessions ? this.revocations.isSessionLive(claims, synced) : true,
       ]),
     );
     const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
@@ -454,83 +364,6 @@ export class RotationService {
       await this.options.jobs.touch({ sessionId, at: this.options.clock.now() });
     } catch {
       this.dropped += 1;
-    }
-  }
-
-  /**
-   * The user's minimum and the global version. While the bus is synced they are kept for
-   * `ttlWithBus` (every change is pushed here first); otherwise they come from the version store,
-   * whose own short cache is then the only one.
-   */
-  private readVersions(userId: string, synced: boolean): Promise<[number, GlobalVersion]> {
-    const { versions, revocationCache } = this.options;
-    if (!synced) return Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]);
-    const maxAge = revocationCache.ttlWithBusMs;
-    return Promise.all([
-      this.revocationState.read(userKey(userId), () => versions.getUserMinVersion(userId), maxAge),
-      this.revocationState.read(GLOBAL_KEY, () => versions.getGlobal(), maxAge),
-    ]) as Promise<[number, GlobalVersion]>;
-  }
-
-  private isSessionLive(claims: AccessTokenClaims, synced: boolean): Promise<boolean> {
-    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
-    const { ttlMs, ttlWithBusMs } = this.options.revocationCache;
-    return this.revocationState.read(
-      sessionKey(claims.sid),
-      async () => {
-        const record = await this.options.repository.findBySessionId(claims.sid);
-        return record !== null && record.revokedAt === null && record.userId === claims.sub;
-      },
-      synced ? ttlWithBusMs : ttlMs,
-    ) as Promise<boolean>;
-  }
-
-  /**
-   * Whether every revocation announced before now has reached this instance (see
-   * `RevocationBus.sync`); false without a bus or when it cannot tell.
-   */
-  private async syncRevocations(): Promise<boolean> {
-    try {
-      return (await this.options.revocationBus?.sync?.()) ?? false;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Drop what this instance cached about a revocation announced on the bus. */
-  private forget(signal: RevocationSignal): void {
-    const { versions } = this.options;
-    switch (signal.kind) {
-      case 'session':
-        this.revocationState.invalidate(sessionKey(signal.sessionId));
-        break;
-      case 'user':
-        this.revocationState.invalidate(userKey(signal.userId));
-        versions.forgetCached?.({ kind: 'user', userId: signal.userId });
-        break;
-      case 'global':
-        this.revocationState.invalidate(GLOBAL_KEY);
-        versions.forgetCached?.({ kind: 'global' });
-        break;
-      case 'resync':
-        this.revocationState.clear();
-        versions.forgetCached?.({ kind: 'all' });
-        break;
-    }
-  }
-
-  /**
-   * Tell the other instances, before the caller answers (so a request that starts after the answer
-   * meets no stale cache anywhere). The revocation itself is already stored: a bus failure is
-   * counted, not thrown, and the others fall back to their cache lifetime.
-   */
-  private async announce(notice: RevocationNotice): Promise<void> {
-    const bus = this.options.revocationBus;
-    if (!bus) return;
-    try {
-      await bus.publish(notice);
-    } catch {
-      this.unpublished += 1;
     }
   }
 
@@ -568,7 +401,7 @@ export class RotationService {
     );
     if (!rotated) return null;
     await this.refuseOutdated(rotated, now, synced);
-    this.emit({
+    this.audit.emit({
       type: 'token.rotated',
       at: now,
       userId: rotated.userId,
@@ -579,7 +412,7 @@ export class RotationService {
   }
 
   /**
-   * Versions (step 4 of "A refresh" in docs/architecture.md), from the version store (cached),
+   * Versions (step 4 of "A refresh" in docs/architecture.md), through the revocation cache,
    * checked after the rotation because the record names the user. Refused, not revoked here: a
    * revoke-all job revokes the records with the reason it was given (docs/decisions.md).
    */
@@ -589,9 +422,11 @@ export class RotationService {
     synced: Promise<boolean>,
   ): Promise<void> {
     const bus = await synced;
-    const [userMinVersion, global] = await store(() => this.readVersions(record.userId, bus));
+    const [userMinVersion, global] = await store(() =>
+      this.revocations.versions(record.userId, bus),
+    );
     if (judgeVersions(record, userMinVersion, global, now) === 'outdated')
-      throw this.reject('version', record);
+      throw this.audit.reject('version', record);
   }
 
   private async revokeReused(
@@ -600,7 +435,7 @@ export class RotationService {
     now: Date,
   ): Promise<never> {
     const { userId, sessionId } = record;
-    this.emit({
+    this.audit.emit({
       type: 'token.reuse_detected',
       at: now,
       userId,
@@ -609,7 +444,7 @@ export class RotationService {
       currentGeneration: record.generation,
     });
     await this.revoke(record, 'reuse_detected');
-    throw this.reject('reused', { userId, sessionId });
+    throw this.audit.reject('reused', { userId, sessionId });
   }
 
   private async revoke(record: RefreshTokenRecord, reason: string): Promise<boolean> {
@@ -617,17 +452,19 @@ export class RotationService {
     const revoked = await store(() =>
       this.options.repository.revokeBySession(record.sessionId, reason, { at }),
     );
-    this.revocationState.invalidate(sessionKey(record.sessionId));
-    if (revoked) await this.announce({ kind: 'session', sessionId: record.sessionId });
-    if (revoked)
-      this.emit({
-        type: 'session.revoked',
-        at,
-        userId: record.userId,
-        sessionId: record.sessionId,
-        reason,
-      });
-    return revoked;
+    if (!revoked) {
+      this.revocations.forgetSession(record.sessionId);
+      return false;
+    }
+    await this.revocations.revoked({ kind: 'session', sessionId: record.sessionId });
+    this.audit.emit({
+      type: 'session.revoked',
+      at,
+      userId: record.userId,
+      sessionId: record.sessionId,
+      reason,
+    });
+    return true;
   }
 
   private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
@@ -649,43 +486,4 @@ export class RotationService {
       userId: record.userId,
     };
   }
-
-  private reject(
-    reason: InvalidGrantReason,
-    who: { userId?: string; sessionId?: string } = {},
-  ): InvalidGrantError {
-    this.emit({
-      type: 'token.rejected',
-      at: this.options.clock.now(),
-      reason,
-      userId: who.userId,
-      sessionId: who.sessionId,
-    });
-    return new InvalidGrantError(reason);
-  }
-
-  /** Audit events are best-effort: a throwing hook must never break a login or a refresh. */
-  private emit(event: AuditEvent): void {
-    try {
-      this.options.onAuditEvent?.(event);
-    } catch {
-      // ignored on purpose
-    }
-  }
-}
-
-const OUTCOME_OF_REASON: Readonly<Record<InvalidGrantReason, RefreshOutcome>> = {
-  malformed: 'malformed',
-  unknown_session: 'unknown_session',
-  forged: 'forged',
-  revoked: 'revoked',
-  expired: 'expired',
-  version: 'outdated',
-  reused: 'reused',
-};
-
-function outcomeOf(error: unknown): RefreshOutcome {
-  if (error instanceof InvalidGrantError) return OUTCOME_OF_REASON[error.reason];
-  if (error instanceof InvalidRequestError) return 'invalid_request';
-  return 'error';
 }

@@ -1,12 +1,9 @@
 import type { GlobalVersion } from './refresh-token';
 
-/** Which cached versions to drop (see {@link VersionStore.forgetCached}). */
-export type VersionCacheScope =
-  { kind: 'user'; userId: string } | { kind: 'global' } | { kind: 'all' };
-
 /**
- * Per-user and global minimum token versions (breach response). Reads may be served from a short,
- * bounded cache; writes take effect for the writer's process at once.
+ * Per-user and global minimum token versions (breach response). Every read goes to the store and
+ * sees every write that completed before it: caching is the service's (`revocationCache`, the one
+ * cache of versions, src/revocation-state.ts), so an adapter keeps none.
  */
 export interface VersionStore {
   /** The user's minimum token version; 0 for a user never bumped. */
@@ -20,11 +17,4 @@ export interface VersionStore {
 
   /** Raise the global minimum by one (atomically), recording when, why and the grace period. */
   bumpGlobal(input: { reason: string; gracePeriodMs: number; at: Date }): Promise<GlobalVersion>;
-
-  /**
-   * Drop cached values, including reads in flight, so the next read goes to the store. Called when
-   * another instance announces a bump (`RevocationBus`). Optional: a store without a cache has
-   * nothing to drop.
-   */
-  forgetCached?(scope: VersionCacheScope): void;
 }

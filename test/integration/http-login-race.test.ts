@@ -40,7 +40,7 @@ interface Figures {
 
 describe.each(
   // The MongoDB app with the production one-second version cache.
-  bothStores({ overrides: { bcryptRounds: BCRYPT_ROUNDS, versionCacheTtlMs: 1_000 } }),
+  bothStores({ overrides: { bcryptRounds: BCRYPT_ROUNDS, revocationCacheTtlMs: 1_000 } }),
 )('logins racing a password change on %s', (name, start) => {
   let backend: TestApp;
   let server: Server;

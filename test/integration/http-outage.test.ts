@@ -16,7 +16,7 @@ describe('the example app on MongoDB during an outage', () => {
 
   beforeAll(async () => {
     mongo = await startRestartable('mongo');
-    harness = await startApp({ mongoUrl: mongo.url, overrides: { versionCacheTtlMs: 1_000 } });
+    harness = await startApp({ mongoUrl: mongo.url, overrides: { revocationCacheTtlMs: 1_000 } });
     ({ runtime } = harness);
   });
 

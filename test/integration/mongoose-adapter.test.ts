@@ -123,8 +123,9 @@ describe("the caller's connection", () => {
     expect(
       () => new MongooseRefreshTokenRepository(db.connection, { ttlAfterExpirySeconds: -1 }),
     ).toThrow(/ttlAfterExpirySeconds/);
-    expect(() => new MongooseVersionStore(db.connection, { cacheTtlMs: 1.5 })).toThrow(
-      /cacheTtlMs/,
+    // The store cached versions once; the one cache is now the service's revocationCache.
+    expect(() => new MongooseVersionStore(db.connection, { cacheTtlMs: 1_000 } as never)).toThrow(
+      /cacheTtlMs is gone: set RotationService's revocationCache/,
     );
   });
 });
@@ -184,41 +185,29 @@ describe('revocation notes (the guard, on for FerretDB, or forced on)', () => {
   });
 });
 
-describe('MongooseVersionStore cache', () => {
-  function twoProcesses(cacheTtlMs: number) {
+describe('MongooseVersionStore reads', () => {
+  function twoProcesses() {
     const collectionName = uniqueName('versions');
-    const clock = new FakeClock(EPOCH);
     return {
-      clock,
-      reader: new MongooseVersionStore(db.connection, { collectionName, cacheTtlMs, clock }),
-      other: new MongooseVersionStore(db.connection, { collectionName, cacheTtlMs, clock }),
+      reader: new MongooseVersionStore(db.connection, { collectionName }),
+      other: new MongooseVersionStore(db.connection, { collectionName }),
     };
   }
 
-  it("serves another process's bump only after the cache TTL, and its own bumps at once", async () => {
-    const { clock, reader, other } = twoProcesses(1_000);
+  it("sees another process's bumps at once: the store keeps no cache (the service's revocationCache is the one)", async () => {
+    const { reader, other } = twoProcesses();
     expect(await reader.getUserMinVersion('alice')).toBe(0);
     expect((await reader.getGlobal()).minVersion).toBe(0);
     await other.bumpUserMinVersion('alice');
-    await other.bumpGlobal({ reason: 'breach', gracePeriodMs: 0, at: clock.now() });
-    expect(await reader.getUserMinVersion('alice')).toBe(0);
-    expect((await reader.getGlobal()).minVersion).toBe(0);
-    clock.advance(1_001);
+    await other.bumpGlobal({ reason: 'breach', gracePeriodMs: 0, at: EPOCH });
     expect(await reader.getUserMinVersion('alice')).toBe(1);
     expect((await reader.getGlobal()).minVersion).toBe(1);
     expect(await reader.bumpUserMinVersion('alice')).toBe(2);
-    expect(await reader.getUserMinVersion('alice')).toBe(2);
-  });
-
-  it('with cacheTtlMs 0, every read sees the latest bump', async () => {
-    const { reader, other } = twoProcesses(0);
-    expect(await reader.getUserMinVersion('alice')).toBe(0);
-    await other.bumpUserMinVersion('alice');
-    expect(await reader.getUserMinVersion('alice')).toBe(1);
+    expect(await other.getUserMinVersion('alice')).toBe(2);
   });
 
   it('keeps user ids apart even when one is a prefix of another or contains the separator', async () => {
-    const { reader } = twoProcesses(0);
+    const { reader } = twoProcesses();
     await reader.bumpUserMinVersion('al');
     await reader.bumpUserMinVersion('al:1');
     await reader.bumpUserMinVersion('al:1');

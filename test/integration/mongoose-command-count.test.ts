@@ -58,10 +58,8 @@ async function harness(
   await repository.ensureIndexes();
   const service = new RotationService({
     repository,
-    versions: new MongooseVersionStore(db.connection, {
-      collectionName: versionsName,
-      cacheTtlMs: 600_000,
-    }),
+    versions: new MongooseVersionStore(db.connection, { collectionName: versionsName }),
+    revocationCache: { ttl: '10m' },
     jobs: new InlineTokenJobs(repository),
     clock,
     accessToken: { algorithm: 'HS256', secret: 'count-access-secret-0123456789abcdef0123' },

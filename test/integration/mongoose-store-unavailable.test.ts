@@ -48,7 +48,7 @@ async function timedFailure(work: () => Promise<unknown>): Promise<{ error: unkn
 it('with the server stopped, repository and version-store calls reject with store_unavailable within the timeout, and work again after a restart', async () => {
   const repository = new MongooseRefreshTokenRepository(connection);
   await repository.ensureIndexes();
-  const versions = new MongooseVersionStore(connection, { cacheTtlMs: 0 });
+  const versions = new MongooseVersionStore(connection);
   const record = await repository.save(aNewRecord());
   expect(await versions.bumpUserMinVersion(record.userId)).toBe(1);
 

@@ -36,7 +36,7 @@ describe('a revocation on one instance is in force on another as soon as it is a
       mongoUrl: mongoUri(),
       redisUrl: redisUrl(),
       worker: false,
-      overrides: { versionCacheTtlMs: 1_000 },
+      overrides: { revocationCacheTtlMs: 1_000 },
     });
     a = harness.runtime;
     b = await harness.anotherInstance();

@@ -97,7 +97,7 @@ export interface AppOptions {
   env?: RawEnv;
   /** Level of the captured logs (`logs`) and of the app's LOG_LEVEL. Default `silent`. */
   logLevel?: pino.LevelWithSilent;
-  /** Runtime overrides; `bcryptRounds` defaults to 4, `versionCacheTtlMs` to 0 (every check reads the store). */
+  /** Runtime overrides; `bcryptRounds` defaults to 4, `revocationCacheTtlMs` to 0 (every check reads the store). */
   overrides?: RuntimeOverrides;
 }
 
@@ -162,7 +162,7 @@ export async function startApp(options: AppOptions = {}): Promise<TestApp> {
     return createRuntime(env, logs.logger, {
       clock,
       bcryptRounds: 4,
-      versionCacheTtlMs: 0,
+      revocationCacheTtlMs: 0,
       ...overrides,
       onAuditEvent: (event) => {
         audit.push(event);

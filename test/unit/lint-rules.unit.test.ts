@@ -80,6 +80,19 @@ const violations: Array<[string, Case, string]> = [
     'A use case at the root of src/ imports no framework or driver',
   ],
   [
+    "the service's revocation state imports ioredis",
+    { file: 'src/revocation-state.ts', code: uses("import Redis from 'ioredis';", 'Redis') },
+    'A use case at the root of src/ imports no framework or driver',
+  ],
+  [
+    'the audit trail imports an adapter',
+    {
+      file: 'src/audit-trail.ts',
+      code: uses("import { RefreshMetrics } from './adapters/prometheus';", 'RefreshMetrics'),
+    },
+    'A use case at the root of src/ (the service, its options, any file beside them) imports only the domain',
+  ],
+  [
     'the options import an adapter',
     {
       file: 'src/options.ts',
@@ -274,7 +287,9 @@ const allowed: Array<[string, Case]> = [
         "import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';",
         "import { parseDuration } from './domain/duration';",
         "import { resolveOptions } from './options';",
-        'export const used = [v7, JwtAccessTokens, parseDuration, resolveOptions];',
+        "import { AuditTrail } from './audit-trail';",
+        "import { RevocationState } from './revocation-state';",
+        'export const used = [v7, JwtAccessTokens, parseDuration, resolveOptions, AuditTrail, RevocationState];',
         '',
       ].join('\n'),
     },

@@ -90,6 +90,20 @@ describe('revocation caches across two services on one store', () => {
     }
   });
 
+  it('versions have the same one bound: without a bus, a revoke-all on A reaches B after revocationCache.ttl, never later', async () => {
+    for (const bus of [undefined, silentBus(false)]) {
+      const { clock, a, b } = twoInstances(() => bus);
+      const claims = await claimsOf(a, 'alice');
+      expect(await b.isAccessTokenCurrent(claims)).toBe(true);
+      await a.revokeAllForUser('alice');
+      expect(await a.isAccessTokenCurrent(claims)).toBe(false);
+      clock.advance(999);
+      expect(await b.isAccessTokenCurrent(claims)).toBe(true);
+      clock.advance(1);
+      expect(await b.isAccessTokenCurrent(claims)).toBe(false);
+    }
+  });
+
   it('a resync signal drops everything B cached', async () => {
     const listeners: Array<(signal: RevocationSignal) => void> = [];
     const bus: RevocationBus = {

@@ -17,9 +17,9 @@ export interface AuthenticateOptions {
    * - `{ sessions: true }`: the versions, and the session itself: refused once that session was
    *   signed out, deleted from the sessions page, revoked for reuse or through `POST /revoke`.
    *
-   * Each check is a read through a short cache (versions: the version store's; sessions: the
-   * service's `sessionCache`, one record read by id per session and second), cleared at once by
-   * revocations on this instance and, with a `revocationBus`, on every instance. See
+   * Each check is a read through the service's `revocationCache` (versions, and one record read
+   * by id per session), cleared at once by revocations on this instance and, with a
+   * `revocationBus`, on every instance. See
    * docs/benchmarks.md for the cost per request.
    */
   checkRevocation?: boolean | { sessions?: boolean } | undefined;

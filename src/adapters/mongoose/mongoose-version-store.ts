@@ -1,8 +1,7 @@
 import type { Connection, Model } from 'mongoose';
 import { OptionsError, StoreUnavailableError } from '../../domain/errors';
-import { systemClock, type Clock, type GlobalVersion } from '../../domain/refresh-token';
-import { ExpiringCache } from '../../domain/expiring-cache';
-import type { VersionCacheScope, VersionStore } from '../../domain/version-store';
+import type { GlobalVersion } from '../../domain/refresh-token';
+import type { VersionStore } from '../../domain/version-store';
 import { isDuplicateKeyError, mapStoreErrors } from './errors';
 import { createVersionStepSchema, modelOn, type VersionStepDocument } from './schema';
 
@@ -10,17 +9,6 @@ import { createVersionStepSchema, modelOn, type VersionStepDocument } from './sc
 export interface MongooseVersionStoreOptions {
   /** Collection of the version steps. Default `refresh_token_versions`. */
   collectionName?: string | undefined;
-  /**
-   * How long a read (user minimum, global version) may be served from this process's cache, in
-   * ms. Default 1000; 0 disables the cache. Writes through this store clear it at once; writes by
-   * other processes are seen at once when they are announced on a `RevocationBus` (given to the
-   * `RotationService`), and after at most this long otherwise (no bus, or the bus is down).
-   */
-  cacheTtlMs?: number | undefined;
-  /** Most entries the cache holds (the oldest go first). Default 10 000. */
-  cacheMaxEntries?: number | undefined;
-  /** Source of time for cache expiry. Default: the system clock. */
-  clock?: Clock | undefined;
 }
 
 const DEFAULT_COLLECTION = 'refresh_token_versions';
@@ -59,16 +47,15 @@ function toGlobal(step: VersionStepDocument | null): GlobalVersion {
   };
 }
 
-function copyGlobal(global: GlobalVersion): GlobalVersion {
-  return { ...global, rotatedAt: global.rotatedAt && new Date(global.rotatedAt.getTime()) };
-}
-
-function wholeNumber(value: unknown, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new OptionsError(`${option} must be a whole number >= 0; got ${String(value)}`);
+/** The options this store had while it kept a cache of its own: refused, saying where it went. */
+function refuseRemovedCacheOptions(options: object): void {
+  for (const name of ['cacheTtlMs', 'cacheMaxEntries', 'clock']) {
+    if (name in options && (options as Record<string, unknown>)[name] !== undefined) {
+      throw new OptionsError(
+        `MongooseVersionStore no longer caches, so ${name} is gone: set RotationService's revocationCache ({ ttl, ttlWithBus, maxEntries }), the one cache of versions`,
+      );
+    }
   }
-  return value;
 }
 
 /**
@@ -85,59 +72,40 @@ function wholeNumber(value: unknown, option: string, fallback: number): number {
  */
 export class MongooseVersionStore implements VersionStore {
   private readonly steps: Model<VersionStepDocument>;
-  private readonly cache: ExpiringCache<number | GlobalVersion>;
-  private readonly cacheTtlMs: number;
 
   constructor(connection: Connection, options: MongooseVersionStoreOptions = {}) {
+    refuseRemovedCacheOptions(options);
     const collectionName = options.collectionName ?? DEFAULT_COLLECTION;
     if (typeof collectionName !== 'string' || collectionName.trim() === '') {
       throw new OptionsError(
         `collectionName must be a non-empty collection name; got ${JSON.stringify(collectionName)}`,
       );
     }
-    this.cacheTtlMs = wholeNumber(options.cacheTtlMs, 'cacheTtlMs', 1_000);
-    this.cache = new ExpiringCache(
-      Math.max(1, wholeNumber(options.cacheMaxEntries, 'cacheMaxEntries', 10_000)),
-      options.clock ?? systemClock,
-    );
     this.steps = modelOn(connection, collectionName, createVersionStepSchema);
   }
 
   async getUserMinVersion(userId: string): Promise<number> {
-    const key = userKey(userId);
-    return mapStoreErrors('getUserMinVersion', () =>
-      this.cache.read(key, async () => (await this.latest(key))?.version ?? 0, this.cacheTtlMs),
-    ) as Promise<number>;
+    return mapStoreErrors(
+      'getUserMinVersion',
+      async () => (await this.latest(userKey(userId)))?.version ?? 0,
+    );
   }
 
   async bumpUserMinVersion(userId: string): Promise<number> {
-    const key = userKey(userId);
     return mapStoreErrors('bumpUserMinVersion', async () => {
-      try {
-        const step = await this.bump(key, (version) => ({
-          userId,
-          version,
-          rotatedAt: null,
-          reason: null,
-          gracePeriodMs: 0,
-        }));
-        return step.version;
-      } finally {
-        this.cache.invalidate(key);
-      }
+      const step = await this.bump(userKey(userId), (version) => ({
+        userId,
+        version,
+        rotatedAt: null,
+        reason: null,
+        gracePeriodMs: 0,
+      }));
+      return step.version;
     });
   }
 
   async getGlobal(): Promise<GlobalVersion> {
-    return mapStoreErrors('getGlobal', async () =>
-      copyGlobal(
-        (await this.cache.read(
-          GLOBAL_KEY,
-          async () => toGlobal(await this.latest(GLOBAL_KEY)),
-          this.cacheTtlMs,
-        )) as GlobalVersion,
-      ),
-    );
+    return mapStoreErrors('getGlobal', async () => toGlobal(await this.latest(GLOBAL_KEY)));
   }
 
   async bumpGlobal(input: {
@@ -145,26 +113,17 @@ export class MongooseVersionStore implements VersionStore {
     gracePeriodMs: number;
     at: Date;
   }): Promise<GlobalVersion> {
-    return mapStoreErrors('bumpGlobal', async () => {
-      try {
-        const step = await this.bump(GLOBAL_KEY, (version) => ({
+    return mapStoreErrors('bumpGlobal', async () =>
+      toGlobal(
+        await this.bump(GLOBAL_KEY, (version) => ({
           userId: null,
           version,
           rotatedAt: input.at,
           reason: input.reason,
           gracePeriodMs: input.gracePeriodMs,
-        }));
-        return toGlobal(step);
-      } finally {
-        this.cache.invalidate(GLOBAL_KEY);
-      }
-    });
-  }
-
-  /** Drop cached reads (another instance bumped; see `RevocationBus`). */
-  forgetCached(scope: VersionCacheScope): void {
-    if (scope.kind === 'all') this.cache.clear();
-    else this.cache.invalidate(scope.kind === 'user' ? userKey(scope.userId) : GLOBAL_KEY);
+        })),
+      ),
+    );
   }
 
   private async latest(key: string): Promise<VersionStepDocument | null> {

@@ -1,0 +1,59 @@
+/**
+ * Sessions bound to a key the client holds (docs/architecture.md, "Bound sessions"): the record's
+ * `binding` names the method and the RFC 7638 thumbprint (`jkt`) of the client's public key. A
+ * bound session's refresh token is worth nothing without the private key. Pure: no I/O.
+ *
+ * The rules here: a session that is bound stays bound, and a binding is never replaced by another
+ * key; an unbound session is bound by its first refresh (or its login) that carries a proof.
+ */
+
+/** How a session is bound: DPoP (RFC 9449) proofs, or Chrome's Device Bound Session Credentials. */
+export type BindingMethod = 'dpop' | 'dbsc';
+
+/** What the record keeps of a bound session's key. */
+export interface SessionBinding {
+  method: BindingMethod;
+  /** RFC 7638 SHA-256 thumbprint of the public key, base64url (43 characters). */
+  jkt: string;
+}
+
+/** A key proven by the request (a DPoP proof verified by the HTTP adapter). */
+export interface ProvenKey {
+  /** RFC 7638 SHA-256 thumbprint of the proof's public key, base64url. */
+  jkt: string;
+}
+
+/** A thumbprint as RFC 7638 gives it with SHA-256: 32 bytes in unpadded base64url. */
+const JKT = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether `value` has the shape of a SHA-256 JWK thumbprint. */
+export function isThumbprint(value: unknown): value is string {
+  return typeof value === 'string' && JKT.test(value);
+}
+
+/**
+ * What a proven key (or its absence) means for a record's binding:
+ * - `bind`: the session is unbound and the request proved a key: the rotation binds it;
+ * - `bearer`: unbound, and no proof: a bearer session as before;
+ * - `match`: bound to the proven key;
+ * - `missing`: bound (by DPoP), but no proof came;
+ * - `mismatch`: bound, and the proof is by another key (or the session is bound another way).
+ */
+export type BindingVerdict = 'bind' | 'bearer' | 'match' | 'missing' | 'mismatch';
+
+export function judgeBinding(
+  binding: SessionBinding | null,
+  proven: ProvenKey | undefined,
+): BindingVerdict {
+  if (binding === null) return proven === undefined ? 'bearer' : 'bind';
+  if (proven === undefined) return 'missing';
+  return binding.method === 'dpop' && binding.jkt === proven.jkt ? 'match' : 'mismatch';
+}
+
+/** The binding a session has after a request with `proven` that passed {@link judgeBinding}. */
+export function bindingAfter(
+  binding: SessionBinding | null,
+  proven: ProvenKey | undefined,
+): SessionBinding | null {
+  return binding ?? (proven === undefined ? null : { method: 'dpop', jkt: proven.jkt });
+}
