@@ -16,6 +16,7 @@
  * - `errorHandler()` for the app's own routes.
  */
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import request from 'supertest';
 import {
@@ -38,6 +39,7 @@ import type { VersionStore } from '../../src/domain/version-store';
 import type { AuditEvent, RefreshRotationOptions } from '../../src/options';
 import { RotationService } from '../../src/rotation-service';
 import { ShiftedClock } from './fake-clock';
+import { HttpClient } from './http-client';
 import { ACCESS_SECRET, REFRESH_SECRET } from './secrets';
 
 /** The header a client sends to get the refresh token as a cookie (the router's default). */
@@ -87,7 +89,12 @@ export interface RouterHarness {
   login(userId?: string, headers?: Record<string, string>): Promise<request.Response>;
   /** `login()`'s body, for a body client. */
   tokens(userId?: string): Promise<TokenResponseBody>;
-  /** Close the stores. Idempotent. */
+  /**
+   * Listen on 127.0.0.1 (a free port) and return a plain HTTP/1.1 client to it, for requests
+   * supertest would rewrite (raw paths); closed by `close()`.
+   */
+  listen(): Promise<HttpClient>;
+  /** Close the listening server, if any, and the stores. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -169,6 +176,22 @@ export function routerHarness(
     return response;
   }
 
+  const servers: Array<() => Promise<void>> = [];
+  async function listen(): Promise<HttpClient> {
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const http = new HttpClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    servers.push(async () => {
+      http.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    return http;
+  }
+
   let closing: Promise<void> | undefined;
   return {
     name: stores.name,
@@ -181,7 +204,12 @@ export function routerHarness(
     logged,
     login,
     tokens: async (userId) => (await login(userId)).body as TokenResponseBody,
-    close: () => (closing ??= stores.close()),
+    listen,
+    close: () =>
+      (closing ??= (async () => {
+        for (const close of servers.splice(0)) await close();
+        await stores.close();
+      })()),
   };
 }
 
