@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
 const ROOT = dirname(fileURLToPath(import.meta.url));
 
 /**
- * The layers, every import pointing inward (test/unit/lint-rules.unit.test.ts plants one violation of
+ * The layers, every import pointing inward (test/lint/lint-rules.unit.test.ts plants one violation of
  * each rule below and expects lint to fail):
  *
  * - domain, `src/domain/`: imports nothing outside itself, no package but `node:` built-ins.

@@ -16,7 +16,6 @@ import request from 'supertest';
 import { loadEnv, type RawEnv } from '../../demo/env';
 import { createRuntime, type Runtime, type RuntimeOverrides } from '../../demo/runtime';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
-import type { Clock } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { AuditEvent } from '../../src/options';
 import {
@@ -24,25 +23,14 @@ import {
   startTokenWorkers,
   type TokenWorkers,
 } from '../../src/adapters/bullmq-worker';
+import { ShiftedClock } from './fake-clock';
 import { HttpClient } from './http-client';
+import { ACCESS_SECRET, REFRESH_SECRET } from './secrets';
 import { mongoUri, redisUrl, uniqueName } from './services';
 
-export const ACCESS_SECRET = 'test-access-secret-0123456789abcdef0123456789';
-export const REFRESH_SECRET = 'test-refresh-secret-0123456789abcdef012345678';
+export { ACCESS_SECRET, REFRESH_SECRET, ShiftedClock };
+
 export const PASSWORD = 'correct horse battery staple';
-
-/** Real time plus an offset the test moves forward (so the worker, the DB and JWTs stay consistent). */
-export class ShiftedClock implements Clock {
-  private offsetMs = 0;
-
-  now(): Date {
-    return new Date(Date.now() + this.offsetMs);
-  }
-
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
 
 /** The example app's environment for tests: fixed secrets, cookie transport on, rate limits out of the way. */
 export function appEnvironment(extra: RawEnv = {}): RawEnv {

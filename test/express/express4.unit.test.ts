@@ -11,7 +11,7 @@ import { authenticate, createRefreshRouter } from '../../src/adapters/express';
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
 import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService } from '../../src/rotation-service';
-import { ACCESS_SECRET, REFRESH_SECRET } from '../support/app-harness';
+import { ACCESS_SECRET, REFRESH_SECRET } from '../support/secrets';
 
 class FailingRepository extends MemoryRefreshTokenRepository {
   down = false;

@@ -8,14 +8,8 @@ import { createRefreshRouter } from '../../src/adapters/express';
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
 import { OptionsError } from '../../src/domain/errors';
 import { RotationService } from '../../src/rotation-service';
-import {
-  ACCESS_SECRET,
-  PASSWORD,
-  REFRESH_SECRET,
-  signUp,
-  startApp,
-  useApp,
-} from '../support/app-harness';
+import { COOKIE_OPT_IN, routerHarness, useRouter } from '../support/router-harness';
+import { ACCESS_SECRET, REFRESH_SECRET } from '../support/secrets';
 
 const HOST = 'api.example.com';
 const SAME_ORIGIN = `https://${HOST}`;
@@ -48,16 +42,11 @@ function onlyCookie(response: request.Response): ParsedSetCookie {
   return cookies[0]!;
 }
 
-describe('the cookie transport of the example app', () => {
-  const backend = useApp(() => startApp());
+describe('the cookie transport of the router', () => {
+  const backend = useRouter(() => routerHarness());
 
   async function browserLogin(): Promise<{ cookie: string; accessToken: string }> {
-    const { email } = await signUp(backend.app);
-    const response = await request(backend.app)
-      .post('/auth/login')
-      .set('X-Token-Transport', 'cookie')
-      .send({ email, password: PASSWORD });
-    expect(response.status).toBe(200);
+    const response = await backend.login(undefined, COOKIE_OPT_IN);
     return { cookie: onlyCookie(response).value, accessToken: response.body.access_token };
   }
 
@@ -68,12 +57,8 @@ describe('the cookie transport of the example app', () => {
       .set('Cookie', `other=1; ${COOKIE}=${cookie}`);
   }
 
-  it('a browser that asks for the cookie at login gets HttpOnly; Secure; SameSite=Strict; Path=/auth and no token in the body', async () => {
-    const { email } = await signUp(backend.app);
-    const response = await request(backend.app)
-      .post('/auth/login')
-      .set('X-Token-Transport', 'cookie')
-      .send({ email, password: PASSWORD });
+  it('a browser that asks for the cookie at login (issue()) gets HttpOnly; Secure; SameSite=Strict; Path=/auth and no token in the body', async () => {
+    const response = await backend.login(undefined, COOKIE_OPT_IN);
     expect(response.status).toBe(200);
     expect(response.body).toEqual({
       access_token: expect.any(String),
@@ -145,7 +130,7 @@ describe('the cookie transport of the example app', () => {
   });
 
   it('serves body clients from the same deployment, and lets a body client switch to the cookie', async () => {
-    const { tokens } = await signUp(backend.app);
+    const tokens = await backend.tokens();
     expect(tokens.refresh_token).toMatch(/^rt_/);
     const body = await request(backend.app)
       .post('/auth/token')

@@ -15,7 +15,8 @@ import {
 import type { TokenJobs } from '../../src/domain/token-jobs';
 import type { VersionStore } from '../../src/domain/version-store';
 import { RotationService } from '../../src/rotation-service';
-import { ACCESS_SECRET, REFRESH_SECRET, ShiftedClock } from '../support/app-harness';
+import { ShiftedClock } from '../support/fake-clock';
+import { ACCESS_SECRET, REFRESH_SECRET } from '../support/secrets';
 
 const quiet = { error: () => undefined, warn: () => undefined };
 const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';

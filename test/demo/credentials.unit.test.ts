@@ -1,12 +1,12 @@
 /**
  * The example app's credential routes under attack (issue 14, items 2, 4 and 5): rate limits per
- * client IP and per account on register, login and password change; registration that answers
- * the same whether or not the email has an account; passwords over bcrypt's 72 bytes refused the
- * same way everywhere. In-memory adapters: these are the app's rules, not the stores'.
+ * client IP and per account on register, login and password change, and per client IP on the
+ * token routes; registration that answers the same whether or not the email has an account;
+ * passwords over bcrypt's 72 bytes refused the same way everywhere. In-memory adapters: these are the app's rules, not the stores'.
  */
 import bcrypt from 'bcrypt';
 import request from 'supertest';
-import { PASSWORD, signUp, withApp, type TestApp } from '../support/app-harness';
+import { PASSWORD, refreshJson, signUp, withApp, type TestApp } from '../support/app-harness';
 
 /** The app with `env`, behind one proxy hop (the client IP is the last X-Forwarded-For entry). */
 function withBackend(env: Record<string, string>, run: (backend: TestApp) => Promise<void>) {
@@ -126,6 +126,31 @@ describe('rate limits on the routes that check a password', () => {
         .send({ currentPassword: 'wrong password', newPassword: 'a brand new password' });
       expect(elsewhere.status).toBe(403);
     });
+  });
+});
+
+describe('the rate limit on the token routes', () => {
+  it('applies the token rate limit per client (429 once RATE_LIMIT_TOKEN_PER_MINUTE is used up)', async () => {
+    await withApp(
+      { env: { RATE_LIMIT_TOKEN_PER_MINUTE: '3', RATE_LIMIT_LOGIN_PER_MINUTE: '2' } },
+      async (limited) => {
+        const statuses: number[] = [];
+        for (let i = 0; i < 5; i += 1)
+          statuses.push((await refreshJson(limited.app, 'rt_x')).status);
+        expect(statuses).toEqual([400, 400, 400, 429, 429]);
+        const logins: number[] = [];
+        for (let i = 0; i < 3; i += 1) {
+          logins.push(
+            (
+              await request(limited.app)
+                .post('/auth/login')
+                .send({ email: 'a@b.co', password: 'whatever1' })
+            ).status,
+          );
+        }
+        expect(logins).toEqual([401, 401, 429]);
+      },
+    );
   });
 });
 
