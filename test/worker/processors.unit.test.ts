@@ -281,11 +281,35 @@ describe('TouchCoalescer (per-process fold before Redis)', () => {
       { sessionId: 's1', at: at(1) },
       { sessionId: 's1', at: at(5) },
     ]);
-    expect(folded).toBe(2);
+    // Three calls: two sent, one (at 3, superseded by at 5) folded away.
+    expect(folded).toBe(1);
+    expect(sent.length + folded).toBe(3);
 
     jest.advanceTimersByTime(1_000);
     await coalescer.touch({ sessionId: 's1', at: at(9) });
     expect(sent).toHaveLength(3);
+  });
+
+  it('accounts for every touch once: sent or superseded, however the intervals fall', async () => {
+    const sent: TouchJob[] = [];
+    let superseded = 0;
+    const coalescer = new TouchCoalescer(
+      async (job) => void sent.push(job),
+      () => (superseded += 1),
+      () => undefined,
+      1_000,
+      100,
+    );
+    let calls = 0;
+    for (let round = 0; round < 7; round += 1) {
+      for (let i = 0; i < 5; i += 1) {
+        await coalescer.touch({ sessionId: `s${i % 3}`, at: at(round * 10 + i) });
+        calls += 1;
+      }
+      jest.advanceTimersByTime(round % 2 === 0 ? 1_000 : 400);
+    }
+    await coalescer.flush();
+    expect(sent.length + superseded).toBe(calls);
   });
 
   it('tracks at most maxSessions sessions and sends the others directly', async () => {
