@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The example app and the worker in one image, both compiled JavaScript run by node (no tsx, no
+# The demo app and the worker in one image, both compiled JavaScript run by node (no tsx, no
 # npm at run time), production dependencies only, as the unprivileged `node` user.
 #   docker build -t refresh-rotation .
 #   docker run --rm -p 3000:3000 -e MONGODB_URI=… -e REDIS_URL=… -e ACCESS_TOKEN_SECRET=… \
@@ -12,7 +12,7 @@
 # (package.json engines): `--build-arg NODE_VERSION=24` builds the same image on Node 24.
 ARG NODE_VERSION=26
 
-# Stage 1: the full development install, the type check and the build (dist/ and build/examples/).
+# Stage 1: the full development install, the type check and the build (dist/ and build/demo/).
 FROM node:${NODE_VERSION}-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -20,8 +20,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsup.config.ts ./
 COPY src ./src
 COPY workers ./workers
-COPY boot ./boot
-COPY examples ./examples
+COPY startup ./startup
+COPY demo ./demo
 COPY docker ./docker
 # A broken tree never becomes an image: type-check what the image runs (docker/tsconfig.json: the
 # repository's settings, `refresh-rotation` mapped to src/), then build it.
@@ -57,4 +57,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node as PID 1 gets SIGTERM itself (docker-compose.yml adds an init for zombie reaping).
-CMD ["node", "build/examples/server.js"]
+CMD ["node", "build/demo/server.js"]

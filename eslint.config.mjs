@@ -8,26 +8,30 @@ import tseslint from 'typescript-eslint';
 const ROOT = dirname(fileURLToPath(import.meta.url));
 
 /**
- * The layers, every import pointing inward (test/unit/lint-rules.unit.test.ts plants one violation of
+ * The layers, every import pointing inward (test/lint/lint-rules.unit.test.ts plants one violation of
  * each rule below and expects lint to fail):
  *
  * - domain, `src/domain/`: imports nothing outside itself, no package but `node:` built-ins.
- * - service, `src/rotation-service.ts`, `src/options.ts` and the files the service hands its side
- *   concerns to (SERVICE_FILES): the domain (and `uuid`) and one another. One exception:
+ * - use cases, every file at the root of `src/` but the entry (`rotation-service.ts`, `options.ts`,
+ *   and any file added beside them): the domain, one another (and `uuid`). One exception:
  *   the service builds its `AccessTokens` as `JwtAccessTokens` (src/adapters/jsonwebtoken), because
  *   the public `new RotationService(options)` takes key material, not a signer.
- * - root entry, `src/index.ts`: the service, options and the domain; never an adapter (those are
+ * - root entry, `src/index.ts`: the use cases and the domain; never an adapter (those are
  *   the subpath entries, so a framework never loads through `refresh-rotation`).
- * - adapters, `src/adapters/<name>/` and the worker `src/worker/` (the BullMQ consumer): the domain;
- *   `rotation-service` and `options` as types only; not each other, except the worker's use of
- *   `adapters/bullmq` (the jobs' wire contract it consumes) and `adapters/mongoose` (the repository
- *   `startTokenWorkers` builds on the given connection), and `adapters/prometheus` reading the
- *   worker's report types.
- * - nothing in `src/` imports the package by name or anything outside `src/`.
- * - `examples/`, `workers/` (the worker bin) and `boot/` (their shared start-up code) import the
- *   package by name through its public entry points only, like a user's app, and not one another
- *   (`boot/` excepted). One exception: `boot/` reads `src/domain/duration` (pure), so environment
- *   variables take exactly the durations the options take.
+ * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ
+ *   consumer) included: the domain; `rotation-service` and `options` as types only; not each other,
+ *   except the worker's use of `adapters/bullmq` (the jobs' wire contract it consumes) and
+ *   `adapters/mongoose` (the repository `startTokenWorkers` builds on the given connection), and
+ *   `adapters/prometheus` reading the worker's report types.
+ * - nothing in `src/` imports the package by name or anything outside `src/`; a folder of `src/`
+ *   other than `domain/` and `adapters/` (a new one) imports no framework or driver.
+ * - the runnable folders, `workers/` (the worker bin), `demo/` (the demo app: `npm run demo`,
+ *   `npm start`, the image) and `examples/` (what a user copies), and `startup/` (the start-up code
+ *   the bin and the demo share) import the package by name through its public entry points only,
+ *   like a user's app, and not one another (`startup/` excepted, for the bin and the demo). No
+ *   exception: the durations the variables take are parsed by the public `parseDuration`.
+ * - `bench/` likewise, but for one named exception: `src/domain/token-codec`, with which the
+ *   seeding mints the tokens of the records it writes straight into the collection.
  */
 const PUBLIC_SUBPATHS = Object.keys(
   JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).exports,
@@ -99,12 +103,15 @@ const adapters = readdirSync(`${ROOT}/src/adapters`, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => `src/adapters/${entry.name}`);
 const exceptions = {
-  'src/worker': { values: ['src/adapters/bullmq', 'src/adapters/mongoose'] },
-  'src/adapters/prometheus': { types: ['src/worker'] },
+  'src/adapters/bullmq-worker': { values: ['src/adapters/bullmq', 'src/adapters/mongoose'] },
+  'src/adapters/prometheus': { types: ['src/adapters/bullmq-worker'] },
 };
 
-/** examples/, workers/ and boot/: the package's public entry points, by name. */
-function appLayer(own, { others, src = [] }) {
+/**
+ * A runnable folder outside src/ (or the start-up code they share): the package's public entry
+ * points, by name, and none of the folders in `others`, for the reason `why`.
+ */
+function appLayer(own, { others, why, src = [] }) {
   return {
     files: [`${own}/**/*.ts`],
     rules: restrict(
@@ -118,23 +125,35 @@ function appLayer(own, { others, src = [] }) {
       ),
       pattern(
         `^(?:\\.\\./)+(?:${others.join('|')})(?:/|$)`,
-        `${own}/ does not import ${others.join(' or ')}/ (shared start-up code lives in boot/).`,
+        `${own}/ does not import ${others.map((other) => `${other}/`).join(', ')}: ${why}.`,
       ),
     ),
   };
 }
 
-/** The use cases and what they hand their side concerns to: revocation state, audit, inputs. */
-const SERVICE_FILES = [
-  'src/rotation-service.ts',
-  'src/options.ts',
-  'src/revocation-state.ts',
-  'src/audit-trail.ts',
-  'src/rotation-values.ts',
-];
-const SERVICE_MODULES = SERVICE_FILES.map(
-  (file) => `${escape(posix.basename(file, '.ts'))}$`,
-).join('|');
+/**
+ * The use cases, `files` at the root of src/ (minus `ignores`): the domain, one another, `uuid` and
+ * `node:` built-ins; `exceptions` (paths from src/, without extension) besides.
+ */
+function useCaseLayer(files, ignores, exceptions = []) {
+  const allowed = ['domain/', '[^/]+$', ...exceptions.map((file) => `${escape(file)}$`)];
+  return {
+    files,
+    ignores,
+    rules: restrict(
+      byName,
+      pattern(
+        `^\\./(?!${allowed.join('|')})`,
+        'A use case at the root of src/ (the service, its options, any file beside them) imports only the domain and the other use cases.',
+      ),
+      pattern('^\\.\\./', 'src/ imports nothing outside src/.'),
+      pattern(
+        '^(?!node:|uuid$|\\.)',
+        'A use case at the root of src/ imports no framework or driver: that is an adapter (src/adapters/).',
+      ),
+    ),
+  };
+}
 
 const noProcessEnv = {
   selector: "MemberExpression[object.name='process'][property.name='env']",
@@ -178,6 +197,18 @@ export default tseslint.config(
   },
 
   // The layers of src/.
+  // Anything in src/ the blocks below do not cover (a new folder beside domain/ and adapters/):
+  // framework-free, like every layer of src/ but the adapters.
+  {
+    files: ['src/**/*.ts'],
+    rules: restrict(
+      byName,
+      pattern(
+        '^(?!node:|uuid$|\\.)',
+        'Outside src/adapters/, src/ imports no framework or driver: that is an adapter (src/adapters/<technology>/).',
+      ),
+    ),
+  },
   ...foldersOf('src/domain').map((folder) => ({
     files: [`${folder}/*.ts`],
     rules: restrict(
@@ -192,37 +223,47 @@ export default tseslint.config(
       ),
     ),
   })),
-  ...SERVICE_FILES.map((file) => ({
-    files: [file],
-    rules: restrict(
-      byName,
-      pattern(
-        `^\\./(?!domain/|${SERVICE_MODULES}${file === 'src/rotation-service.ts' ? '|adapters/jsonwebtoken/jwt-access-tokens$' : ''})`,
-        'The service and its options import only the domain.',
-      ),
-      pattern('^\\.\\./', 'src/ imports nothing outside src/.'),
-      pattern(
-        '^(?!node:|uuid$|\\.)',
-        'The service and its options import no framework or driver: that is an adapter (src/adapters/).',
-      ),
-    ),
-  })),
+  // Every file at the root of src/ but the entry is a use case (the service, its options, and any
+  // file added beside them), so a new one is held to the same rule without being named here.
+  useCaseLayer(['src/*.ts'], ['src/index.ts', 'src/rotation-service.ts']),
+  useCaseLayer(['src/rotation-service.ts'], [], ['adapters/jsonwebtoken/jwt-access-tokens']),
   {
     files: ['src/index.ts'],
     rules: restrict(
       byName,
       pattern(
-        '^\\./(?!domain/|options$|rotation-service$)',
-        'The root entry exports the service, its options and the domain; adapters have their own subpath entries.',
+        '^\\./(?!domain/|[^/]+$)',
+        'The root entry exports the use cases at the root of src/ and the domain; adapters have their own subpath entries.',
       ),
       pattern('^(?!\\./)', 'The root entry re-exports its own files only.'),
     ),
   },
-  ...[...adapters, 'src/worker'].flatMap((own) => adapterLayer(own, exceptions[own])),
+  ...adapters.flatMap((own) => adapterLayer(own, exceptions[own])),
   { files: ['src/**/*.ts'], rules: { 'no-restricted-syntax': ['error', noProcessEnv] } },
 
   // Outside src/: like a user's app.
-  appLayer('examples', { others: ['workers'] }),
-  appLayer('workers', { others: ['examples'] }),
-  appLayer('boot', { others: ['examples', 'workers'], src: ['domain/duration'] }),
+  appLayer('demo', {
+    others: ['workers', 'examples'],
+    why: 'the demo and the worker bin share only startup/, and the demo runs the bin as a process',
+  }),
+  appLayer('workers', {
+    others: ['demo', 'examples'],
+    why: 'the demo and the worker bin share only startup/',
+  }),
+  appLayer('examples', {
+    others: ['demo', 'workers', 'startup'],
+    why: "an example is what a user copies into their app: it imports the package, none of this repository's code",
+  }),
+  // The benchmarks measure the library, the demo and the bin as a user runs them; they start the
+  // bin as a process, and their servers with test/support/servers.ts.
+  appLayer('bench', {
+    others: ['workers', 'examples', 'startup'],
+    why: 'the benchmarks run the worker bin as a process and measure the demo app, nothing else',
+    // Seeding writes records straight into the collection and mints their tokens with the codec.
+    src: ['domain/token-codec'],
+  }),
+  appLayer('startup', {
+    others: ['demo', 'workers', 'examples'],
+    why: 'startup/ is shared by the worker bin and the demo, so it depends on neither',
+  }),
 );

@@ -2,18 +2,28 @@
  * Two projects, chosen by file name, not folder: a test that needs no server (no Redis, no
  * MongoDB-wire server, no browser, no packed tarball) is named `*.unit.test.ts`, wherever it lives,
  * and runs in `unit` (no global setup; `npm run test:unit`, seconds, no services needed). Every other
- * `*.test.ts` runs in `integration`, behind test/support/global-setup.ts, which starts real Redis and
- * a real MongoDB-wire server unless REDIS_URL / MONGODB_URI are set. `npm test` runs both.
+ * `*.test.ts` runs in `integration` (`npm run test:integration`), behind
+ * test/support/global-setup.ts, which starts real Redis and a real MongoDB-wire server unless
+ * REDIS_URL / MONGODB_URI are set. `npm test` runs both.
+ *
+ * Folders say what a test is about, the suffix how it runs (README.md, "Tests against real
+ * services"): test/core (domain and RotationService), test/contract (the port contracts, per
+ * adapter), test/express (the router, authenticate, cookie and error table on a bare express():
+ * test/support/router-harness.ts, never the example app), test/mongoose, test/redis,
+ * test/prometheus, test/worker (src/adapters/bullmq-worker and the bin), test/demo (the example app's own
+ * journeys: test/support/app-harness.ts), test/processes (environment, start-up and signals of
+ * the runnable processes), test/reliability, test/browser, test/package, test/lint, and
+ * test/support (helpers, with tests of their own).
  */
 const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
 };
 
-/** `refresh-rotation` and its subpaths, as examples/ and workers/ import them: the src entry files (tsconfig.json `paths`). */
+/** `refresh-rotation` and its subpaths, as workers/, demo/ and examples/ import them: the src entry files (tsconfig.json `paths`). */
 const moduleNameMapper = {
   '^refresh-rotation$': '<rootDir>/src/index.ts',
   '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',
-  '^refresh-rotation/worker$': '<rootDir>/src/worker/index.ts',
+  '^refresh-rotation/worker$': '<rootDir>/src/adapters/bullmq-worker/index.ts',
   '^refresh-rotation/metrics$': '<rootDir>/src/adapters/prometheus/index.ts',
 };
 

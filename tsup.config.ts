@@ -7,14 +7,14 @@ import { defineConfig } from 'tsup';
  * point that needs it imports, so `instanceof` holds across `refresh-rotation` and its subpaths.
  * The worker bin (`workers/main.ts`) is built with them and shares their chunks.
  */
-const library = {
+export const library = {
   index: 'src/index.ts',
   'adapters/memory/index': 'src/adapters/memory/index.ts',
   'adapters/mongoose/index': 'src/adapters/mongoose/index.ts',
   'adapters/bullmq/index': 'src/adapters/bullmq/index.ts',
   'adapters/express/index': 'src/adapters/express/index.ts',
   'adapters/redis/index': 'src/adapters/redis/index.ts',
-  'worker/index': 'src/worker/index.ts',
+  'adapters/bullmq-worker/index': 'src/adapters/bullmq-worker/index.ts',
   'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
 };
 
@@ -39,19 +39,19 @@ export default defineConfig([
     ],
   },
   /**
-   * The example app, compiled for `npm start` and the image (no tsx at run time), into build/ (not
+   * The demo app, compiled for `npm start` and the image (no tsx at run time), into build/ (not
    * published). Its dependencies stay in node_modules; the static demo page is copied beside it.
    */
   {
-    entry: { server: 'examples/server.ts' },
-    outDir: 'build/examples',
+    entry: { server: 'demo/server.ts' },
+    outDir: 'build/demo',
     format: ['cjs'],
     sourcemap: true,
     clean: true,
     target: 'node20',
     skipNodeModulesBundle: true,
     onSuccess: async () => {
-      cpSync('examples/public', 'build/examples/public', { recursive: true });
+      cpSync('demo/public', 'build/demo/public', { recursive: true });
     },
   },
 ]);

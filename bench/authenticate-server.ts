@@ -14,12 +14,11 @@ import { writeFileSync } from 'node:fs';
 import express, { type RequestHandler } from 'express';
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
-import { authenticate, createRefreshRouter } from '../src/adapters/express';
-import { InlineTokenJobs } from '../src/adapters/memory';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
-import { RedisRevocationBus } from '../src/adapters/redis';
-import type { RefreshRotationOptions } from '../src/options';
-import { RotationService } from '../src/rotation-service';
+import { authenticate, createRefreshRouter } from 'refresh-rotation/express';
+import { InlineTokenJobs } from 'refresh-rotation/memory';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from 'refresh-rotation/mongoose';
+import { RedisRevocationBus } from 'refresh-rotation/redis';
+import { RotationService, type RefreshRotationOptions } from 'refresh-rotation';
 import { ACCESS_SECRET, REFRESH_SECRET, serveUntilSignal } from './lib';
 
 async function main(): Promise<void> {

@@ -9,7 +9,7 @@ import { createSecretKey, randomUUID } from 'node:crypto';
 import express from 'express';
 import jwt from 'jsonwebtoken';
 import mongoose from 'mongoose';
-import { hashToken } from '../src/domain/token-codec';
+import { hashToken } from 'refresh-rotation';
 import { ACCESS_SECRET, codec, serveUntilSignal } from './lib';
 
 const DAY = 86_400_000;

@@ -1,5 +1,5 @@
 /**
- * The example app (examples/app.ts: helmet, request logs at info, rate limit, router, service) on
+ * The demo app (demo/app.ts: helmet, request logs at info, rate limit, router, service) on
  * the in-memory adapters, with `SESSIONS` sessions issued in-process and their tokens written to
  * `TOKENS_OUT`. No database in the way: what its CPU profile shows is the product's own refresh
  * path. Env: PORT, SESSIONS, TOKENS_OUT, APP (`example`, the default, or `library`: the token
@@ -8,15 +8,15 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { createApp } from '../examples/app';
-import { createLogger } from '../examples/serve';
-import { MemoryUserStore } from '../examples/users';
+import { createApp } from '../demo/app';
+import { createLogger } from '../demo/serve';
+import { MemoryUserStore } from '../demo/users';
 import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
-} from '../src/adapters/memory';
-import { RotationService } from '../src/rotation-service';
+} from 'refresh-rotation/memory';
+import { RotationService } from 'refresh-rotation';
 import { ACCESS_SECRET, REFRESH_SECRET } from './lib';
 import { tokenRouterApp } from './token-router-app';
 

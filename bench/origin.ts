@@ -18,8 +18,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import mongoose from 'mongoose';
 import { v7 as uuidv7 } from 'uuid';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
-import { RotationService } from '../src/rotation-service';
+import { MongooseRefreshTokenRepository, MongooseVersionStore } from 'refresh-rotation/mongoose';
+import { RotationService } from 'refresh-rotation';
 import type { BenchMongo } from './postgres';
 import {
   ACCESS_SECRET,

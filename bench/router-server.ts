@@ -1,15 +1,18 @@
 /**
- * The product without the example app's middleware: a bare Express app with only the token router
+ * The product without the demo app's middleware: a bare Express app with only the token router
  * (`createRefreshRouter`) on `RotationService`, the Mongoose adapter and version store, and inline
  * jobs (a refresh enqueues nothing). Used to split the full stack / floor gap into what the example
  * app adds (helmet, request logs, rate limit) and what the library does. Env: MONGODB_URI, PORT,
  * REVOCATION_GUARD (auto | off; `off` on FerretDB is for measuring only: it is what MongoDB runs).
  */
 import mongoose from 'mongoose';
-import { InlineTokenJobs } from '../src/adapters/memory';
-import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../src/adapters/mongoose';
-import type { RevocationGuardMode } from '../src/adapters/mongoose';
-import { RotationService } from '../src/rotation-service';
+import { InlineTokenJobs } from 'refresh-rotation/memory';
+import {
+  MongooseRefreshTokenRepository,
+  MongooseVersionStore,
+  type RevocationGuardMode,
+} from 'refresh-rotation/mongoose';
+import { RotationService } from 'refresh-rotation';
 import { ACCESS_SECRET, REFRESH_SECRET, serveUntilSignal } from './lib';
 import { tokenRouterApp } from './token-router-app';
 

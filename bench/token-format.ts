@@ -25,9 +25,9 @@ import {
   InlineTokenJobs,
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
-} from '../src/adapters/memory';
+} from 'refresh-rotation/memory';
 import { hashToken, TokenCodec } from '../src/domain/token-codec';
-import { RotationService } from '../src/rotation-service';
+import { RotationService } from 'refresh-rotation';
 import { ACCESS_SECRET, fmt, fmtSpread, REFRESH_SECRET, spread, table } from './lib';
 
 const ROUNDS = process.argv.includes('--full') ? 15 : 7;

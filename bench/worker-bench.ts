@@ -1,18 +1,17 @@
 /**
  * The worker (workers/main.ts, its own process): touch coalescing (a burst of touches over 1,000
  * sessions through the BullMQ producer → jobs → database writes, counted by the producer's stats
- * and the worker's /healthz), the cleanup rate over expired records, refresh p99 of the example app
+ * and the worker's /healthz), the cleanup rate over expired records, refresh p99 of the demo app
  * while cleanup runs against p99 without it, and the worker's resident memory.
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import mongoose from 'mongoose';
-import { BullMQTokenJobs } from '../src/adapters/bullmq';
-import { JOB_NAMES, QUEUE_NAMES } from '../src/adapters/bullmq/jobs';
-import { MongooseRefreshTokenRepository } from '../src/adapters/mongoose';
+import { BullMQTokenJobs, JOB_NAMES, QUEUE_NAMES } from 'refresh-rotation/bullmq';
+import { MongooseRefreshTokenRepository } from 'refresh-rotation/mongoose';
 import { freePort, type ServerHandle } from '../test/support/servers';
 import type { BenchMongo } from './postgres';
-import type { HealthReport } from '../src/worker';
+import type { HealthReport } from 'refresh-rotation/worker';
 import {
   codec,
   fmt,
@@ -326,7 +325,7 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
         ],
       ),
       table(
-        `Worker: cleanup of ${fmt(expired)} expired records (batches of 1,000; one run), and refresh under it (example app, 1,000 live sessions + the expired ones, 8 connections, ${seconds} s runs)`,
+        `Worker: cleanup of ${fmt(expired)} expired records (batches of 1,000; one run), and refresh under it (demo app, 1,000 live sessions + the expired ones, 8 connections, ${seconds} s runs)`,
         [
           finished ? 'deleted' : 'deleted (NOT finished, cap reached)',
           'seconds',
@@ -354,7 +353,7 @@ export async function runWorkerBench(deps: Deps): Promise<WorkerResult> {
       ),
       table(
         'Resident memory (peak RSS, MiB) during the worker section',
-        ['worker process', 'example app'],
+        ['worker process', 'demo app'],
         [[fmt(workerRssMiB), fmt(appRssMiB)]],
       ),
     ];

@@ -1,5 +1,5 @@
 // Rewrites package.json for the image's production install: every package the compiled app
-// (build/examples) and worker bin (dist) require at run time moves from devDependencies to
+// (build/demo) and worker bin (dist) require at run time moves from devDependencies to
 // dependencies, so `npm ci --omit=dev` installs exactly those (the library declares express,
 // mongoose, bullmq and ioredis as peers and the example's helmet, bcrypt… as dev tools).
 // Found by reading the compiled files' require() calls, so a new import needs no edit here.
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 const builtins = new Set(builtinModules);
 const required = new Set();
-for (const dir of ['build/examples', 'dist']) {
+for (const dir of ['build/demo', 'dist']) {
   for (const file of readdirSync(dir, { recursive: true })) {
     if (!String(file).endsWith('.js')) continue;
     const text = readFileSync(join(dir, String(file)), 'utf8');

@@ -17,6 +17,8 @@ export type {
 
 // Options, validated once by the RotationService constructor.
 export type { RefreshRotationOptions, AuditEvent, Duration, RefreshOutcome } from './options';
+// Durations as the options read them, for an app that takes them from its own configuration.
+export { parseDuration } from './domain/duration';
 export type { AccessTokenAlgorithm } from './domain/access-token';
 export { ACCESS_TOKEN_ALGORITHMS, MIN_ACCESS_SECRET_BYTES } from './domain/access-token';
 

@@ -2,7 +2,7 @@
  * The worker's environment schema (the `refresh-rotation-worker` bin, workers/main.ts): the
  * database, Redis, the queues and the worker's own settings, each with its default, every problem
  * reported at once with the variable's name. Documented in `.env.example`. The variables the example
- * app reads the same way (services, queues, logs) are in boot/common-env.ts.
+ * app reads the same way (services, queues, logs) are in startup/common-env.ts.
  */
 import type { CleanupSettings } from 'refresh-rotation/worker';
 import {
@@ -12,11 +12,11 @@ import {
   readQueueSettings,
   readRedisUrl,
   type QueueSettings,
-} from '../boot/common-env';
-import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../boot/env-reader';
-import type { LogFormat } from '../boot/logging';
+} from '../startup/common-env';
+import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../startup/env-reader';
+import type { LogFormat } from '../startup/logging';
 
-export { EnvError, parseDuration, type LogLevel, type RawEnv } from '../boot/env-reader';
+export { EnvError, parseDuration, type LogLevel, type RawEnv } from '../startup/env-reader';
 export type { QueueSettings };
 
 export interface WorkerSettings {

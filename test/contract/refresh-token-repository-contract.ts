@@ -567,6 +567,17 @@ export function describeRefreshTokenRepositoryContract(
         expect((await repository.findById(record.id))?.lastUsedAt).toEqual(at(3 * MINUTE));
       });
 
+      it('counts a record touched several times in one batch once', async () => {
+        const record = await saved();
+        const changed = await repository.touchMany([
+          { sessionId: record.sessionId, at: at(MINUTE) },
+          { sessionId: record.sessionId, at: at(2 * MINUTE) },
+          { sessionId: record.sessionId, at: at(3 * MINUTE) },
+        ]);
+        expect(changed).toBe(1);
+        expect((await repository.findById(record.id))?.lastUsedAt).toEqual(at(3 * MINUTE));
+      });
+
       it('ignores unknown sessions and accepts an empty batch', async () => {
         const record = await saved();
         const changed = await repository.touchMany([

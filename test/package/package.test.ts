@@ -68,6 +68,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'UnsupportedGrantTypeError',
     'hashToken',
     'isRefreshRotationError',
+    'parseDuration',
     'systemClock',
   ],
   'refresh-rotation/memory': [

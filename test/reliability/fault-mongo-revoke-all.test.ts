@@ -14,7 +14,7 @@ import {
   MongooseRefreshTokenRepository,
   reopenWhenMonitorStuck,
 } from '../../src/adapters/mongoose';
-import { startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import { startTokenWorkers, type TokenWorkers } from '../../src/adapters/bullmq-worker';
 import { aNewRecord } from '../support/builders';
 import { startRestartable, type RestartableServer } from '../support/servers';
 import { openTestRedis, redisUrl, uniqueName } from '../support/services';

@@ -11,7 +11,7 @@ import { startApp, type TestApp } from '../support/app-harness';
 
 jest.setTimeout(scale(120_000, 900_000));
 
-/** examples/runtime.ts: serverSelectionTimeoutMS 2000 — the longest a request may wait for a server. */
+/** demo/runtime.ts: serverSelectionTimeoutMS 2000 — the longest a request may wait for a server. */
 const CONFIGURED_TIMEOUT_MS = 2_000;
 /** A request may meet the timeout once per store call it makes before failing; plus scheduling slack on a busy machine. */
 const LATENCY_BOUND_MS = 2 * CONFIGURED_TIMEOUT_MS + 1_500;

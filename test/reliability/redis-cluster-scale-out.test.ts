@@ -19,7 +19,11 @@ import { authenticate, createRefreshRouter, errorHandler } from '../../src/adapt
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { RedisRevocationBus } from '../../src/adapters/redis';
 import { RotationService } from '../../src/rotation-service';
-import { startTokenWorkers, type JobFinishedEvent, type TokenWorkers } from '../../src/worker';
+import {
+  startTokenWorkers,
+  type JobFinishedEvent,
+  type TokenWorkers,
+} from '../../src/adapters/bullmq-worker';
 import { startRedisCluster, type RedisClusterHandle } from '../support/servers';
 import { mongoUri, openTestDatabase, uniqueName } from '../support/services';
 import { waitFor } from '../support/wait-for';

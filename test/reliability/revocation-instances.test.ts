@@ -9,7 +9,7 @@
  */
 import type { Express } from 'express';
 import request from 'supertest';
-import type { Runtime } from '../../examples/runtime';
+import type { Runtime } from '../../demo/runtime';
 import { mongoUri, redisUrl } from '../support/services';
 import {
   logIn,

@@ -1,8 +1,8 @@
 /**
  * The one app harness of the tests: the example app built the way `npm start` and `npm run demo`
- * build it (from an environment, through examples/runtime.ts), listening on 127.0.0.1, either on
+ * build it (from an environment, through demo/runtime.ts), listening on 127.0.0.1, either on
  * the in-memory adapters with inline jobs or on a MongoDB-wire server (a fresh database) with
- * BullMQ jobs on Redis and a real worker (src/worker/token-workers.ts) in this process. It records
+ * BullMQ jobs on Redis and a real worker (src/adapters/bullmq-worker/token-workers.ts) in this process. It records
  * every audit event and log line, and closes everything it opened. Plus the supertest helpers the
  * HTTP tests share.
  */
@@ -13,32 +13,24 @@ import { Redis } from 'ioredis';
 import mongoose, { type Connection } from 'mongoose';
 import { pino, type Logger } from 'pino';
 import request from 'supertest';
-import { loadEnv, type RawEnv } from '../../examples/env';
-import { createRuntime, type Runtime, type RuntimeOverrides } from '../../examples/runtime';
+import { loadEnv, type RawEnv } from '../../demo/env';
+import { createRuntime, type Runtime, type RuntimeOverrides } from '../../demo/runtime';
 import { MongooseRefreshTokenRepository } from '../../src/adapters/mongoose';
-import type { Clock } from '../../src/domain/refresh-token';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { AuditEvent } from '../../src/options';
-import { DEFAULT_CLEANUP, startTokenWorkers, type TokenWorkers } from '../../src/worker';
+import {
+  DEFAULT_CLEANUP,
+  startTokenWorkers,
+  type TokenWorkers,
+} from '../../src/adapters/bullmq-worker';
+import { ShiftedClock } from './fake-clock';
 import { HttpClient } from './http-client';
+import { ACCESS_SECRET, REFRESH_SECRET } from './secrets';
 import { mongoUri, redisUrl, uniqueName } from './services';
 
-export const ACCESS_SECRET = 'test-access-secret-0123456789abcdef0123456789';
-export const REFRESH_SECRET = 'test-refresh-secret-0123456789abcdef012345678';
+export { ACCESS_SECRET, REFRESH_SECRET, ShiftedClock };
+
 export const PASSWORD = 'correct horse battery staple';
-
-/** Real time plus an offset the test moves forward (so the worker, the DB and JWTs stay consistent). */
-export class ShiftedClock implements Clock {
-  private offsetMs = 0;
-
-  now(): Date {
-    return new Date(Date.now() + this.offsetMs);
-  }
-
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
 
 /** The example app's environment for tests: fixed secrets, cookie transport on, rate limits out of the way. */
 export function appEnvironment(extra: RawEnv = {}): RawEnv {

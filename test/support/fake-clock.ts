@@ -36,3 +36,19 @@ export class FakeClock implements Clock {
     this.current = at.getTime();
   }
 }
+
+/**
+ * Real time plus an offset the test moves forward: for tests where something outside the test
+ * reads the time too (a worker, the database, a JWT's `exp`), so they all stay consistent.
+ */
+export class ShiftedClock implements Clock {
+  private offsetMs = 0;
+
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}

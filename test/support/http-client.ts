@@ -1,6 +1,7 @@
 /**
  * Plain HTTP/1.1 to an app listening on 127.0.0.1, through a keep-alive agent: no supertest, no
- * mocks. `startApp()` (app-harness.ts) gives every app one as `http`.
+ * mocks. `startApp()` (app-harness.ts) gives every app one as `http`, the router harness
+ * (router-harness.ts) one per `listen()`.
  */
 import {
   Agent,

@@ -56,7 +56,11 @@ export interface BullMQTokenJobsStats {
   revokeAllEnqueued: number;
   /** Revoke-alls that could not be enqueued (the service then revokes inline). */
   revokeAllFailed: number;
-  /** Touches folded in this process into a later send (see `coalesceInterval`). */
+  /**
+   * Touches superseded in this process by a later touch of the same session within
+   * `coalesceInterval`, and so never sent. Once the producer is closed (or every interval has
+   * ended), `touchesEnqueued + touchesCoalesced + touchesDropped` is the number of `touch` calls.
+   */
   touchesCoalesced: number;
   /** Touches sent to and accepted by Redis (new jobs and touches folded into a pending job alike). */
   touchesEnqueued: number;

@@ -8,13 +8,17 @@ import type { TouchJob } from '../../domain/token-jobs';
  *
  * Bounded: at most `maxSessions` sessions are tracked; beyond that touches are sent directly. A
  * crash loses at most one interval of folded touches (last-used is informational).
+ *
+ * Every touch is accounted for once: it is sent (directly, or as its session's latest when the
+ * interval ends), or it is superseded by another touch of its session in the same interval, which
+ * is what `onSuperseded` counts. A touch waiting for its interval to end is in neither yet.
  */
 export class TouchCoalescer {
   private readonly sessions = new Map<string, { next: Date | null; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly send: (job: TouchJob) => Promise<void>,
-    private readonly onFolded: () => void,
+    private readonly onSuperseded: () => void,
     private readonly onBackgroundError: (error: unknown) => void,
     private readonly intervalMs: number,
     private readonly maxSessions: number,
@@ -24,8 +28,9 @@ export class TouchCoalescer {
   touch(job: TouchJob): Promise<void> {
     const tracked = this.sessions.get(job.sessionId);
     if (tracked) {
+      // Of the pending touch and this one, one is superseded: only the later is ever sent.
+      if (tracked.next !== null) this.onSuperseded();
       if (tracked.next === null || job.at.getTime() > tracked.next.getTime()) tracked.next = job.at;
-      this.onFolded();
       return Promise.resolve();
     }
     if (this.sessions.size < this.maxSessions) this.track(job.sessionId);

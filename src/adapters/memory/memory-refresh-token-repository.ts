@@ -226,15 +226,15 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
   }
 
   async touchMany(touches: readonly Touch[]): Promise<number> {
-    let changed = 0;
+    const changed = new Set<RefreshTokenRecord>();
     for (const touch of touches) {
       const record = this.lookup(this.idBySession.get(touch.sessionId));
       if (!record) continue;
       if (record.lastUsedAt !== null && record.lastUsedAt.getTime() >= touch.at.getTime()) continue;
       record.lastUsedAt = new Date(touch.at.getTime());
-      changed += 1;
+      changed.add(record);
     }
-    return changed;
+    return changed.size;
   }
 
   async deleteExpired(options: { before: Date; limit: number }): Promise<number> {

@@ -3,8 +3,8 @@
  * `startTokenWorkers`' `onJobFinished` hook and its health report.
  */
 import { Gauge, Histogram, Registry } from 'prom-client';
-import type { HealthReport } from '../../worker/health';
-import type { JobFinishedEvent } from '../../worker/queue-table';
+import type { HealthReport } from '../bullmq-worker/health-report';
+import type { JobFinishedEvent } from '../bullmq-worker/queue-table';
 
 /** Options of {@link createWorkerMetrics}. All optional. */
 export interface WorkerMetricsOptions {

@@ -1,0 +1,314 @@
+/**
+ * The demo app's environment schema (`npm start`, `npm run demo`): services, token settings,
+ * HTTP and rate limits, each with its default, every problem reported at once with the variable's
+ * name and what to set (documented in `.env.example`). The rules are the library's own
+ * (`ACCESS_TOKEN_ALGORITHMS`, `MIN_ACCESS_SECRET_BYTES`, `MIN_SECRET_BYTES`, `parseDuration`); the
+ * services, queues and logs are read as the worker reads them (startup/common-env.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  ACCESS_TOKEN_ALGORITHMS,
+  MIN_ACCESS_SECRET_BYTES,
+  MIN_SECRET_BYTES,
+  type AccessTokenAlgorithm,
+} from 'refresh-rotation';
+import {
+  readLogFormat,
+  readLogLevel,
+  readMongodbUri,
+  readQueueSettings,
+  readRedisUrl,
+  type QueueSettings,
+} from '../startup/common-env';
+import { deepFreeze, EnvReader, present, type LogLevel, type RawEnv } from '../startup/env-reader';
+import type { LogFormat } from '../startup/logging';
+
+export { EnvError, type LogLevel, type RawEnv } from '../startup/env-reader';
+export type { AccessTokenAlgorithm };
+
+/** The parsed environment of the demo app. Frozen. */
+export interface Env {
+  /** `NODE_ENV`, default `development`. */
+  readonly nodeEnv: string;
+  readonly isProduction: boolean;
+  /** True when neither `MONGODB_URI` nor `REDIS_URL` is set: in-memory adapters, inline jobs. */
+  readonly inMemoryDemo: boolean;
+  /** True when the token secrets were generated at start (in-memory demo only; never in production). */
+  readonly devSecretsGenerated: boolean;
+  readonly mongodbUri: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly accessToken: {
+    readonly algorithm: AccessTokenAlgorithm;
+    /** HS* only. */
+    readonly secret: string | undefined;
+    /** RS256 / ES256 / EdDSA only (PEM). */
+    readonly privateKey: string | undefined;
+    readonly publicKey: string | undefined;
+    readonly ttlMs: number;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+  };
+  readonly refreshToken: {
+    /** Current first; older ones still verify. */
+    readonly secrets: readonly string[];
+    readonly idleTtlMs: number;
+    readonly absoluteTtlMs: number;
+    readonly reuseGraceMs: number;
+  };
+  readonly queue: QueueSettings;
+  readonly http: {
+    readonly port: number;
+    readonly cookie: {
+      readonly transport: boolean;
+      readonly secure: boolean;
+      readonly name: string;
+      readonly csrfHeader: string;
+    };
+    readonly rateLimit: {
+      /** Per client IP: register, login and password change together. */
+      readonly loginPerMinute: number;
+      /** Failed password checks per account (login: email; password change: user id). */
+      readonly accountPerHour: number;
+      readonly tokenPerMinute: number;
+    };
+    /** `ADMIN_USER_IDS`: who may open the queue dashboard; empty (the default): nobody, no dashboard. */
+    readonly adminUserIds: readonly string[];
+  };
+  readonly logLevel: LogLevel;
+  /** `LOG_FORMAT`: `auto` (pretty at a terminal in development), `json` or `pretty`. */
+  readonly logFormat: LogFormat;
+}
+
+/**
+ * Secrets that are public (docker-compose.yml's local-stack defaults) or obviously not random:
+ * refused with `NODE_ENV=production`.
+ */
+const PLACEHOLDER_SECRETS: readonly RegExp[] = [
+  /compose-local-only/i,
+  /change[-_ .]?me/i,
+  /placeholder/i,
+  /not[-_ .]?(a[-_ .]?)?secret/i,
+  /^(.)\1*$/, // one character repeated
+];
+
+/** True when `secret` is a known placeholder or development secret. */
+export function isPlaceholderSecret(secret: string): boolean {
+  return PLACEHOLDER_SECRETS.some((pattern) => pattern.test(secret));
+}
+
+/**
+ * True when neither `MONGODB_URI` nor `REDIS_URL` is set: the demo app then runs on the
+ * in-memory adapters with inline jobs and dev-only secrets. {@link loadEnv} refuses that mode when
+ * `NODE_ENV=production`.
+ */
+export function isInMemoryDemoMode(env: RawEnv = process.env): boolean {
+  return !present(env.MONGODB_URI) && !present(env.REDIS_URL);
+}
+
+/**
+ * Parse and validate the demo app's environment. Throws `EnvError` listing every problem.
+ * In in-memory demo mode (and only there), missing token secrets are generated at start and
+ * `devSecretsGenerated` is true.
+ */
+export function loadEnv(env: RawEnv = process.env): Env {
+  const reader = new EnvReader(env);
+  const nodeEnv = reader.string('NODE_ENV', 'development');
+  const isProduction = nodeEnv === 'production';
+  const inMemoryDemo = isInMemoryDemoMode(env);
+  if (inMemoryDemo && isProduction) {
+    reader.problem(
+      'MONGODB_URI / REDIS_URL: neither is set, and the in-memory demo mode is refused with ' +
+        'NODE_ENV=production. Set MONGODB_URI (and REDIS_URL for the worker).',
+    );
+  }
+  const mongodbUri = readMongodbUri(reader);
+  const redisUrl = readRedisUrl(reader);
+  if (redisUrl && !present(env.MONGODB_URI)) {
+    reader.problem(
+      'REDIS_URL is set but MONGODB_URI is not: jobs need the database the worker also uses.',
+    );
+  }
+  const generate = inMemoryDemo && !isProduction;
+  const accessToken = readAccessToken(reader, generate, isProduction);
+  const refreshToken = readRefreshToken(reader, generate, isProduction);
+  const http = readHttp(reader, isProduction);
+  const queue = readQueueSettings(reader);
+  const logLevel = readLogLevel(reader);
+  const logFormat = readLogFormat(reader);
+  reader.finish();
+  return deepFreeze({
+    nodeEnv,
+    isProduction,
+    inMemoryDemo,
+    devSecretsGenerated: accessToken.generated || refreshToken.generated,
+    mongodbUri,
+    redisUrl,
+    accessToken: accessToken.value,
+    refreshToken: refreshToken.value,
+    queue,
+    http,
+    logLevel,
+    logFormat,
+  });
+}
+
+function refusePlaceholder(reader: EnvReader, name: string, secret: string): void {
+  if (isPlaceholderSecret(secret)) {
+    reader.problem(
+      `${name} is a placeholder or development secret, refused with NODE_ENV=production: set a random one (openssl rand -base64 48).`,
+    );
+  }
+}
+
+function readAccessToken(reader: EnvReader, generate: boolean, isProduction: boolean) {
+  const algorithm = reader.oneOf('ACCESS_TOKEN_ALGORITHM', ACCESS_TOKEN_ALGORITHMS, 'HS256');
+  const symmetric = algorithm.startsWith('HS');
+  let secret = symmetric ? reader.optionalString('ACCESS_TOKEN_SECRET') : undefined;
+  let generated = false;
+  if (symmetric && secret === undefined && generate) {
+    secret = devSecret();
+    generated = true;
+  } else if (symmetric && secret === undefined) {
+    reader.problem(
+      `ACCESS_TOKEN_SECRET is required: a random string of at least ${MIN_ACCESS_SECRET_BYTES} bytes (openssl rand -base64 48).`,
+    );
+  } else if (symmetric && secret !== undefined) {
+    if (Buffer.byteLength(secret) < MIN_ACCESS_SECRET_BYTES) {
+      reader.problem(
+        `ACCESS_TOKEN_SECRET must be at least ${MIN_ACCESS_SECRET_BYTES} bytes; got ${Buffer.byteLength(secret)}.`,
+      );
+    }
+    if (isProduction) refusePlaceholder(reader, 'ACCESS_TOKEN_SECRET', secret);
+  }
+  const privateKey = symmetric ? undefined : readPem(reader, 'ACCESS_TOKEN_PRIVATE_KEY', algorithm);
+  const publicKey = symmetric ? undefined : readPem(reader, 'ACCESS_TOKEN_PUBLIC_KEY', algorithm);
+  return {
+    generated,
+    value: {
+      algorithm,
+      secret,
+      privateKey,
+      publicKey,
+      ttlMs: reader.duration('ACCESS_TOKEN_TTL', '15m', { min: 1_000 }),
+      issuer: reader.optionalString('ACCESS_TOKEN_ISSUER'),
+      audience: reader.optionalString('ACCESS_TOKEN_AUDIENCE'),
+    },
+  };
+}
+
+/** A PEM key; `\n` written literally in the environment is turned into newlines. */
+function readPem(
+  reader: EnvReader,
+  name: string,
+  algorithm: AccessTokenAlgorithm,
+): string | undefined {
+  const value = reader.optionalString(name)?.replace(/\\n/g, '\n');
+  if (value === undefined) {
+    reader.problem(
+      `${name} is required with ACCESS_TOKEN_ALGORITHM=${algorithm} (a PEM key; \\n may stand for newlines).`,
+    );
+  } else if (!/^-----BEGIN [A-Z ]+-----/.test(value)) {
+    reader.problem(`${name} must be a PEM key starting with -----BEGIN …-----.`);
+  }
+  return value;
+}
+
+function readRefreshToken(reader: EnvReader, generate: boolean, isProduction: boolean) {
+  const raw = reader.optionalString('REFRESH_TOKEN_SECRETS');
+  let secrets =
+    raw === undefined
+      ? []
+      : raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0);
+  let generated = false;
+  if (secrets.length === 0 && generate) {
+    secrets = [devSecret()];
+    generated = true;
+  } else if (secrets.length === 0) {
+    reader.problem(
+      `REFRESH_TOKEN_SECRETS is required: a comma-separated list (current first) of random strings of at least ${MIN_SECRET_BYTES} bytes.`,
+    );
+  } else if (secrets.length > 256) {
+    reader.problem(`REFRESH_TOKEN_SECRETS holds at most 256 secrets; got ${secrets.length}.`);
+  }
+  secrets.forEach((secret, index) => {
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+      reader.problem(
+        `REFRESH_TOKEN_SECRETS[${index}] must be at least ${MIN_SECRET_BYTES} bytes; got ${Buffer.byteLength(secret)}.`,
+      );
+    }
+    if (isProduction && !generated) {
+      refusePlaceholder(reader, `REFRESH_TOKEN_SECRETS[${index}]`, secret);
+    }
+  });
+  const idleTtlMs = reader.duration('REFRESH_IDLE_TTL', '30d', { min: 1_000 });
+  const absoluteTtlMs = reader.duration('REFRESH_ABSOLUTE_TTL', '90d', { min: 1_000 });
+  if (absoluteTtlMs < idleTtlMs) {
+    reader.problem('REFRESH_ABSOLUTE_TTL must be at least REFRESH_IDLE_TTL.');
+  }
+  return {
+    generated,
+    value: {
+      secrets,
+      idleTtlMs,
+      absoluteTtlMs,
+      reuseGraceMs: reader.duration('REFRESH_REUSE_GRACE', '10s', { min: 0 }),
+    },
+  };
+}
+
+function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
+  const secure = reader.boolean('COOKIE_SECURE', true);
+  const name = reader.string('COOKIE_NAME', secure ? '__Secure-refresh_token' : 'refresh_token');
+  if (name.startsWith('__Secure-') && !secure) {
+    reader.problem(
+      'COOKIE_NAME starts with __Secure- but COOKIE_SECURE=false: browsers would drop it.',
+    );
+  }
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+    reader.problem(
+      `COOKIE_NAME must be a cookie token (letters, digits, -_.); got ${JSON.stringify(name)}.`,
+    );
+  }
+  if (!secure && isProduction) {
+    reader.problem('COOKIE_SECURE=false is refused with NODE_ENV=production.');
+  }
+  const csrfHeader = reader.string('CSRF_HEADER', 'x-refresh-csrf').toLowerCase();
+  if (!/^[a-z0-9-]+$/.test(csrfHeader)) {
+    reader.problem(`CSRF_HEADER must be an HTTP header name; got ${JSON.stringify(csrfHeader)}.`);
+  }
+  return {
+    port: reader.integer('PORT', 3000, { min: 0, max: 65_535 }),
+    cookie: { transport: reader.boolean('COOKIE_TRANSPORT', true), secure, name, csrfHeader },
+    rateLimit: {
+      loginPerMinute: reader.integer('RATE_LIMIT_LOGIN_PER_MINUTE', 10, { min: 1, max: 1_000_000 }),
+      accountPerHour: reader.integer('RATE_LIMIT_ACCOUNT_PER_HOUR', 20, { min: 1, max: 1_000_000 }),
+      tokenPerMinute: reader.integer('RATE_LIMIT_TOKEN_PER_MINUTE', 60, { min: 1, max: 1_000_000 }),
+    },
+    adminUserIds: readAdminUserIds(reader),
+  };
+}
+
+const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** `ADMIN_USER_IDS`: user ids separated by commas (spaces ignored); each a plain identifier. */
+function readAdminUserIds(reader: EnvReader): string[] {
+  const ids = reader
+    .string('ADMIN_USER_IDS', '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter((id) => id.length > 0);
+  const bad = ids.find((id) => !USER_ID.test(id));
+  if (bad !== undefined) {
+    reader.problem(
+      `ADMIN_USER_IDS must be user ids separated by commas; ${JSON.stringify(bad)} is not one.`,
+    );
+  }
+  return ids;
+}
+
+function devSecret(): string {
+  return randomBytes(48).toString('base64url');
+}

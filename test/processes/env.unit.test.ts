@@ -1,0 +1,406 @@
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EnvError, isInMemoryDemoMode, loadEnv } from '../../demo/env';
+import { parseDuration } from '../../startup/env-reader';
+import { loadWorkerEnv } from '../../workers/env';
+
+const SECRET = 'a'.repeat(32);
+const REFRESH = `${'b'.repeat(40)},${'c'.repeat(32)}`;
+const SERVICES = { MONGODB_URI: 'mongodb://db:27017/app', REDIS_URL: 'redis://cache:6379' };
+
+function problemsOf(run: () => unknown): readonly string[] {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof EnvError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected an EnvError');
+}
+
+describe('parseDuration', () => {
+  it.each([
+    ['250ms', 250],
+    ['10s', 10_000],
+    ['15m', 900_000],
+    ['12h', 43_200_000],
+    ['30d', 2_592_000_000],
+    ['1500', 1_500],
+    ['1.5m', 90_000],
+    ['2w', 1_209_600_000],
+  ])('reads %s as %d ms', (text, expected) => {
+    expect(parseDuration(text)).toBe(expected);
+  });
+
+  it.each(['', 'soon', '-5s', '10 parsecs', '1e3'])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeNull();
+  });
+});
+
+describe('loadEnv', () => {
+  it('applies every documented default with the services and secrets set', () => {
+    const env = loadEnv({
+      ...SERVICES,
+      ACCESS_TOKEN_SECRET: SECRET,
+      REFRESH_TOKEN_SECRETS: REFRESH,
+    });
+    expect(env).toMatchObject({
+      nodeEnv: 'development',
+      inMemoryDemo: false,
+      devSecretsGenerated: false,
+      accessToken: { algorithm: 'HS256', secret: SECRET, ttlMs: 15 * 60_000 },
+      refreshToken: {
+        secrets: ['b'.repeat(40), 'c'.repeat(32)],
+        idleTtlMs: 30 * 86_400_000,
+        absoluteTtlMs: 90 * 86_400_000,
+        reuseGraceMs: 10_000,
+      },
+      queue: { prefix: '{rr}', touchWindowMs: 60_000 },
+      http: {
+        port: 3000,
+        cookie: {
+          transport: true,
+          secure: true,
+          name: '__Secure-refresh_token',
+          csrfHeader: 'x-refresh-csrf',
+        },
+        rateLimit: { loginPerMinute: 10, accountPerHour: 20, tokenPerMinute: 60 },
+      },
+      logLevel: 'info',
+    });
+  });
+
+  it('returns a deeply frozen object', () => {
+    const env = loadEnv({
+      ...SERVICES,
+      ACCESS_TOKEN_SECRET: SECRET,
+      REFRESH_TOKEN_SECRETS: REFRESH,
+    });
+    expect(Object.isFrozen(env)).toBe(true);
+    expect(Object.isFrozen(env.refreshToken.secrets)).toBe(true);
+    expect(Object.isFrozen(env.http.cookie)).toBe(true);
+  });
+
+  it('reports every invalid variable at once, by name', () => {
+    const problems = problemsOf(() =>
+      loadEnv({
+        ...SERVICES,
+        ACCESS_TOKEN_SECRET: 'short',
+        REFRESH_TOKEN_SECRETS: 'tiny',
+        ACCESS_TOKEN_TTL: 'soon',
+        COOKIE_TRANSPORT: 'maybe',
+        LOG_LEVEL: 'loud',
+        QUEUE_PREFIX: 'rr:prod',
+      }),
+    );
+    const names = [
+      'ACCESS_TOKEN_SECRET',
+      'REFRESH_TOKEN_SECRETS[0]',
+      'ACCESS_TOKEN_TTL',
+      'COOKIE_TRANSPORT',
+      'LOG_LEVEL',
+      'QUEUE_PREFIX',
+    ];
+    for (const name of names) expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    expect(problems).toHaveLength(names.length);
+  });
+
+  it('requires the token secrets outside the in-memory demo', () => {
+    const problems = problemsOf(() => loadEnv(SERVICES));
+    expect(problems.join('\n')).toMatch(/ACCESS_TOKEN_SECRET is required/);
+    expect(problems.join('\n')).toMatch(/REFRESH_TOKEN_SECRETS is required/);
+  });
+
+  it('generates dev-only secrets in the in-memory demo', () => {
+    const env = loadEnv({});
+    expect(env.inMemoryDemo).toBe(true);
+    expect(env.devSecretsGenerated).toBe(true);
+    expect(Buffer.byteLength(env.accessToken.secret ?? '')).toBeGreaterThanOrEqual(32);
+    expect(env.refreshToken.secrets).toHaveLength(1);
+    expect(loadEnv({}).accessToken.secret).not.toBe(env.accessToken.secret);
+  });
+
+  it('refuses the in-memory demo with NODE_ENV=production', () => {
+    expect(problemsOf(() => loadEnv({ NODE_ENV: 'production' })).join('\n')).toMatch(
+      /in-memory demo mode is refused/,
+    );
+  });
+
+  it('refuses REDIS_URL without MONGODB_URI', () => {
+    const problems = problemsOf(() =>
+      loadEnv({
+        REDIS_URL: SERVICES.REDIS_URL,
+        ACCESS_TOKEN_SECRET: SECRET,
+        REFRESH_TOKEN_SECRETS: REFRESH,
+      }),
+    );
+    expect(problems.join('\n')).toMatch(/REDIS_URL is set but MONGODB_URI is not/);
+  });
+
+  it('refuses an insecure cookie in production and a __Secure- name without Secure', () => {
+    const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    expect(
+      problemsOf(() => loadEnv({ ...base, NODE_ENV: 'production', COOKIE_SECURE: 'false' })).join(
+        '\n',
+      ),
+    ).toMatch(/COOKIE_SECURE=false is refused/);
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...base, COOKIE_SECURE: 'false', COOKIE_NAME: '__Secure-rt' }),
+      ).join('\n'),
+    ).toMatch(/browsers would drop it/);
+    expect(loadEnv({ ...base, COOKIE_SECURE: 'false' }).http.cookie.name).toBe('refresh_token');
+  });
+
+  it('reads ADMIN_USER_IDS as a comma list (none by default) and names it when an id is not one', () => {
+    const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    expect(loadEnv(base).http.adminUserIds).toEqual([]);
+    expect(loadEnv({ ...base, ADMIN_USER_IDS: ' u-1, 01a2:b ,,' }).http.adminUserIds).toEqual([
+      'u-1',
+      '01a2:b',
+    ]);
+    expect(
+      problemsOf(() => loadEnv({ ...base, ADMIN_USER_IDS: 'u-1,<script>' })).join('\n'),
+    ).toMatch(/ADMIN_USER_IDS must be user ids separated by commas; "<script>" is not one/);
+  });
+
+  it('takes an asymmetric key pair instead of a secret, with \\n standing for newlines', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const pem = (key: typeof privateKey) =>
+      key
+        .export({ format: 'pem', type: key.type === 'private' ? 'pkcs8' : 'spki' })
+        .toString()
+        .replace(/\n/g, '\\n');
+    const env = loadEnv({
+      ...SERVICES,
+      REFRESH_TOKEN_SECRETS: REFRESH,
+      ACCESS_TOKEN_ALGORITHM: 'EdDSA',
+      ACCESS_TOKEN_PRIVATE_KEY: pem(privateKey),
+      ACCESS_TOKEN_PUBLIC_KEY: pem(publicKey),
+    });
+    expect(env.accessToken).toMatchObject({ algorithm: 'EdDSA', secret: undefined });
+    expect(env.accessToken.privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...SERVICES, REFRESH_TOKEN_SECRETS: REFRESH, ACCESS_TOKEN_ALGORITHM: 'RS256' }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^ACCESS_TOKEN_PRIVATE_KEY is required/),
+      expect.stringMatching(/^ACCESS_TOKEN_PUBLIC_KEY is required/),
+    ]);
+  });
+});
+
+describe('loadEnv with NODE_ENV=production', () => {
+  const production = { ...SERVICES, NODE_ENV: 'production' };
+  const random = (n: number) =>
+    Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + 11) % 251)).toString('base64');
+
+  it("refuses docker-compose.yml's placeholder secrets, naming each variable", () => {
+    const problems = problemsOf(() =>
+      loadEnv({
+        ...production,
+        ACCESS_TOKEN_SECRET: 'compose-local-only-access-secret-0123456789abcdef',
+        REFRESH_TOKEN_SECRETS: `${random(48)},compose-local-only-refresh-secret-0123456789abcdef`,
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^ACCESS_TOKEN_SECRET is a placeholder or development secret/),
+      expect.stringMatching(/^REFRESH_TOKEN_SECRETS\[1\] is a placeholder or development secret/),
+    ]);
+  });
+
+  it('refuses obvious development secrets', () => {
+    for (const secret of [
+      SECRET,
+      'change-me-change-me-change-me-change-me',
+      'placeholder'.repeat(3),
+    ]) {
+      expect(
+        problemsOf(() =>
+          loadEnv({
+            ...production,
+            ACCESS_TOKEN_SECRET: secret,
+            REFRESH_TOKEN_SECRETS: random(48),
+          }),
+        ).join('\n'),
+      ).toMatch(/ACCESS_TOKEN_SECRET is a placeholder/);
+    }
+  });
+
+  it('accepts random secrets, and the placeholders outside production', () => {
+    expect(
+      loadEnv({ ...production, ACCESS_TOKEN_SECRET: random(48), REFRESH_TOKEN_SECRETS: random(40) })
+        .isProduction,
+    ).toBe(true);
+    expect(
+      loadEnv({
+        ...SERVICES,
+        ACCESS_TOKEN_SECRET: 'compose-local-only-access-secret-0123456789abcdef',
+        REFRESH_TOKEN_SECRETS: 'compose-local-only-refresh-secret-0123456789abcdef',
+      }).isProduction,
+    ).toBe(false);
+  });
+});
+
+describe('isInMemoryDemoMode', () => {
+  it('is true only when neither MONGODB_URI nor REDIS_URL is set', () => {
+    expect(isInMemoryDemoMode({})).toBe(true);
+    expect(isInMemoryDemoMode({ MONGODB_URI: ' ' })).toBe(true);
+    expect(isInMemoryDemoMode({ MONGODB_URI: SERVICES.MONGODB_URI })).toBe(false);
+    expect(isInMemoryDemoMode({ REDIS_URL: SERVICES.REDIS_URL })).toBe(false);
+  });
+});
+
+describe('loadWorkerEnv', () => {
+  it('requires MONGODB_URI and REDIS_URL with a message that says what to set', () => {
+    expect(problemsOf(() => loadWorkerEnv({}))).toEqual([
+      expect.stringMatching(/^MONGODB_URI is required by the worker \(e\.g\. mongodb:\/\//),
+      expect.stringMatching(/^REDIS_URL is required by the worker \(e\.g\. redis:\/\//),
+    ]);
+  });
+
+  it('does not need the token secrets', () => {
+    const env = loadWorkerEnv({ ...SERVICES, WORKER_HEALTH_PORT: '0', CLEANUP_BATCH_SIZE: '500' });
+    expect(env).toMatchObject({ mongodbUri: SERVICES.MONGODB_URI, redisUrl: SERVICES.REDIS_URL });
+    expect(env.worker.healthPort).toBe(0);
+    expect(env.cleanup.batchSize).toBe(500);
+  });
+
+  it('applies every documented default', () => {
+    expect(loadWorkerEnv(SERVICES)).toMatchObject({
+      queue: { prefix: '{rr}', touchWindowMs: 60_000 },
+      worker: {
+        concurrency: 10,
+        shutdownTimeoutMs: 25_000,
+        healthPort: undefined,
+        lockDurationMs: 30_000,
+        startupTimeoutMs: 120_000,
+      },
+      cleanup: { cron: '*/10 * * * *', retentionMs: 7 * 86_400_000, batchSize: 1_000 },
+      logLevel: 'info',
+    });
+  });
+
+  it('reports every invalid variable at once, by name', () => {
+    const problems = problemsOf(() =>
+      loadWorkerEnv({
+        ...SERVICES,
+        WORKER_CONCURRENCY: '0',
+        WORKER_STARTUP_TIMEOUT: 'never',
+        LOG_LEVEL: 'loud',
+        QUEUE_PREFIX: 'rr:prod',
+      }),
+    );
+    const names = ['WORKER_CONCURRENCY', 'WORKER_STARTUP_TIMEOUT', 'LOG_LEVEL', 'QUEUE_PREFIX'];
+    for (const name of names) expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    expect(problems).toHaveLength(names.length);
+  });
+
+  it('validates CLEANUP_CRON as BullMQ reads it, naming the variable', () => {
+    const problems = problemsOf(() =>
+      loadWorkerEnv({ ...SERVICES, CLEANUP_CRON: '99 99 99 99 99' }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^CLEANUP_CRON must be a cron pattern/)]);
+    expect(problems[0]).toMatch(/"99 99 99 99 99"/);
+    for (const cron of ['@hourly', '@daily', '0 */6 * * *', '*/30 * * * * *']) {
+      expect(loadWorkerEnv({ ...SERVICES, CLEANUP_CRON: cron }).cleanup.cron).toBe(cron);
+    }
+  });
+
+  it('refuses URLs of the wrong scheme', () => {
+    expect(
+      problemsOf(() => loadWorkerEnv({ MONGODB_URI: 'http://db', REDIS_URL: 'mongodb://x' })),
+    ).toEqual([
+      'MONGODB_URI must be a URL starting with mongodb:// or mongodb+srv://.',
+      'REDIS_URL must be a URL starting with redis:// or rediss://.',
+    ]);
+  });
+});
+
+describe('.env.example and .env', () => {
+  const ROOT = join(__dirname, '..', '..');
+
+  /** What `set -a; . ./.env.example` exports, as a shell reads it. */
+  function sourcedByShell(): Record<string, string> {
+    const out = execFileSync(
+      'sh',
+      [
+        '-c',
+        'set -a; . ./.env.example; set +a; node -e "process.stdout.write(JSON.stringify(process.env))"',
+      ],
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' },
+    );
+    const env = JSON.parse(out) as Record<string, string>;
+    delete env.PATH;
+    delete env.PWD;
+    delete env.SHLVL;
+    delete env._;
+    return env;
+  }
+
+  it('is shell-sourceable and reads the same through node --env-file', () => {
+    const shell = sourcedByShell();
+    expect(shell.CLEANUP_CRON).toBe('*/10 * * * *');
+    const dir = mkdtempSync(join(tmpdir(), 'rr-env-'));
+    try {
+      copyFileSync(join(ROOT, '.env.example'), join(dir, '.env'));
+      const out = execFileSync(
+        process.execPath,
+        ['--env-file', '.env', '-e', 'process.stdout.write(JSON.stringify(process.env))'],
+        { cwd: dir, env: {}, encoding: 'utf8' },
+      );
+      const node = JSON.parse(out) as Record<string, string>;
+      for (const [name, value] of Object.entries(shell))
+        expect([name, node[name]]).toEqual([name, value]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("states the code's defaults", () => {
+    const shell = sourcedByShell();
+    const secrets = { ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    const services = { MONGODB_URI: shell.MONGODB_URI, REDIS_URL: shell.REDIS_URL };
+    expect(loadEnv({ ...shell, ...secrets })).toEqual(loadEnv({ ...services, ...secrets }));
+    expect(loadWorkerEnv(shell)).toEqual(loadWorkerEnv(services));
+  });
+
+  it('loads .env when present; variables already set win', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rr-env-'));
+    // In a process of its own: jest gives each test file a copy of process.env.
+    const run = () =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '-e',
+            `const { loadDotEnv } = require('./startup/env-reader.ts');
+             const path = loadDotEnv(${JSON.stringify(dir)});
+             process.stdout.write(JSON.stringify({ path, fromFile: process.env.RR_FROM_FILE ?? null, alreadySet: process.env.RR_ALREADY_SET }));`,
+          ],
+          {
+            cwd: ROOT,
+            env: { PATH: process.env.PATH ?? '', RR_ALREADY_SET: 'environment' },
+            encoding: 'utf8',
+          },
+        ),
+      ) as Record<string, string | null>;
+    try {
+      expect(run()).toEqual({ path: null, fromFile: null, alreadySet: 'environment' });
+      writeFileSync(join(dir, '.env'), 'RR_FROM_FILE=file\nRR_ALREADY_SET=file\n');
+      expect(run()).toEqual({
+        path: join(dir, '.env'),
+        fromFile: 'file',
+        alreadySet: 'environment',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
