@@ -33,6 +33,8 @@ export {
   ConflictError,
   OptionsError,
   MalformedTokenError,
+  InvalidDpopProofError,
+  UseDpopNonceError,
 } from './domain/errors';
 export type { RefreshRotationErrorCode, InvalidGrantReason } from './domain/errors';
 

@@ -23,6 +23,6 @@ export type {
 } from './metadata';
 export type { CookieTransportOptions } from './cookie';
 export { errorHandler, sendError, setNoStore, toHttpError } from './errors';
-export type { HttpError, HttpErrorBody } from './errors';
+export type { HttpError, HttpErrorBody, HttpErrorContext } from './errors';
 export { asyncHandler } from './handler';
 export type { AuthContext, AdapterLogger } from './types';
