@@ -43,6 +43,7 @@ export type { RefreshTokenRepository } from './domain/refresh-token-repository';
 export type { VersionStore } from './domain/version-store';
 export type { TokenJobs, RevokeAllJob, TouchJob } from './domain/token-jobs';
 export type { RevocationBus, RevocationNotice, RevocationSignal } from './domain/revocation-bus';
+export type { DPoPReplayCache } from './domain/dpop-replay-cache';
 export type {
   RefreshTokenRecord,
   NewRefreshTokenRecord,

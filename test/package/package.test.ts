@@ -74,6 +74,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   ],
   'refresh-rotation/memory': [
     'InlineTokenJobs',
+    'MemoryDPoPReplayCache',
     'MemoryRefreshTokenRepository',
     'MemoryRevocationBus',
     'MemoryVersionStore',
@@ -104,7 +105,12 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'setNoStore',
     'toHttpError',
   ],
-  'refresh-rotation/redis': ['DEFAULT_REVOCATION_CHANNEL', 'RedisRevocationBus'],
+  'refresh-rotation/redis': [
+    'DEFAULT_DPOP_REPLAY_PREFIX',
+    'DEFAULT_REVOCATION_CHANNEL',
+    'RedisDPoPReplayCache',
+    'RedisRevocationBus',
+  ],
   'refresh-rotation/worker': [
     'CLEANUP_SCHEDULER_ID',
     'DEFAULT_CLEANUP',
