@@ -15,6 +15,15 @@ export type {
 } from './router';
 export { authenticate } from './authenticate';
 export type { AuthenticateOptions } from './authenticate';
+export { createDPoPVerifier, DPOP_ALGORITHMS } from './dpop';
+export type {
+  DPoPAlgorithm,
+  DPoPNonceOptions,
+  DPoPProof,
+  DPoPProofInput,
+  DPoPVerifier,
+  DPoPVerifierOptions,
+} from './dpop';
 export { authorizationServerMetadata } from './metadata';
 export type {
   AuthorizationServerMetadata,
