@@ -14,7 +14,7 @@ export type {
   IssueInput,
 } from './router';
 export { authenticate } from './authenticate';
-export type { AuthenticateOptions } from './authenticate';
+export type { AuthenticateOptions, AuthenticateDPoPOptions } from './authenticate';
 export { createDPoPVerifier, DPOP_ALGORITHMS } from './dpop';
 export type {
   DPoPAlgorithm,
