@@ -3,11 +3,26 @@
  * wins, across clients too; keys expire; the caller's client is left open), and a proof replayed
  * to a second instance sharing the Redis is refused.
  */
+import express from 'express';
 import { Redis } from 'ioredis';
+import request from 'supertest';
+import { authenticate } from '../../src/adapters/express';
+import { JwtAccessTokens } from '../../src/adapters/jsonwebtoken/jwt-access-tokens';
+import {
+  InlineTokenJobs,
+  MemoryRefreshTokenRepository,
+  MemoryVersionStore,
+} from '../../src/adapters/memory';
 import { RedisDPoPReplayCache } from '../../src/adapters/redis';
+import { resolveAccessTokenKeys } from '../../src/domain/access-token';
 import { OptionsError, StoreUnavailableError } from '../../src/domain/errors';
+import { RotationService } from '../../src/rotation-service';
+import { ACCESS_SECRET, REFRESH_SECRET } from '../support/app-harness';
+import { ath, makeProof, proofKey } from '../support/dpop-proofs';
 import { startFreezableProxy } from '../support/freezable-proxy';
 import { openTestRedis, redisUrl, uniqueName } from '../support/services';
+
+const ORIGIN = 'https://api.example.com';
 
 describe('RedisDPoPReplayCache', () => {
   const connections: Redis[] = [];
@@ -85,5 +100,60 @@ describe('RedisDPoPReplayCache', () => {
     expect(() => new RedisDPoPReplayCache({ connection: client(), timeoutMs: 0 })).toThrow(
       OptionsError,
     );
+  });
+});
+
+describe('a DPoP proof replayed to another instance sharing the Redis', () => {
+  const connections: Redis[] = [];
+  afterAll(() => {
+    for (const connection of connections) connection.disconnect();
+  });
+
+  /** One app instance: its own service, guard and Redis client; the same Redis and key prefix. */
+  function instance(prefix: string) {
+    const connection = openTestRedis();
+    connections.push(connection);
+    const repository = new MemoryRefreshTokenRepository();
+    const service = new RotationService({
+      repository,
+      versions: new MemoryVersionStore(),
+      jobs: new InlineTokenJobs(repository),
+      accessToken: { secret: ACCESS_SECRET },
+      refreshToken: { secrets: [REFRESH_SECRET] },
+    });
+    const replayCache = new RedisDPoPReplayCache({ connection, prefix });
+    return express().get(
+      '/me',
+      authenticate({ service, dpop: { publicOrigin: ORIGIN, replayCache } }),
+      (req, res) => {
+        res.json({ userId: req.auth!.userId });
+      },
+    );
+  }
+
+  it('is refused there: the first instance to claim its jti wins', async () => {
+    const prefix = `${uniqueName('rr_dpop')}:`;
+    const [a, b] = [instance(prefix), instance(prefix)];
+    const key = await proofKey('ES256');
+    const signer = new JwtAccessTokens({
+      ...resolveAccessTokenKeys({ secret: ACCESS_SECRET }),
+      ttlMs: 900_000,
+    });
+    const token = signer.sign(
+      { userId: 'alice', sessionId: 's'.repeat(32), version: 0, jkt: key.jkt },
+      new Date(),
+    );
+    const proof = await makeProof(key, `${ORIGIN}/me`, { claims: { htm: 'GET', ath: ath(token) } });
+    const send = (app: express.Express) =>
+      request(app).get('/me').set('Authorization', `DPoP ${token}`).set('DPoP', proof);
+    expect((await send(a)).status).toBe(200);
+    const replay = await send(b);
+    expect(replay.status).toBe(401);
+    expect(replay.body.error).toBe('invalid_dpop_proof');
+    expect(replay.body.error_description).toMatch(/already used/);
+    // A new proof by the same key passes on the second instance.
+    const fresh = await makeProof(key, `${ORIGIN}/me`, { claims: { htm: 'GET', ath: ath(token) } });
+    const ok = await request(b).get('/me').set('Authorization', `DPoP ${token}`).set('DPoP', fresh);
+    expect(ok.status).toBe(200);
   });
 });
