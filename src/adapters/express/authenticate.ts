@@ -113,13 +113,14 @@ function sendMissing(res: Response, dpop: DPoPVerifier | null): void {
     .json({ error: 'invalid_token', error_description: 'An access token is required.' });
 }
 
-/** The DPoP side of `authenticate`, validated once. */
-interface ResourceDPoP {
+/** The DPoP side of a guard, validated once (`authenticate`'s, and the router's for logout). */
+export interface ResourceDPoP {
   verifier: DPoPVerifier;
   origin: string;
 }
 
-function resourceDPoP(options: AuthenticateDPoPOptions | undefined): ResourceDPoP | null {
+/** Validates `authenticate`'s `dpop` option; null when DPoP is off. */
+export function resourceDPoP(options: AuthenticateDPoPOptions | undefined): ResourceDPoP | null {
   if (options === undefined) return null;
   if (typeof options !== 'object' || options === null)
     throw new OptionsError('dpop must be an object: { publicOrigin, replayCache, nonce? }');
@@ -166,6 +167,36 @@ function revocationCheck(
 }
 
 /**
+ * The verified claims of the request's access token, null when it has no Authorization header:
+ * a bearer token without `cnf`, or (with `dpop`) a DPoP-scheme token with a valid proof by its
+ * key. `context.challenge` becomes `DPoP` as soon as the request is known to be about a bound
+ * token, so the refusal challenges with the scheme the client must use.
+ */
+export async function verifiedAccessClaims(
+  req: Request,
+  service: RotationService,
+  dpop: ResourceDPoP | null,
+  context: HttpErrorContext,
+): Promise<AccessTokenClaims | null> {
+  const credentials = accessCredentials(req);
+  if (credentials === null) return null;
+  if (credentials === false || (credentials.scheme === 'DPoP' && dpop === null))
+    throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
+  if (credentials.scheme === 'DPoP') context.challenge = 'DPoP';
+  const claims = service.verifyAccessToken(credentials.token);
+  if (credentials.scheme === 'Bearer' && claims.cnf !== undefined) {
+    // A bound token is worthless without its key: sent as a bearer token, it is a copy.
+    context.challenge = 'DPoP';
+    throw new InvalidAccessTokenError(
+      'a DPoP-bound access token must be sent with the DPoP scheme and a proof',
+    );
+  }
+  if (dpop !== null && credentials.scheme === 'DPoP')
+    await checkProof(req, credentials.token, claims, dpop);
+  return claims;
+}
+
+/**
  * Middleware that requires a valid access token and sets `req.auth`. Verification uses the
  * service's pinned algorithm and checks `iss`/`aud` when configured. Answers 401 with
  * `WWW-Authenticate: Bearer error="invalid_token"` for a bad, expired or (with `checkRevocation`)
@@ -186,22 +217,9 @@ export function authenticate(options: AuthenticateOptions): RequestHandler {
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
   const dpop = resourceDPoP(options.dpop);
 
-  /** `context.challenge` becomes DPoP as soon as the request is known to be about a bound token. */
   async function verify(req: Request, context: HttpErrorContext): Promise<AuthContext | null> {
-    const credentials = accessCredentials(req);
-    if (credentials === null) return null;
-    if (credentials === false || (credentials.scheme === 'DPoP' && dpop === null))
-      throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
-    if (credentials.scheme === 'DPoP') context.challenge = 'DPoP';
-    const claims = service.verifyAccessToken(credentials.token);
-    if (credentials.scheme === 'Bearer' && claims.cnf !== undefined) {
-      // A bound token is worthless without its key: sent as a bearer token, it is a copy.
-      context.challenge = 'DPoP';
-      throw new InvalidAccessTokenError(
-        'a DPoP-bound access token must be sent with the DPoP scheme and a proof',
-      );
-    }
-    if (credentials.scheme === 'DPoP') await checkProof(req, credentials.token, claims, dpop!);
+    const claims = await verifiedAccessClaims(req, service, dpop, context);
+    if (claims === null) return null;
     if (checkRevocation && !(await service.isAccessTokenCurrent(claims, checkRevocation))) {
       throw new InvalidAccessTokenError('the access token was revoked');
     }

@@ -9,6 +9,7 @@ export { createRefreshRouter, clientInfoFrom } from './router';
 export type {
   RefreshRouter,
   RefreshRouterOptions,
+  RefreshRouterDPoPOptions,
   TokenResponseBody,
   SessionBody,
   IssueInput,

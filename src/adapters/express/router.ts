@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import {
   InvalidAccessTokenError,
+  InvalidDpopProofError,
   InvalidRequestError,
   OptionsError,
   RefreshRotationError,
@@ -13,12 +14,51 @@ import type {
   TokenResponse,
   VersionSnapshot,
 } from '../../rotation-service';
-import { authenticate, bearerToken } from './authenticate';
+import {
+  accessCredentials,
+  authenticate,
+  resourceDPoP,
+  verifiedAccessClaims,
+  type AuthenticateDPoPOptions,
+  type ResourceDPoP,
+} from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
-import { DEFAULT_RETRY_AFTER_SECONDS, sendError, setNoStore } from './errors';
+import {
+  createDPoPVerifier,
+  publicUrlOption,
+  requestUrl,
+  type DPoPAlgorithm,
+  type DPoPProof,
+  type DPoPVerifier,
+  type DPoPVerifierOptions,
+} from './dpop';
+import {
+  DEFAULT_RETRY_AFTER_SECONDS,
+  sendError,
+  setNoStore,
+  type HttpErrorContext,
+} from './errors';
 import { asyncHandler } from './handler';
 import { createRevocationHandler } from './revocation';
 import type { AdapterLogger } from './types';
+
+/** DPoP at the token endpoint (RFC 9449 §5): the `dpop` option of `createRefreshRouter()`. */
+export interface RefreshRouterDPoPOptions extends DPoPVerifierOptions {
+  /**
+   * The public URL of this router's `POST /token` as clients call it, e.g.
+   * `https://api.example.com/auth/token`: a token request's proof must carry it as `htu` (query
+   * and fragment ignored). Configured, never derived from `Host`, which a proxy may rewrite and a
+   * client may choose. Its origin is also the public origin of the router's other routes and of
+   * `verifyDPoP`'s default URL. Required.
+   */
+  tokenEndpointUrl: string;
+  /**
+   * Refuse a token request without a proof (`POST /token`, and `verifyDPoP` for a login), so
+   * every new session is bound. Default false: a proof binds the session when one comes, and a
+   * request without one gets a bearer session.
+   */
+  required?: boolean | undefined;
+}
 
 /** Options of `createRefreshRouter()`. */
 export interface RefreshRouterOptions {
@@ -43,6 +83,14 @@ export interface RefreshRouterOptions {
   logger?: AdapterLogger | undefined;
   /** `Retry-After` seconds on 503 answers. Default 5. */
   retryAfterSeconds?: number | undefined;
+  /**
+   * Accept DPoP proofs (RFC 9449) on token requests: a `POST /token` with one valid `DPoP` proof
+   * binds the session to the proof's key, and a bound session's refresh needs a proof by that
+   * key. The router's access-token routes (`logout`, `logout-all`, sessions) then accept
+   * `Authorization: DPoP` too. Default off: a `DPoP` header is ignored and sessions are bearer
+   * sessions.
+   */
+  dpop?: RefreshRouterDPoPOptions | undefined;
 }
 
 /** The body of a successful token answer (RFC 6749 §5.1). */
@@ -97,7 +145,66 @@ export interface RefreshRouter extends Router {
    * });
    */
   issue(res: Response | undefined, input: IssueInput): Promise<TokenResponseBody>;
+  /**
+   * Verify the `DPoP` proof of your login request (or any token-issuing route of yours), for
+   * `router.issue(res, { userId, at, dpop })`. Resolves `undefined` when the request has no proof
+   * (or the `dpop` option is off), the proof's `{ jkt }` when it is valid; rejects with
+   * `InvalidDpopProofError` (also for a missing proof with `dpop.required`) or `UseDpopNonceError`.
+   * `url` is the public URL the proof must name (`htu`); default the origin of
+   * `dpop.tokenEndpointUrl` plus the request's path. With nonces on, sets `DPoP-Nonce` on the
+   * answer. Call it before checking the password, so a refused proof costs no hash.
+   */
+  verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined>;
+  /** The DPoP algorithms the token endpoint accepts (for `authorizationServerMetadata`); `undefined` when DPoP is off. */
+  readonly dpopAlgorithms: readonly DPoPAlgorithm[] | undefined;
 }
+
+/** The router's DPoP settings, validated once. */
+interface RouterDPoP {
+  verifier: DPoPVerifier;
+  tokenEndpointUrl: string;
+  origin: string;
+  required: boolean;
+  /** The same checks for the router's access-token routes, on the token endpoint's origin. */
+  resource: ResourceDPoP;
+  /** `authenticate`'s option for those routes. */
+  authenticate: AuthenticateDPoPOptions;
+}
+
+function resolveDPoP(options: RefreshRouterOptions['dpop']): RouterDPoP | null {
+  if (options === undefined) return null;
+  if (typeof options !== 'object' || options === null)
+    throw new OptionsError(
+      'dpop must be an object: { tokenEndpointUrl, replayCache, nonce?, algorithms?, required? }',
+    );
+  const tokenEndpointUrl = publicUrlOption(
+    options.tokenEndpointUrl,
+    'dpop.tokenEndpointUrl',
+    'url',
+  );
+  const required = options.required ?? false;
+  if (typeof required !== 'boolean')
+    throw new OptionsError(`dpop.required must be true or false; got ${JSON.stringify(required)}`);
+  const { replayCache, algorithms, iatWindow, nonce, clock } = options;
+  const verifierOptions = { replayCache, algorithms, iatWindow, nonce, clock };
+  const origin = new URL(tokenEndpointUrl).origin;
+  const authenticateOptions = { ...verifierOptions, publicOrigin: origin };
+  return {
+    verifier: createDPoPVerifier(verifierOptions, 'dpop'),
+    tokenEndpointUrl,
+    origin,
+    required,
+    resource: resourceDPoP(authenticateOptions)!,
+    authenticate: authenticateOptions,
+  };
+}
+
+function setDPoPNonce(res: Response | undefined, dpop: RouterDPoP | null): void {
+  const nonce = dpop?.verifier.currentNonce();
+  if (nonce !== undefined && res && !res.headersSent) res.setHeader('DPoP-Nonce', nonce);
+}
+
+const PROOF_REQUIRED = 'a DPoP proof is required: send one DPoP header with the token request';
 
 function resolveCookie(
   options: RefreshRouterOptions,
@@ -201,12 +308,16 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
   const limit = bodyLimitOf(options);
   const cookie = resolveCookie(options, logger);
+  const dpop = resolveDPoP(options.dpop);
   const requireAccessToken = authenticate({
     service,
     checkRevocation: options.checkRevocation ?? { sessions: true },
     logger,
     retryAfterSeconds,
+    dpop: dpop?.authenticate,
   });
+  /** How a route's errors are answered when not as at a token endpoint (the default). */
+  const errorContexts = new WeakMap<Response, HttpErrorContext>();
   const parseBody = [
     express.json({ limit, strict: true }),
     express.urlencoded({ limit, extended: false, parameterLimit: 20 }),
@@ -250,17 +361,24 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   async function logout(req: Request, res: Response): Promise<void> {
     const fromBody = singleString(field(bodyOf(req), 'refresh_token'), 'refresh_token');
     const fromCookie = cookie?.read(req);
-    const bearer = bearerToken(req);
+    const credentials = accessCredentials(req);
     if (fromBody !== undefined) {
       await service.revokeByRefreshToken(fromBody, 'logout');
     } else if (cookie && fromCookie !== undefined) {
       cookie.assertSameOrigin(req);
       await service.revokeByRefreshToken(fromCookie, 'logout');
       cookie.clear(req, res);
-    } else if (bearer) {
-      const claims = service.verifyAccessToken(bearer);
+    } else if (credentials) {
+      // As at a resource: a bound access token logs out only with a proof by its key.
+      const context: HttpErrorContext = {
+        endpoint: 'resource',
+        dpopAlgorithms: dpop?.verifier.algorithms,
+      };
+      errorContexts.set(res, context);
+      const claims = (await verifiedAccessClaims(req, service, dpop?.resource ?? null, context))!;
+      errorContexts.delete(res);
       await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'logout' });
-    } else if (bearer === false) {
+    } else if (credentials === false) {
       throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
     } else if (cookie && req.get(cookie.csrfHeader)) {
       // A browser whose cookie is already gone (second logout) gets its 204: logout is idempotent.
@@ -314,6 +432,18 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     return tokenBody(result, !useCookie);
   }
 
+  async function verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined> {
+    if (dpop === null) return undefined;
+    setDPoPNonce(req.res, dpop);
+    const target =
+      url === undefined
+        ? requestUrl(req, dpop.origin)
+        : publicUrlOption(url, 'verifyDPoP url', 'url');
+    const proof = await dpop.verifier.verifyRequest(req, target);
+    if (proof === undefined && dpop.required) throw new InvalidDpopProofError(PROOF_REQUIRED);
+    return proof;
+  }
+
   // Per route, not router.use(): a router mounted at "/" must not touch the app's other answers.
   const noStore: express.RequestHandler = (_req, res, next) => {
     setNoStore(res);
@@ -332,7 +462,11 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     res: Response,
     _next: express.NextFunction,
   ) {
-    sendError(req, res, error, { logger, retryAfterSeconds });
+    sendError(req, res, error, { logger, retryAfterSeconds, context: errorContexts.get(res) });
   });
-  return Object.assign(router, { issue }) as RefreshRouter;
+  return Object.assign(router, {
+    issue,
+    verifyDPoP,
+    dpopAlgorithms: dpop?.verifier.algorithms,
+  }) as RefreshRouter;
 }
