@@ -95,10 +95,12 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'QUEUE_NAMES',
   ],
   'refresh-rotation/express': [
+    'DPOP_ALGORITHMS',
     'asyncHandler',
     'authenticate',
     'authorizationServerMetadata',
     'clientInfoFrom',
+    'createDPoPVerifier',
     'createRefreshRouter',
     'errorHandler',
     'sendError',
