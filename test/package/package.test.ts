@@ -280,6 +280,7 @@ describe('the packed package', () => {
         storeUnavailable: 503,
         sameClassAcrossSubpaths: true,
         branded: true,
+        dpopProofAccepted: true,
       });
       if (format === 'esm') expect(report.esmErrorThroughCommonJs).toBe(400);
     },
