@@ -6,7 +6,7 @@
 import express from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { authenticate } from '../../src/adapters/express';
+import { authenticate, createRefreshRouter } from '../../src/adapters/express';
 import { JwtAccessTokens } from '../../src/adapters/jsonwebtoken/jwt-access-tokens';
 import {
   InlineTokenJobs,
@@ -155,5 +155,54 @@ describe('a DPoP proof replayed to another instance sharing the Redis', () => {
     const fresh = await makeProof(key, `${ORIGIN}/me`, { claims: { htm: 'GET', ath: ath(token) } });
     const ok = await request(b).get('/me').set('Authorization', `DPoP ${token}`).set('DPoP', fresh);
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('a token request proof replayed to another router instance sharing the Redis', () => {
+  const connections: Redis[] = [];
+  afterAll(() => {
+    for (const connection of connections) connection.disconnect();
+  });
+
+  it('is refused there with 400 invalid_dpop_proof, and the service never sees it', async () => {
+    const prefix = `${uniqueName('rr_dpop')}:`;
+    const repository = new MemoryRefreshTokenRepository();
+    const service = new RotationService({
+      repository,
+      versions: new MemoryVersionStore(),
+      jobs: new InlineTokenJobs(repository),
+      accessToken: { secret: ACCESS_SECRET },
+      refreshToken: { secrets: [REFRESH_SECRET] },
+    });
+    // Two routers, each with its own Redis client, as two app instances behind one balancer.
+    const [a, b] = [0, 1].map(() => {
+      const connection = openTestRedis();
+      connections.push(connection);
+      const replayCache = new RedisDPoPReplayCache({ connection, prefix });
+      const router = createRefreshRouter({
+        service,
+        dpop: { tokenEndpointUrl: `${ORIGIN}/auth/token`, replayCache },
+      });
+      return express().use('/auth', router);
+    }) as [express.Express, express.Express];
+    const { refreshToken } = await service.issue({ userId: 'alice' });
+    const key = await proofKey('ES256');
+    const proof = await makeProof(key, `${ORIGIN}/auth/token`);
+    const first = await request(a)
+      .post('/auth/token')
+      .type('form')
+      .send({ refresh_token: refreshToken })
+      .set('DPoP', proof);
+    expect(first.status).toBe(200);
+    const refresh = jest.spyOn(service, 'refresh');
+    const replay = await request(b)
+      .post('/auth/token')
+      .type('form')
+      .send({ refresh_token: first.body.refresh_token })
+      .set('DPoP', proof);
+    expect(replay.status).toBe(400);
+    expect(replay.body.error).toBe('invalid_dpop_proof');
+    expect(replay.body.error_description).toMatch(/already used/);
+    expect(refresh).not.toHaveBeenCalled();
   });
 });

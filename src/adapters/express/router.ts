@@ -96,7 +96,8 @@ export interface RefreshRouterOptions {
 /** The body of a successful token answer (RFC 6749 §5.1). */
 export interface TokenResponseBody {
   access_token: string;
-  token_type: 'Bearer';
+  /** `DPoP` when the session is bound to a DPoP key (its access tokens then carry `cnf.jkt`). */
+  token_type: 'Bearer' | 'DPoP';
   /** Seconds until the access token expires. */
   expires_in: number;
   /** Absent when the refresh token went into the cookie. */
@@ -125,6 +126,12 @@ export interface IssueInput {
    * a login cannot outlive a password change it raced (see the service's `issue`).
    */
   at?: VersionSnapshot | undefined;
+  /**
+   * The login request's DPoP proof, from `router.verifyDPoP(req)`: the new session is bound to
+   * its key (refreshes need a proof by it; access tokens carry `cnf.jkt`). Default none: a bearer
+   * session.
+   */
+  dpop?: DPoPProof | undefined;
 }
 
 /** The Express router of `createRefreshRouter()`, plus the login helper. */
@@ -232,7 +239,7 @@ function field(body: Record<string, unknown>, name: string): unknown {
 function tokenBody(result: TokenResponse, includeRefreshToken: boolean): TokenResponseBody {
   const body: TokenResponseBody = {
     access_token: result.accessToken,
-    token_type: 'Bearer',
+    token_type: result.tokenType,
     expires_in: result.expiresIn,
   };
   if (includeRefreshToken) body.refresh_token = result.refreshToken;
@@ -339,9 +346,11 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     if (presented === undefined && req.is(['json', 'urlencoded']) === false)
       throw new InvalidRequestError(UNSUPPORTED_BODY);
     if (presented === undefined) throw new InvalidRequestError('refresh_token is required.');
+    // Checked before the service sees the token: a refused proof changes nothing.
+    const proof = await tokenRequestProof(req);
     let result: TokenResponse;
     try {
-      result = await service.refresh(presented);
+      result = await service.refresh(presented, proof);
     } catch (error) {
       // A dead cookie would be sent on every later refresh: drop it.
       if (viaCookie && cookie && isGrantRejection(error)) cookie.clear(req, res);
@@ -426,10 +435,20 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       userId: input.userId,
       client,
       at: input.at,
+      dpop: input.dpop,
     });
     if (res) setNoStore(res);
+    setDPoPNonce(res, dpop);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
     return tokenBody(result, !useCookie);
+  }
+
+  /** The token request's proof: `undefined` without one (unless required) or with DPoP off. */
+  async function tokenRequestProof(req: Request): Promise<DPoPProof | undefined> {
+    if (dpop === null) return undefined;
+    const proof = await dpop.verifier.verifyRequest(req, dpop.tokenEndpointUrl);
+    if (proof === undefined && dpop.required) throw new InvalidDpopProofError(PROOF_REQUIRED);
+    return proof;
   }
 
   async function verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined> {
@@ -450,7 +469,12 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     next();
   };
   const router = express.Router();
-  router.post('/token', noStore, ...parseBody, asyncHandler(token));
+  // Every answer of the token endpoint carries a fresh nonce when nonces are on (RFC 9449 §8).
+  const dpopNonce: express.RequestHandler = (_req, res, next) => {
+    setDPoPNonce(res, dpop);
+    next();
+  };
+  router.post('/token', noStore, dpopNonce, ...parseBody, asyncHandler(token));
   router.post('/logout', noStore, ...parseBody, asyncHandler(logout));
   router.post('/revoke', noStore, ...parseBody, asyncHandler(createRevocationHandler(service)));
   router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
