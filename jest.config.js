@@ -17,7 +17,14 @@
  */
 const transform = {
   '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
+  // jose 6 ships ES modules only, which jest's CommonJS sandbox cannot require on Node 20 (Node
+  // itself can): its files are compiled to CommonJS like ours.
+  '/node_modules/jose/.+\\.js$': [
+    'ts-jest',
+    { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs', target: 'ES2022' } },
+  ],
 };
+const transformIgnorePatterns = ['/node_modules/(?!jose/)'];
 
 /** `refresh-rotation` and its subpaths, as workers/, demo/ and examples/ import them: the src entry files (tsconfig.json `paths`). */
 const moduleNameMapper = {
@@ -35,6 +42,7 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: 'node',
       transform,
+      transformIgnorePatterns,
       moduleNameMapper,
       testMatch: ['<rootDir>/test/**/*.unit.test.ts'],
     },
@@ -42,6 +50,7 @@ module.exports = {
       displayName: 'integration',
       testEnvironment: 'node',
       transform,
+      transformIgnorePatterns,
       moduleNameMapper,
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '\\.unit\\.test\\.ts$'],

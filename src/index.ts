@@ -35,6 +35,8 @@ export {
   ConflictError,
   OptionsError,
   MalformedTokenError,
+  InvalidDpopProofError,
+  UseDpopNonceError,
 } from './domain/errors';
 export type { RefreshRotationErrorCode, InvalidGrantReason } from './domain/errors';
 
@@ -43,6 +45,7 @@ export type { RefreshTokenRepository } from './domain/refresh-token-repository';
 export type { VersionStore } from './domain/version-store';
 export type { TokenJobs, RevokeAllJob, TouchJob } from './domain/token-jobs';
 export type { RevocationBus, RevocationNotice, RevocationSignal } from './domain/revocation-bus';
+export type { DPoPReplayCache } from './domain/dpop-replay-cache';
 export type {
   RefreshTokenRecord,
   NewRefreshTokenRecord,

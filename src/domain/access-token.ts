@@ -42,6 +42,22 @@ export interface AccessTokenClaims {
   exp: number;
   iss?: string | undefined;
   aud?: string | string[] | undefined;
+  /**
+   * The key the token is bound to (RFC 9449 §6.1): the RFC 7638 SHA-256 thumbprint of the
+   * client's DPoP public key, base64url. A bound token is accepted only with a DPoP proof by that
+   * key, never as a bearer token.
+   */
+  cnf?: { jkt: string } | undefined;
+}
+
+/** Length of a base64url SHA-256 digest (RFC 7638 thumbprint with SHA-256): 43 characters. */
+export const JKT_LENGTH = 43;
+
+const JKT_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether `value` has the shape of an RFC 7638 SHA-256 thumbprint in base64url. */
+export function isJkt(value: unknown): value is string {
+  return typeof value === 'string' && JKT_PATTERN.test(value);
 }
 
 /** Key material as given in the options. */
@@ -166,6 +182,8 @@ export interface AccessTokenSubject {
   sessionId: string;
   version: number;
   globalVersion?: number | undefined;
+  /** The DPoP key thumbprint of a bound session: the token then carries `cnf: { jkt }`. */
+  jkt?: string | undefined;
 }
 
 /**
@@ -175,12 +193,16 @@ export interface AccessTokenSubject {
 export interface AccessTokens {
   /** Lifetime of a new token, in whole seconds (the `expires_in` of a token response). */
   readonly expiresIn: number;
-  /** A new access token for the session at `now`. */
+  /**
+   * A new access token for the session at `now`; with `subject.jkt`, bound to that key
+   * (`cnf: { jkt }`). Throws `TypeError` for a `jkt` that is not a SHA-256 thumbprint (a
+   * programming error: the verifier only ever produces thumbprints).
+   */
   sign(subject: AccessTokenSubject, now: Date): string;
   /**
    * The claims of a valid token at `now`. Throws `InvalidAccessTokenError` for a bad signature,
    * another algorithm than the configured one (pinned), an expired token, a wrong issuer or
-   * audience, or missing claims.
+   * audience, missing claims, or a `cnf` that is not `{ jkt: <thumbprint> }`.
    */
   verify(token: string, now: Date): AccessTokenClaims;
 }

@@ -13,7 +13,9 @@ export type RefreshRotationErrorCode =
   | 'not_found'
   | 'conflict'
   | 'invalid_options'
-  | 'malformed_token';
+  | 'malformed_token'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce';
 
 /** Why a grant was refused. Internal: logged and sent to the audit hook, never to the client. */
 export type InvalidGrantReason =
@@ -128,5 +130,34 @@ export class MalformedTokenError extends RefreshRotationError {
   declare readonly code: 'malformed_token';
   constructor(message = 'not a refresh token of a known format') {
     super('malformed_token', message);
+  }
+}
+
+/**
+ * A DPoP proof (RFC 9449) was required and is missing, or is not valid for this request: not one
+ * `DPoP` header, not a `dpop+jwt` signed with an allowed algorithm by the public key it carries,
+ * for another method or URL, too old or too new, replayed, without the access token's `ath`, or by
+ * another key than the one the session or access token is bound to. The message says which, and
+ * never repeats what the header held. Thrown by the proof verifier (refresh-rotation/express) and
+ * by the service for a bound session's refresh without a proof by its key.
+ */
+export class InvalidDpopProofError extends RefreshRotationError {
+  declare readonly code: 'invalid_dpop_proof';
+  constructor(message: string) {
+    super('invalid_dpop_proof', message);
+  }
+}
+
+/**
+ * The DPoP proof lacks the server's current nonce (RFC 9449 §8, §9), or carries a stale one.
+ * `nonce` is the fresh value the client must put in its next proof (the `DPoP-Nonce` header).
+ */
+export class UseDpopNonceError extends RefreshRotationError {
+  declare readonly code: 'use_dpop_nonce';
+  constructor(
+    readonly nonce: string,
+    message = 'The DPoP proof must carry the nonce of the DPoP-Nonce header; retry with a new proof.',
+  ) {
+    super('use_dpop_nonce', message);
   }
 }

@@ -118,6 +118,35 @@ describe.each([
     expect(signer.verify(early, later(60)).sub).toBe('alice');
   });
 
+  it('carry cnf.jkt when signed for a DPoP-bound session, and have no cnf otherwise', () => {
+    const jkt = 'N'.repeat(43);
+    expect(signer.verify(signer.sign({ ...subject, jkt }, EPOCH), EPOCH).cnf).toEqual({ jkt });
+    expect(signer.verify(signer.sign(subject, EPOCH), EPOCH)).not.toHaveProperty('cnf');
+    expect(() => signer.sign({ ...subject, jkt: 'not a thumbprint' }, EPOCH)).toThrow(TypeError);
+  });
+
+  it.each([
+    ['a string', 'x'.repeat(43)],
+    ['a jkt of the wrong length', { jkt: 'x'.repeat(42) }],
+    ['a jkt outside base64url', { jkt: `${'x'.repeat(42)}=` }],
+    ['another confirmation method', { 'x5t#S256': 'x'.repeat(43) }],
+    ['null', null],
+  ])('reject a signed token whose cnf is %s', (_label, cnf) => {
+    const iat = EPOCH.getTime() / 1000;
+    const token = signWith(keys as AccessTokenKeyInput, {
+      sub: 'alice',
+      sid: subject.sessionId,
+      ver: 3,
+      jti: 'j',
+      iss: 'rr',
+      aud: 'api',
+      iat,
+      exp: iat + 900,
+      cnf,
+    });
+    expect(() => signer.verify(token, EPOCH)).toThrow(InvalidAccessTokenError);
+  });
+
   it("reject an unsigned ('none') token", () => {
     const none = jwt.sign({ sub: 'alice', sid: 's', ver: 3, jti: 'j', iat: 1, exp: 9e9 }, null, {
       algorithm: 'none',

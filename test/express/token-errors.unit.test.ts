@@ -7,7 +7,12 @@ import express from 'express';
 import request from 'supertest';
 import { MemoryRefreshTokenRepository, MemoryVersionStore } from '../../src/adapters/memory';
 import { createRefreshRouter, toHttpError } from '../../src/adapters/express';
-import { RefreshRotationError } from '../../src/domain/errors';
+import {
+  InvalidAccessTokenError,
+  InvalidDpopProofError,
+  RefreshRotationError,
+  UseDpopNonceError,
+} from '../../src/domain/errors';
 import type { RotateInput } from '../../src/domain/refresh-token';
 import { RotationService, type TokenResponse } from '../../src/rotation-service';
 import { refreshForm, refreshJson, routerHarness, useRouter } from '../support/router-harness';
@@ -364,6 +369,8 @@ describe('the router on its own, mounted in a bare app without a body parser', (
           ['store_unavailable', 503, 'temporarily_unavailable'],
           ['conflict', 500, 'server_error'],
           ['invalid_options', 500, 'server_error'],
+          ['invalid_dpop_proof', 400, 'invalid_dpop_proof'],
+          ['use_dpop_nonce', 400, 'use_dpop_nonce'],
         ] as const
       ).map(([code, status, error]) => [code, { status, error }]),
     );
@@ -372,9 +379,51 @@ describe('the router on its own, mounted in a bare app without a body parser', (
         new RefreshRotationError(code as never, `internal detail of ${code}`),
       );
       expect({ code, status: http.status, error: http.body.error }).toEqual({ code, ...expected });
-      if (code !== 'invalid_request')
+      // Our own texts, safe to show: the DPoP verifier never echoes the header.
+      if (!['invalid_request', 'invalid_dpop_proof', 'use_dpop_nonce'].includes(code))
         expect(http.body.error_description).not.toContain('internal detail');
     }
     expect(toHttpError(new Error('boom')).status).toBe(500);
+  });
+});
+
+describe('DPoP errors in the table', () => {
+  const proofError = new InvalidDpopProofError('the DPoP proof is for another URL');
+  const nonceError = new UseDpopNonceError('fresh-nonce');
+
+  it('answer 400 with an OAuth error body at the token endpoint, the nonce in DPoP-Nonce', () => {
+    expect(toHttpError(proofError)).toEqual({
+      status: 400,
+      body: { error: 'invalid_dpop_proof', error_description: 'the DPoP proof is for another URL' },
+      headers: {},
+      log: null,
+    });
+    const nonce = toHttpError(nonceError);
+    expect(nonce.status).toBe(400);
+    expect(nonce.body.error).toBe('use_dpop_nonce');
+    expect(nonce.headers).toEqual({ 'DPoP-Nonce': 'fresh-nonce' });
+  });
+
+  it('answer 401 with a DPoP challenge naming the algorithms at a resource (RFC 9449 §7.1)', () => {
+    const context = { endpoint: 'resource', dpopAlgorithms: ['ES256', 'EdDSA'] } as const;
+    expect(toHttpError(proofError, 5, context).headers).toEqual({
+      'WWW-Authenticate': 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA"',
+    });
+    const nonce = toHttpError(nonceError, 5, { endpoint: 'resource' });
+    expect(nonce.status).toBe(401);
+    expect(nonce.headers).toEqual({
+      'WWW-Authenticate': 'DPoP error="use_dpop_nonce", algs="ES256 EdDSA RS256 PS256"',
+      'DPoP-Nonce': 'fresh-nonce',
+    });
+  });
+
+  it('challenge an invalid token with DPoP when asked, with Bearer otherwise', () => {
+    const invalid = new InvalidAccessTokenError();
+    expect(toHttpError(invalid).headers['WWW-Authenticate']).toBe('Bearer error="invalid_token"');
+    expect(
+      toHttpError(invalid, 5, { endpoint: 'resource', challenge: 'DPoP' }).headers[
+        'WWW-Authenticate'
+      ],
+    ).toBe('DPoP error="invalid_token", algs="ES256 EdDSA RS256 PS256"');
   });
 });

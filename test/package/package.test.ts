@@ -54,6 +54,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'ACCESS_TOKEN_ALGORITHMS',
     'ConflictError',
     'InvalidAccessTokenError',
+    'InvalidDpopProofError',
     'InvalidGrantError',
     'InvalidRequestError',
     'MIN_ACCESS_SECRET_BYTES',
@@ -66,6 +67,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'StoreUnavailableError',
     'TOKEN_PREFIX',
     'UnsupportedGrantTypeError',
+    'UseDpopNonceError',
     'hashToken',
     'isRefreshRotationError',
     'parseDuration',
@@ -73,6 +75,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
   ],
   'refresh-rotation/memory': [
     'InlineTokenJobs',
+    'MemoryDPoPReplayCache',
     'MemoryRefreshTokenRepository',
     'MemoryRevocationBus',
     'MemoryVersionStore',
@@ -93,17 +96,24 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'QUEUE_NAMES',
   ],
   'refresh-rotation/express': [
+    'DPOP_ALGORITHMS',
     'asyncHandler',
     'authenticate',
     'authorizationServerMetadata',
     'clientInfoFrom',
+    'createDPoPVerifier',
     'createRefreshRouter',
     'errorHandler',
     'sendError',
     'setNoStore',
     'toHttpError',
   ],
-  'refresh-rotation/redis': ['DEFAULT_REVOCATION_CHANNEL', 'RedisRevocationBus'],
+  'refresh-rotation/redis': [
+    'DEFAULT_DPOP_REPLAY_PREFIX',
+    'DEFAULT_REVOCATION_CHANNEL',
+    'RedisDPoPReplayCache',
+    'RedisRevocationBus',
+  ],
   'refresh-rotation/worker': [
     'CLEANUP_SCHEDULER_ID',
     'DEFAULT_CLEANUP',
@@ -271,6 +281,7 @@ describe('the packed package', () => {
         storeUnavailable: 503,
         sameClassAcrossSubpaths: true,
         branded: true,
+        dpopProofAccepted: true,
       });
       if (format === 'esm') expect(report.esmErrorThroughCommonJs).toBe(400);
     },

@@ -24,12 +24,42 @@ export interface HttpError {
 /** Seconds a client should wait before retrying when the store is down (`Retry-After`). */
 export const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
+/** The DPoP algorithms a challenge names when the resource did not say (RFC 9449 §7.1 `algs`). */
+export const DEFAULT_DPOP_CHALLENGE_ALGORITHMS: readonly string[] = Object.freeze([
+  'ES256',
+  'EdDSA',
+  'RS256',
+  'PS256',
+]);
+
+/**
+ * Where an error is answered, for the codes whose answer depends on it. The default is the token
+ * endpoint: DPoP errors are then a 400 with an OAuth error body (RFC 9449 §5). At a protected
+ * resource they are a 401 with a `WWW-Authenticate: DPoP` challenge (§7.1).
+ */
+export interface HttpErrorContext {
+  /** `'token'` (default): a token endpoint. `'resource'`: a route guarded by `authenticate`. */
+  endpoint?: 'token' | 'resource' | undefined;
+  /**
+   * The scheme of an `invalid_token` challenge at a resource: `'DPoP'` when the request used it
+   * or the access token is bound to a key, so the client learns it must prove that key. Default
+   * `'Bearer'`.
+   */
+  challenge?: 'Bearer' | 'DPoP' | undefined;
+  /** The algorithms a DPoP challenge lists. Default ES256, EdDSA, RS256, PS256. */
+  dpopAlgorithms?: readonly string[] | undefined;
+}
+
 const GENERIC_SERVER_ERROR: HttpErrorBody = {
   error: 'server_error',
   error_description: 'The server could not complete the request.',
 };
 
-type Mapping = (error: RefreshRotationError, retryAfterSeconds: number) => HttpError;
+type Mapping = (
+  error: RefreshRotationError,
+  retryAfterSeconds: number,
+  context: HttpErrorContext,
+) => HttpError;
 
 const clientError =
   (status: number, error: string, description: string | null): Mapping =>
@@ -47,6 +77,37 @@ const serverError: Mapping = () => ({
   headers: {},
   log: 'error',
 });
+
+function dpopChallenge(error: string, context: HttpErrorContext): string {
+  const algorithms = context.dpopAlgorithms ?? DEFAULT_DPOP_CHALLENGE_ALGORITHMS;
+  return `DPoP error="${error}", algs="${algorithms.join(' ')}"`;
+}
+
+/** The fresh nonce a `use_dpop_nonce` error carries, if it is one (a plain base error has none). */
+function nonceOf(error: RefreshRotationError): string | undefined {
+  const { nonce } = error as RefreshRotationError & { nonce?: unknown };
+  return typeof nonce === 'string' ? nonce : undefined;
+}
+
+/**
+ * `invalid_dpop_proof` and `use_dpop_nonce`: the message is ours and safe to show (the verifier
+ * never echoes the header). A 400 at the token endpoint (RFC 9449 §5); a 401 with a DPoP
+ * challenge at a resource (§7.1). `use_dpop_nonce` carries the nonce to retry with (§8, §9).
+ */
+const dpopError =
+  (error: 'invalid_dpop_proof' | 'use_dpop_nonce'): Mapping =>
+  (cause, _retryAfterSeconds, context) => {
+    const nonce = error === 'use_dpop_nonce' ? nonceOf(cause) : undefined;
+    const headers: Record<string, string> = nonce === undefined ? {} : { 'DPoP-Nonce': nonce };
+    const atResource = context.endpoint === 'resource';
+    if (atResource) headers['WWW-Authenticate'] = dpopChallenge(error, context);
+    return {
+      status: atResource ? 401 : 400,
+      body: { error, error_description: cause.message },
+      headers,
+      log: null,
+    };
+  };
 
 /**
  * The one table from error code to HTTP answer. Every reason an `invalid_grant` can have (reuse,
@@ -70,10 +131,15 @@ const TABLE: Record<RefreshRotationErrorCode, Mapping> = {
     'invalid_grant',
     'The refresh token is invalid, expired or revoked.',
   ),
-  invalid_token: () => ({
+  invalid_token: (_error, _retryAfterSeconds, context) => ({
     status: 401,
     body: { error: 'invalid_token', error_description: 'The access token is invalid or expired.' },
-    headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+    headers: {
+      'WWW-Authenticate':
+        context.challenge === 'DPoP'
+          ? dpopChallenge('invalid_token', context)
+          : 'Bearer error="invalid_token"',
+    },
     log: null,
   }),
   not_found: clientError(404, 'not_found', 'No such session.'),
@@ -88,6 +154,8 @@ const TABLE: Record<RefreshRotationErrorCode, Mapping> = {
   }),
   conflict: serverError,
   invalid_options: serverError,
+  invalid_dpop_proof: dpopError('invalid_dpop_proof'),
+  use_dpop_nonce: dpopError('use_dpop_nonce'),
 };
 
 /**
@@ -145,15 +213,18 @@ const BAD_PATH_ENCODING: HttpError = {
 /**
  * Map any error to its HTTP answer: library errors through the table, body-reading failures to
  * `invalid_request` (413 when too large), a path that is not valid percent-encoding to
- * `invalid_request`, anything else to a generic 500 whose details go only to the log.
+ * `invalid_request`, anything else to a generic 500 whose details go only to the log. `context`
+ * says where the error is answered (DPoP errors: 400 at the token endpoint, the default; 401 with
+ * a challenge at a resource).
  */
 export function toHttpError(
   error: unknown,
   retryAfterSeconds: number = DEFAULT_RETRY_AFTER_SECONDS,
+  context: HttpErrorContext = {},
 ): HttpError {
   if (isRefreshRotationError(error)) {
     const mapping = TABLE[error.code] ?? serverError;
-    return mapping(error, retryAfterSeconds);
+    return mapping(error, retryAfterSeconds, context);
   }
   if (isBadPathEncoding(error)) return BAD_PATH_ENCODING;
   const readStatus = bodyReadStatus(error);
@@ -202,9 +273,9 @@ export function sendError(
   req: Request,
   res: Response,
   error: unknown,
-  options: { logger: AdapterLogger; retryAfterSeconds?: number },
+  options: { logger: AdapterLogger; retryAfterSeconds?: number; context?: HttpErrorContext },
 ): void {
-  const http = toHttpError(error, options.retryAfterSeconds);
+  const http = toHttpError(error, options.retryAfterSeconds, options.context);
   const logger = loggerFor(req, options.logger);
   if (http.log === 'error') logger.error(describeForLog(error), 'refresh-rotation: request failed');
   if (http.log === 'warn')

@@ -9,12 +9,22 @@ export { createRefreshRouter, clientInfoFrom } from './router';
 export type {
   RefreshRouter,
   RefreshRouterOptions,
+  RefreshRouterDPoPOptions,
   TokenResponseBody,
   SessionBody,
   IssueInput,
 } from './router';
 export { authenticate } from './authenticate';
-export type { AuthenticateOptions } from './authenticate';
+export type { AuthenticateOptions, AuthenticateDPoPOptions } from './authenticate';
+export { createDPoPVerifier, DPOP_ALGORITHMS } from './dpop';
+export type {
+  DPoPAlgorithm,
+  DPoPNonceOptions,
+  DPoPProof,
+  DPoPProofInput,
+  DPoPVerifier,
+  DPoPVerifierOptions,
+} from './dpop';
 export { authorizationServerMetadata } from './metadata';
 export type {
   AuthorizationServerMetadata,
@@ -23,6 +33,6 @@ export type {
 } from './metadata';
 export type { CookieTransportOptions } from './cookie';
 export { errorHandler, sendError, setNoStore, toHttpError } from './errors';
-export type { HttpError, HttpErrorBody } from './errors';
+export type { HttpError, HttpErrorBody, HttpErrorContext } from './errors';
 export { asyncHandler } from './handler';
 export type { AuthContext, AdapterLogger } from './types';

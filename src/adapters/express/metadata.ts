@@ -4,6 +4,7 @@
  */
 import type { RequestHandler } from 'express';
 import { OptionsError } from '../../domain/errors';
+import { DPOP_ALGORITHMS, type DPoPAlgorithm } from './dpop';
 
 /** Options of {@link authorizationServerMetadata}. */
 export interface AuthorizationServerMetadataOptions {
@@ -17,6 +18,12 @@ export interface AuthorizationServerMetadataOptions {
   tokenEndpoint: string;
   /** The token router's `POST /revoke`: an absolute URL, or a path on the issuer's origin. Required. */
   revocationEndpoint: string;
+  /**
+   * The DPoP proof algorithms the token endpoint accepts, published as
+   * `dpop_signing_alg_values_supported` (RFC 9449 §5.1) so a client knows DPoP is on and which
+   * key to make. Pass the router's `router.dpopAlgorithms`. Default none (the field is absent).
+   */
+  dpopSigningAlgorithms?: readonly DPoPAlgorithm[] | undefined;
   /** Further metadata fields to publish (e.g. `service_documentation`); cannot replace the ones above. */
   extra?: Readonly<Record<string, unknown>> | undefined;
 }
@@ -30,6 +37,8 @@ export interface AuthorizationServerMetadataDocument {
   grant_types_supported: ['refresh_token'];
   token_endpoint_auth_methods_supported: ['none'];
   revocation_endpoint_auth_methods_supported: ['none'];
+  /** With DPoP on: the proof algorithms the token endpoint accepts. */
+  dpop_signing_alg_values_supported?: DPoPAlgorithm[];
   [field: string]: unknown;
 }
 
@@ -82,11 +91,26 @@ function endpoint(value: unknown, name: string, issuer: URL): string {
   return url.href;
 }
 
+function dpopAlgorithms(value: unknown): DPoPAlgorithm[] | undefined {
+  if (value === undefined) return undefined;
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((alg) => DPOP_ALGORITHMS.includes(alg as DPoPAlgorithm))
+  ) {
+    throw new OptionsError(
+      `dpopSigningAlgorithms must be a non-empty list drawn from ${DPOP_ALGORITHMS.join(', ')} (the router's router.dpopAlgorithms); got ${JSON.stringify(value)}`,
+    );
+  }
+  return [...(value as DPoPAlgorithm[])];
+}
+
 /**
  * Build the RFC 8414 metadata of the token router: issuer, `token_endpoint`, `revocation_endpoint`,
  * `grant_types_supported: ["refresh_token"]`, `"none"` as the only client authentication (public
  * clients: the refresh token is the credential) and an empty `response_types_supported` (there is
- * no authorization endpoint). Mount the handler at `path` on the app itself,
+ * no authorization endpoint), and `dpop_signing_alg_values_supported` when DPoP is on. Mount the
+ * handler at `path` on the app itself,
  * not under the router: RFC 8414 puts the document at the host's root. Throws `OptionsError` for
  * an issuer or endpoint that is not a valid URL.
  *
@@ -114,6 +138,8 @@ export function authorizationServerMetadata(
     token_endpoint_auth_methods_supported: ['none'],
     revocation_endpoint_auth_methods_supported: ['none'],
   };
+  const dpop = dpopAlgorithms(options.dpopSigningAlgorithms);
+  if (dpop) fields.dpop_signing_alg_values_supported = dpop;
   const document = Object.freeze(fields);
   const issuerPath = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
   const body = JSON.stringify(document);

@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import {
   InvalidAccessTokenError,
+  InvalidDpopProofError,
   InvalidRequestError,
   OptionsError,
   RefreshRotationError,
@@ -13,12 +14,51 @@ import type {
   TokenResponse,
   VersionSnapshot,
 } from '../../rotation-service';
-import { authenticate, bearerToken } from './authenticate';
+import {
+  accessCredentials,
+  authenticate,
+  resourceDPoP,
+  verifiedAccessClaims,
+  type AuthenticateDPoPOptions,
+  type ResourceDPoP,
+} from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
-import { DEFAULT_RETRY_AFTER_SECONDS, sendError, setNoStore } from './errors';
+import {
+  createDPoPVerifier,
+  publicUrlOption,
+  requestUrl,
+  type DPoPAlgorithm,
+  type DPoPProof,
+  type DPoPVerifier,
+  type DPoPVerifierOptions,
+} from './dpop';
+import {
+  DEFAULT_RETRY_AFTER_SECONDS,
+  sendError,
+  setNoStore,
+  type HttpErrorContext,
+} from './errors';
 import { asyncHandler } from './handler';
 import { createRevocationHandler } from './revocation';
 import type { AdapterLogger } from './types';
+
+/** DPoP at the token endpoint (RFC 9449 §5): the `dpop` option of `createRefreshRouter()`. */
+export interface RefreshRouterDPoPOptions extends DPoPVerifierOptions {
+  /**
+   * The public URL of this router's `POST /token` as clients call it, e.g.
+   * `https://api.example.com/auth/token`: a token request's proof must carry it as `htu` (query
+   * and fragment ignored). Configured, never derived from `Host`, which a proxy may rewrite and a
+   * client may choose. Its origin is also the public origin of the router's other routes and of
+   * `verifyDPoP`'s default URL. Required.
+   */
+  tokenEndpointUrl: string;
+  /**
+   * Refuse a token request without a proof (`POST /token`, and `verifyDPoP` for a login), so
+   * every new session is bound. Default false: a proof binds the session when one comes, and a
+   * request without one gets a bearer session.
+   */
+  required?: boolean | undefined;
+}
 
 /** Options of `createRefreshRouter()`. */
 export interface RefreshRouterOptions {
@@ -43,12 +83,21 @@ export interface RefreshRouterOptions {
   logger?: AdapterLogger | undefined;
   /** `Retry-After` seconds on 503 answers. Default 5. */
   retryAfterSeconds?: number | undefined;
+  /**
+   * Accept DPoP proofs (RFC 9449) on token requests: a `POST /token` with one valid `DPoP` proof
+   * binds the session to the proof's key, and a bound session's refresh needs a proof by that
+   * key. The router's access-token routes (`logout`, `logout-all`, sessions) then accept
+   * `Authorization: DPoP` too. Default off: a `DPoP` header is ignored and sessions are bearer
+   * sessions.
+   */
+  dpop?: RefreshRouterDPoPOptions | undefined;
 }
 
 /** The body of a successful token answer (RFC 6749 §5.1). */
 export interface TokenResponseBody {
   access_token: string;
-  token_type: 'Bearer';
+  /** `DPoP` when the session is bound to a DPoP key (its access tokens then carry `cnf.jkt`). */
+  token_type: 'Bearer' | 'DPoP';
   /** Seconds until the access token expires. */
   expires_in: number;
   /** Absent when the refresh token went into the cookie. */
@@ -77,6 +126,12 @@ export interface IssueInput {
    * a login cannot outlive a password change it raced (see the service's `issue`).
    */
   at?: VersionSnapshot | undefined;
+  /**
+   * The login request's DPoP proof, from `router.verifyDPoP(req)`: the new session is bound to
+   * its key (refreshes need a proof by it; access tokens carry `cnf.jkt`). Default none: a bearer
+   * session.
+   */
+  dpop?: DPoPProof | undefined;
 }
 
 /** The Express router of `createRefreshRouter()`, plus the login helper. */
@@ -97,7 +152,66 @@ export interface RefreshRouter extends Router {
    * });
    */
   issue(res: Response | undefined, input: IssueInput): Promise<TokenResponseBody>;
+  /**
+   * Verify the `DPoP` proof of your login request (or any token-issuing route of yours), for
+   * `router.issue(res, { userId, at, dpop })`. Resolves `undefined` when the request has no proof
+   * (or the `dpop` option is off), the proof's `{ jkt }` when it is valid; rejects with
+   * `InvalidDpopProofError` (also for a missing proof with `dpop.required`) or `UseDpopNonceError`.
+   * `url` is the public URL the proof must name (`htu`); default the origin of
+   * `dpop.tokenEndpointUrl` plus the request's path. With nonces on, sets `DPoP-Nonce` on the
+   * answer. Call it before checking the password, so a refused proof costs no hash.
+   */
+  verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined>;
+  /** The DPoP algorithms the token endpoint accepts (for `authorizationServerMetadata`); `undefined` when DPoP is off. */
+  readonly dpopAlgorithms: readonly DPoPAlgorithm[] | undefined;
 }
+
+/** The router's DPoP settings, validated once. */
+interface RouterDPoP {
+  verifier: DPoPVerifier;
+  tokenEndpointUrl: string;
+  origin: string;
+  required: boolean;
+  /** The same checks for the router's access-token routes, on the token endpoint's origin. */
+  resource: ResourceDPoP;
+  /** `authenticate`'s option for those routes. */
+  authenticate: AuthenticateDPoPOptions;
+}
+
+function resolveDPoP(options: RefreshRouterOptions['dpop']): RouterDPoP | null {
+  if (options === undefined) return null;
+  if (typeof options !== 'object' || options === null)
+    throw new OptionsError(
+      'dpop must be an object: { tokenEndpointUrl, replayCache, nonce?, algorithms?, required? }',
+    );
+  const tokenEndpointUrl = publicUrlOption(
+    options.tokenEndpointUrl,
+    'dpop.tokenEndpointUrl',
+    'url',
+  );
+  const required = options.required ?? false;
+  if (typeof required !== 'boolean')
+    throw new OptionsError(`dpop.required must be true or false; got ${JSON.stringify(required)}`);
+  const { replayCache, algorithms, iatWindow, nonce, clock } = options;
+  const verifierOptions = { replayCache, algorithms, iatWindow, nonce, clock };
+  const origin = new URL(tokenEndpointUrl).origin;
+  const authenticateOptions = { ...verifierOptions, publicOrigin: origin };
+  return {
+    verifier: createDPoPVerifier(verifierOptions, 'dpop'),
+    tokenEndpointUrl,
+    origin,
+    required,
+    resource: resourceDPoP(authenticateOptions)!,
+    authenticate: authenticateOptions,
+  };
+}
+
+function setDPoPNonce(res: Response | undefined, dpop: RouterDPoP | null): void {
+  const nonce = dpop?.verifier.currentNonce();
+  if (nonce !== undefined && res && !res.headersSent) res.setHeader('DPoP-Nonce', nonce);
+}
+
+const PROOF_REQUIRED = 'a DPoP proof is required: send one DPoP header with the token request';
 
 function resolveCookie(
   options: RefreshRouterOptions,
@@ -125,7 +239,7 @@ function field(body: Record<string, unknown>, name: string): unknown {
 function tokenBody(result: TokenResponse, includeRefreshToken: boolean): TokenResponseBody {
   const body: TokenResponseBody = {
     access_token: result.accessToken,
-    token_type: 'Bearer',
+    token_type: result.tokenType,
     expires_in: result.expiresIn,
   };
   if (includeRefreshToken) body.refresh_token = result.refreshToken;
@@ -201,12 +315,16 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
   const limit = bodyLimitOf(options);
   const cookie = resolveCookie(options, logger);
+  const dpop = resolveDPoP(options.dpop);
   const requireAccessToken = authenticate({
     service,
     checkRevocation: options.checkRevocation ?? { sessions: true },
     logger,
     retryAfterSeconds,
+    dpop: dpop?.authenticate,
   });
+  /** How a route's errors are answered when not as at a token endpoint (the default). */
+  const errorContexts = new WeakMap<Response, HttpErrorContext>();
   const parseBody = [
     express.json({ limit, strict: true }),
     express.urlencoded({ limit, extended: false, parameterLimit: 20 }),
@@ -228,9 +346,11 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     if (presented === undefined && req.is(['json', 'urlencoded']) === false)
       throw new InvalidRequestError(UNSUPPORTED_BODY);
     if (presented === undefined) throw new InvalidRequestError('refresh_token is required.');
+    // Checked before the service sees the token: a refused proof changes nothing.
+    const proof = await tokenRequestProof(req);
     let result: TokenResponse;
     try {
-      result = await service.refresh(presented);
+      result = await service.refresh(presented, proof);
     } catch (error) {
       // A dead cookie would be sent on every later refresh: drop it.
       if (viaCookie && cookie && isGrantRejection(error)) cookie.clear(req, res);
@@ -250,17 +370,24 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   async function logout(req: Request, res: Response): Promise<void> {
     const fromBody = singleString(field(bodyOf(req), 'refresh_token'), 'refresh_token');
     const fromCookie = cookie?.read(req);
-    const bearer = bearerToken(req);
+    const credentials = accessCredentials(req);
     if (fromBody !== undefined) {
       await service.revokeByRefreshToken(fromBody, 'logout');
     } else if (cookie && fromCookie !== undefined) {
       cookie.assertSameOrigin(req);
       await service.revokeByRefreshToken(fromCookie, 'logout');
       cookie.clear(req, res);
-    } else if (bearer) {
-      const claims = service.verifyAccessToken(bearer);
+    } else if (credentials) {
+      // As at a resource: a bound access token logs out only with a proof by its key.
+      const context: HttpErrorContext = {
+        endpoint: 'resource',
+        dpopAlgorithms: dpop?.verifier.algorithms,
+      };
+      errorContexts.set(res, context);
+      const claims = (await verifiedAccessClaims(req, service, dpop?.resource ?? null, context))!;
+      errorContexts.delete(res);
       await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'logout' });
-    } else if (bearer === false) {
+    } else if (credentials === false) {
       throw new InvalidAccessTokenError('the Authorization header is not a bearer token');
     } else if (cookie && req.get(cookie.csrfHeader)) {
       // A browser whose cookie is already gone (second logout) gets its 204: logout is idempotent.
@@ -308,10 +435,32 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       userId: input.userId,
       client,
       at: input.at,
+      dpop: input.dpop,
     });
     if (res) setNoStore(res);
+    setDPoPNonce(res, dpop);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
     return tokenBody(result, !useCookie);
+  }
+
+  /** The token request's proof: `undefined` without one (unless required) or with DPoP off. */
+  async function tokenRequestProof(req: Request): Promise<DPoPProof | undefined> {
+    if (dpop === null) return undefined;
+    const proof = await dpop.verifier.verifyRequest(req, dpop.tokenEndpointUrl);
+    if (proof === undefined && dpop.required) throw new InvalidDpopProofError(PROOF_REQUIRED);
+    return proof;
+  }
+
+  async function verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined> {
+    if (dpop === null) return undefined;
+    setDPoPNonce(req.res, dpop);
+    const target =
+      url === undefined
+        ? requestUrl(req, dpop.origin)
+        : publicUrlOption(url, 'verifyDPoP url', 'url');
+    const proof = await dpop.verifier.verifyRequest(req, target);
+    if (proof === undefined && dpop.required) throw new InvalidDpopProofError(PROOF_REQUIRED);
+    return proof;
   }
 
   // Per route, not router.use(): a router mounted at "/" must not touch the app's other answers.
@@ -320,7 +469,12 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     next();
   };
   const router = express.Router();
-  router.post('/token', noStore, ...parseBody, asyncHandler(token));
+  // Every answer of the token endpoint carries a fresh nonce when nonces are on (RFC 9449 §8).
+  const dpopNonce: express.RequestHandler = (_req, res, next) => {
+    setDPoPNonce(res, dpop);
+    next();
+  };
+  router.post('/token', noStore, dpopNonce, ...parseBody, asyncHandler(token));
   router.post('/logout', noStore, ...parseBody, asyncHandler(logout));
   router.post('/revoke', noStore, ...parseBody, asyncHandler(createRevocationHandler(service)));
   router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
@@ -332,7 +486,11 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     res: Response,
     _next: express.NextFunction,
   ) {
-    sendError(req, res, error, { logger, retryAfterSeconds });
+    sendError(req, res, error, { logger, retryAfterSeconds, context: errorContexts.get(res) });
   });
-  return Object.assign(router, { issue }) as RefreshRouter;
+  return Object.assign(router, {
+    issue,
+    verifyDPoP,
+    dpopAlgorithms: dpop?.verifier.algorithms,
+  }) as RefreshRouter;
 }

@@ -12,6 +12,7 @@ import type {
   AccessTokenSettings,
   AccessTokenSubject,
 } from '../../domain/access-token';
+import { isJkt } from '../../domain/access-token';
 import { InvalidAccessTokenError, OptionsError } from '../../domain/errors';
 
 function seconds(at: Date): number {
@@ -55,7 +56,18 @@ function asClaims(payload: unknown): AccessTokenClaims {
     typeof claims.iat === 'number' &&
     typeof claims.exp === 'number';
   if (!valid) throw invalid('access token lacks required claims');
+  if (claims.cnf !== undefined && !isConfirmation(claims.cnf))
+    throw invalid('access token cnf claim is not { jkt: <SHA-256 thumbprint> }');
   return claims as AccessTokenClaims;
+}
+
+/**
+ * A `cnf` we can enforce: an object with a thumbprint-shaped `jkt`. Anything else (`x5t#S256`, a
+ * `jwk`, junk) is refused rather than ignored, so a confirmation this library cannot check never
+ * turns a bound token into a bearer one.
+ */
+function isConfirmation(cnf: unknown): cnf is { jkt: string } {
+  return typeof cnf === 'object' && cnf !== null && isJkt((cnf as { jkt?: unknown }).jkt);
 }
 
 /** Signs and verifies access tokens with one validated key set, on `jsonwebtoken`. */
@@ -70,8 +82,10 @@ export class JwtAccessTokens implements AccessTokens {
     this.assertKeyPairMatches();
   }
 
-  /** A new access token for the session at `now`. */
+  /** A new access token for the session at `now`; bound (`cnf: { jkt }`) with `subject.jkt`. */
   sign(subject: AccessTokenSubject, now: Date): string {
+    if (subject.jkt !== undefined && !isJkt(subject.jkt))
+      throw new TypeError('jkt must be a base64url SHA-256 JWK thumbprint (43 characters)');
     const iat = seconds(now);
     const payload: AccessTokenClaims = {
       sub: subject.userId,
@@ -83,6 +97,7 @@ export class JwtAccessTokens implements AccessTokens {
       exp: iat + this.expiresIn,
       iss: this.settings.issuer,
       aud: this.settings.audience,
+      cnf: subject.jkt === undefined ? undefined : { jkt: subject.jkt },
     };
     if (this.settings.algorithm === 'EdDSA') return this.signEdDsa(payload);
     return jwt.sign(payload, this.settings.signingKey, { algorithm: this.settings.algorithm });

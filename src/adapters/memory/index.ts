@@ -4,3 +4,5 @@ export type { MemoryRefreshTokenRepositoryOptions } from './memory-refresh-token
 export { MemoryVersionStore } from './memory-version-store';
 export { InlineTokenJobs } from '../../domain/inline-token-jobs';
 export { MemoryRevocationBus } from './memory-revocation-bus';
+export { MemoryDPoPReplayCache } from './memory-dpop-replay-cache';
+export type { MemoryDPoPReplayCacheOptions } from './memory-dpop-replay-cache';
