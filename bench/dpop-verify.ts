@@ -10,8 +10,8 @@
  */
 import { createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { EmbeddedJWK, jwtVerify } from 'jose';
-import { createDPoPVerifier, type DPoPAlgorithm } from '../src/adapters/express';
-import { MemoryDPoPReplayCache } from '../src/adapters/memory';
+import { createDPoPVerifier, type DPoPAlgorithm } from 'refresh-rotation/express';
+import { MemoryDPoPReplayCache } from 'refresh-rotation/memory';
 import { makeProof, proofKey, type ProofKey } from '../test/support/dpop-proofs';
 import { fmt, fmtSpread, spread, table } from './lib';
 

@@ -2,7 +2,12 @@
  * Turns what the use cases did into audit events (`onAuditEvent`): each event built in one place,
  * a refused grant and its event made together, and the outcome of a refresh worked out once.
  */
-import { InvalidGrantError, InvalidRequestError, type InvalidGrantReason } from './domain/errors';
+import {
+  InvalidDpopProofError,
+  InvalidGrantError,
+  InvalidRequestError,
+  type InvalidGrantReason,
+} from './domain/errors';
 import type { Clock } from './domain/refresh-token';
 import type { AuditEvent, RefreshOutcome } from './options';
 
@@ -20,6 +25,7 @@ const OUTCOME_OF_REASON: Readonly<Record<InvalidGrantReason, RefreshOutcome>> = 
 export function outcomeOf(error: unknown): RefreshOutcome {
   if (error instanceof InvalidGrantError) return OUTCOME_OF_REASON[error.reason];
   if (error instanceof InvalidRequestError) return 'invalid_request';
+  if (error instanceof InvalidDpopProofError) return 'invalid_dpop_proof';
   return 'error';
 }
 

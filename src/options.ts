@@ -153,6 +153,7 @@ export type RefreshOutcome =
   | 'grace'
   | 'reused'
   | 'forged'
+  | 'invalid_dpop_proof'
   | 'expired'
   | 'revoked'
   | 'outdated'

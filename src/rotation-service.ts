@@ -11,6 +11,7 @@ import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
 import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
 import { AuditTrail } from './audit-trail';
 import {
+  InvalidDpopProofError,
   InvalidRequestError,
   MalformedTokenError,
   RefreshRotationError,
@@ -26,6 +27,7 @@ import {
   type GlobalVersion,
   type RefreshTokenRecord,
 } from './domain/refresh-token';
+import { isThumbprint, judgeBinding, type ProvenKey } from './domain/session-binding';
 import {
   hashToken,
   MAX_GENERATION,
@@ -154,6 +156,7 @@ export class RotationService {
         expiresAt: slideExpiry(now, refreshToken.idleTtlMs, absoluteExpiresAt),
         absoluteExpiresAt,
         client: clientInfo(input.client),
+        binding: input.dpop === undefined ? null : { method: 'dpop', jkt: provenJkt(input.dpop) },
       }),
     );
     this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
@@ -169,15 +172,24 @@ export class RotationService {
    * versions are read (the record names the user), so the session moved one generation whose token
    * nobody is given.
    *
+   * `proven` is the key a DPoP proof of this request proved (verified by the HTTP adapter): it binds
+   * an unbound session, and a bound session refreshes only with a proof by its own key
+   * (`InvalidDpopProofError` otherwise, nothing changed, the session not revoked). A superseded
+   * token outside the grace window still revokes the session, proof or not: reuse beats binding.
+   *
    * Cost: a token we did not mint (its tag fails) costs no I/O; the current token costs one
-   * conditional find-and-modify (versions come from the revocation cache); anything else
-   * costs that miss, one read of the record, and a revocation if the token was reused.
+   * conditional find-and-modify (versions come from the revocation cache; a binding is in its
+   * filter); anything else costs that miss, one read of the record, and a revocation if the
+   * token was reused.
    */
-  async refresh(refreshToken: unknown): Promise<TokenResponse> {
-    return this.audit.timeRefresh(() => this.refreshOnce(refreshToken));
+  async refresh(refreshToken: unknown, proven?: ProvenKey): Promise<TokenResponse> {
+    return this.audit.timeRefresh(() => this.refreshOnce(refreshToken, proven));
   }
 
-  private async refreshOnce(refreshToken: unknown): Promise<[TokenResponse, 'rotated' | 'grace']> {
+  private async refreshOnce(
+    refreshToken: unknown,
+    proven: ProvenKey | undefined,
+  ): Promise<[TokenResponse, 'rotated' | 'grace']> {
     if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
       throw new InvalidRequestError('refresh_token is required');
     }
@@ -188,13 +200,14 @@ export class RotationService {
     if (!settings.codec.hasValidTag(parsed))
       throw this.audit.reject('forged', { sessionId: parsed.sessionId });
     const presentedHash = hashToken(refreshToken);
+    if (proven !== undefined) provenJkt(proven);
 
     // Started with the first command and awaited before the versions are read: every revocation
     // announced before this request has then reached this instance's caches.
     const synced = this.revocations.sync();
 
     for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
-      const rotated = await this.rotate(parsed, presentedHash, synced);
+      const rotated = await this.rotate(parsed, presentedHash, proven, synced);
       if (rotated) return [rotated, 'rotated'];
       const record = await store(() => repository.findBySessionId(parsed.sessionId));
       if (!record) throw this.audit.reject('unknown_session', { sessionId: parsed.sessionId });
@@ -211,7 +224,10 @@ export class RotationService {
       // Before the generation: a client retrying the token of a session refused for its versions
       // is not a thief, and the revoke-all job marks the record with the reason it was asked for.
       await this.refuseOutdated(record, now, synced);
+      // Reuse beats binding: a copy exists, whoever holds the key.
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
+      const binding = judgeBinding(record.binding, proven);
+      if (binding === 'missing' || binding === 'mismatch') throw refuseProof(binding);
       if (decision === 'grace') {
         // The same current token for every straggler, unsealed from the record, no write. If its
         // secret has since been removed from the list (or the seal does not open), nobody can be
@@ -248,8 +264,16 @@ export class RotationService {
    * listed superseded one: that proves the caller held one of its tokens. A valid tag on a token
    * the session never had revokes nothing and raises `secret.compromise_suspected`. Default
    * reason `'logout'`.
+   *
+   * A session bound to a key is revoked only with `proven` by that key (a DPoP proof of the
+   * request, verified by the HTTP adapter): `InvalidDpopProofError` otherwise, nothing changed, so
+   * a copied token cannot log its owner out either.
    */
-  async revokeByRefreshToken(refreshToken: string, reason = 'logout'): Promise<boolean> {
+  async revokeByRefreshToken(
+    refreshToken: string,
+    reason = 'logout',
+    proven?: ProvenKey,
+  ): Promise<boolean> {
     const parsed = this.parse(refreshToken);
     // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
     if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
@@ -257,7 +281,11 @@ export class RotationService {
     if (!record) return false;
     const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
     const { kind } = provenanceOf(record, presented);
-    if (kind === 'current' || kind === 'superseded') return this.revoke(record, reason);
+    if (kind === 'current' || kind === 'superseded') {
+      const binding = judgeBinding(record.binding, proven);
+      if (binding === 'missing' || binding === 'mismatch') throw refuseProof(binding);
+      return this.revoke(record, reason);
+    }
     if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
     return false;
   }
@@ -388,6 +416,7 @@ export class RotationService {
   private async rotate(
     parsed: ParsedRefreshToken,
     presentedHash: string,
+    proven: ProvenKey | undefined,
     synced: Promise<boolean>,
   ): Promise<TokenResponse | null> {
     const { repository, refreshToken: settings, clock } = this.options;
@@ -405,6 +434,7 @@ export class RotationService {
         nextKeyId: next.keyId,
         nextTokenHash: next.tokenHash,
         nextSealed: next.sealed,
+        proofJkt: proven?.jkt,
         now,
         idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
       }),
@@ -478,6 +508,7 @@ export class RotationService {
   }
 
   private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
+    const jkt = record.binding?.method === 'dpop' ? record.binding.jkt : undefined;
     return {
       accessToken: this.accessTokens.sign(
         {
@@ -485,10 +516,11 @@ export class RotationService {
           sessionId: record.sessionId,
           version: record.tokenVersion,
           globalVersion: record.globalVersionAtIssuance,
+          jkt,
         },
         now,
       ),
-      tokenType: 'Bearer',
+      tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
       expiresIn: this.accessTokens.expiresIn,
       refreshToken,
       refreshExpiresAt: record.expiresAt,
@@ -496,4 +528,20 @@ export class RotationService {
       userId: record.userId,
     };
   }
+}
+
+/** The thumbprint of a proven key, checked: a malformed one is the caller's bug, never stored. */
+function provenJkt(proven: ProvenKey): string {
+  if (!isThumbprint((proven as Partial<ProvenKey> | null)?.jkt))
+    throw new InvalidRequestError('a proven key must carry an RFC 7638 SHA-256 thumbprint (jkt)');
+  return proven.jkt;
+}
+
+/** A bound session without a proof by its key: refused, nothing changed, never revoked. */
+function refuseProof(verdict: 'missing' | 'mismatch'): InvalidDpopProofError {
+  return new InvalidDpopProofError(
+    verdict === 'missing'
+      ? 'this session is bound to a key: send a DPoP proof signed with it'
+      : 'the DPoP proof is signed with another key than the one this session is bound to',
+  );
 }

@@ -4,11 +4,13 @@
  */
 import { InvalidRequestError } from './domain/errors';
 import type { ClientInfo } from './domain/refresh-token';
+import type { ProvenKey } from './domain/session-binding';
 
 /** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
 export interface TokenResponse {
   accessToken: string;
-  tokenType: 'Bearer';
+  /** `DPoP` for a session bound by DPoP (its access token carries `cnf.jkt`), else `Bearer`. */
+  tokenType: 'Bearer' | 'DPoP';
   /** Access-token lifetime in seconds. */
   expiresIn: number;
   refreshToken: string;
@@ -40,6 +42,11 @@ export interface IssueOptions {
    * password check straddles a password change would outlive it.
    */
   at?: VersionSnapshot | undefined;
+  /**
+   * The key a DPoP proof of the login request proved (verified by the HTTP adapter): the session
+   * is born bound to it, and every refresh must then carry a proof by that key.
+   */
+  dpop?: ProvenKey | undefined;
 }
 
 /** One live session as the sessions page shows it. */

@@ -1,4 +1,5 @@
 /** The session record and the types around it. Pure: no I/O, no framework. */
+import type { SessionBinding } from './session-binding';
 
 /** What the client told us about itself at login; shown on the sessions page. */
 export interface ClientInfo {
@@ -49,6 +50,8 @@ export interface RefreshTokenRecord {
   revokedAt: Date | null;
   revokedReason: string | null;
   client: ClientInfo;
+  /** The key the session is bound to (DPoP, DBSC), or null for a bearer session. Never replaced. */
+  binding: SessionBinding | null;
 }
 
 /** The moment a generation stopped being the current one (a rotation moved past it). */
@@ -72,9 +75,9 @@ export const SUPERSEDED_KEPT = 16;
 /** What `save` takes: a new, live session at generation 0. */
 export type NewRefreshTokenRecord = Omit<
   RefreshTokenRecord,
-  'rotatedAt' | 'superseded' | 'lastUsedAt' | 'revokedAt' | 'revokedReason'
+  'rotatedAt' | 'superseded' | 'lastUsedAt' | 'revokedAt' | 'revokedReason' | 'binding'
 > &
-  Partial<Pick<RefreshTokenRecord, 'rotatedAt' | 'superseded' | 'lastUsedAt'>>;
+  Partial<Pick<RefreshTokenRecord, 'rotatedAt' | 'superseded' | 'lastUsedAt' | 'binding'>>;
 
 /** Reasons kept for audit. Free strings are allowed; these are the ones the library uses. */
 export type RevocationReason =
@@ -104,6 +107,12 @@ export interface RotateInput {
   nextTokenHash: string;
   /** The sealed nonce of the token for `generation + 1` (the record's next `sealed`). */
   nextSealed: string;
+  /**
+   * The thumbprint of the key the request proved (a DPoP proof), if any. The write happens only if
+   * the record is unbound or bound to this key by DPoP, and an unbound record is then bound to it;
+   * without it, only an unbound record matches.
+   */
+  proofJkt?: string | undefined;
   /** The time of the rotation: live and unexpired at `now`; `rotatedAt`, supersede time, last use. */
   now: Date;
   /** `now` + the idle TTL; the stored idle expiry never passes the record's absolute one. */

@@ -885,6 +885,97 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       });
     });
 
+    describe('bound sessions (DPoP)', () => {
+      const keyA = { jkt: 'A'.repeat(43) };
+      const keyB = { jkt: 'B'.repeat(43) };
+
+      it('the first proof binds the session; from then on only a proof by that key refreshes, and nothing else changes it', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        expect(login.tokenType).toBe('Bearer');
+        clock.advance('1m');
+        const bound = await rotation.refresh(login.refreshToken, keyA);
+        expect(bound.tokenType).toBe('DPoP');
+        expect(rotation.verifyAccessToken(bound.accessToken).cnf).toEqual({ jkt: keyA.jkt });
+        expect((await record(login.sessionId)).binding).toEqual({ method: 'dpop', jkt: keyA.jkt });
+        const before = await record(login.sessionId);
+        clock.advance('1m');
+        await expect(rotation.refresh(bound.refreshToken)).rejects.toMatchObject({
+          code: 'invalid_dpop_proof',
+        });
+        await expect(rotation.refresh(bound.refreshToken, keyB)).rejects.toMatchObject({
+          code: 'invalid_dpop_proof',
+        });
+        expect(await record(login.sessionId)).toEqual(before);
+        const next = await rotation.refresh(bound.refreshToken, keyA);
+        expect(next.tokenType).toBe('DPoP');
+      });
+
+      it('a straggler inside the grace window gets the current token only with a proof by the key', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice', dpop: keyA });
+        const first = await rotation.refresh(login.refreshToken, keyA);
+        const before = await record(login.sessionId);
+        for (const proven of [undefined, keyB]) {
+          await expect(rotation.refresh(login.refreshToken, proven)).rejects.toMatchObject({
+            code: 'invalid_dpop_proof',
+          });
+        }
+        expect(await record(login.sessionId)).toEqual(before);
+        const straggler = await rotation.refresh(login.refreshToken, keyA);
+        expect(straggler.refreshToken).toBe(first.refreshToken);
+      });
+
+      it('concurrent proofs by the same key for one bound token get one and the same new token', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice', dpop: keyA });
+        expect(login.tokenType).toBe('DPoP');
+        clock.advance('1m');
+        const answers = await Promise.all(
+          [1, 2, 3].map(() => rotation.refresh(login.refreshToken, keyA)),
+        );
+        expect(new Set(answers.map((answer) => answer.refreshToken)).size).toBe(1);
+      });
+
+      it('reuse beats binding: a thief who binds a stolen token first is caught when the victim refreshes after the window', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await rotation.issue({ userId: 'alice' });
+        const thief = await rotation.refresh(login.refreshToken, keyB);
+        expect(thief.tokenType).toBe('DPoP');
+        clock.advance('11s');
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+        expect((await record(login.sessionId)).revokedReason).toBe('reuse_detected');
+        await expectGrantRejected(rotation.refresh(thief.refreshToken, keyB), 'revoked');
+      });
+
+      it('logout by refresh token of a bound session needs a proof by its key', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice', dpop: keyA });
+        for (const proven of [undefined, keyB]) {
+          await expect(
+            rotation.revokeByRefreshToken(login.refreshToken, 'logout', proven),
+          ).rejects.toMatchObject({ code: 'invalid_dpop_proof' });
+        }
+        expect((await record(login.sessionId)).revokedAt).toBeNull();
+        await expect(
+          rotation.revokeByRefreshToken(login.refreshToken, 'logout', keyA),
+        ).resolves.toBe(true);
+      });
+
+      it("a proven key that is not a thumbprint is the caller's bug: refused, nothing stored", async () => {
+        const rotation = service();
+        await expect(
+          rotation.issue({ userId: 'alice', dpop: { jkt: 'not a thumbprint' } }),
+        ).rejects.toMatchObject({ code: 'invalid_request' });
+        const login = await rotation.issue({ userId: 'alice' });
+        const before = await record(login.sessionId);
+        await expect(rotation.refresh(login.refreshToken, { jkt: '' })).rejects.toMatchObject({
+          code: 'invalid_request',
+        });
+        expect(await record(login.sessionId)).toEqual(before);
+      });
+    });
+
     describe('what a leaked database or secret is worth (format 3)', () => {
       /** Every byte string a record holds, decoded every way a reader of the dump could try. */
       function byteSourcesOf(dump: unknown): Buffer[] {

@@ -2,7 +2,7 @@
  * `MemoryDPoPReplayCache` keeps the `DPoPReplayCache` promises: the first claim of a key wins,
  * later ones within the TTL lose, the key is free again once it expired, and a full cache refuses
  * (rejects) rather than forgetting a live key early. The Redis adapter keeps the same promises
- * in test/integration/dpop-redis.test.ts.
+ * in test/redis/dpop-replay.test.ts.
  */
 import { MemoryDPoPReplayCache } from '../../src/adapters/memory';
 import { OptionsError, StoreUnavailableError } from '../../src/domain/errors';

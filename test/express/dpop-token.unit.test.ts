@@ -186,3 +186,66 @@ describe('POST /token with DPoP', () => {
     expect(badBody.headers['dpop-nonce']).toBe(nonce);
   });
 });
+
+describe('logout and RFC 7009 revocation of a bound session', () => {
+  const LOGOUT_URL = `${ORIGIN}/auth/logout`;
+  const REVOKE_URL = `${ORIGIN}/auth/revoke`;
+
+  async function post(app: express.Express, path: string, body: object, proof?: string) {
+    const call = request(app).post(path).type('form').send(body);
+    return proof === undefined ? call : call.set('DPoP', proof);
+  }
+
+  it('logout by refresh token needs a proof by its key: without one, or by another key, 400 and the session lives', async () => {
+    const { app, login, service } = setup();
+    const bound = await login(es256);
+    const body = { refresh_token: bound.refresh_token };
+    const bare = await post(app, '/auth/logout', body);
+    expect(bare.status).toBe(400);
+    expect(bare.body.error).toBe('invalid_dpop_proof');
+    const thiefs = await post(app, '/auth/logout', body, await makeProof(thief, LOGOUT_URL));
+    expect(thiefs.status).toBe(400);
+    expect(await service.listSessions('alice')).toHaveLength(1);
+    const owner = await post(app, '/auth/logout', body, await makeProof(es256, LOGOUT_URL));
+    expect(owner.status).toBe(204);
+    expect(await service.listSessions('alice')).toHaveLength(0);
+  });
+
+  it('a proof for another route (htu) does not count', async () => {
+    const { app, login, service } = setup();
+    const bound = await login(es256);
+    const elsewhere = await post(
+      app,
+      '/auth/logout',
+      { refresh_token: bound.refresh_token },
+      await makeProof(es256, TOKEN_URL),
+    );
+    expect(elsewhere.status).toBe(400);
+    expect(await service.listSessions('alice')).toHaveLength(1);
+  });
+
+  it('/revoke with a bound refresh or access token needs a proof by its key; a bearer session needs none', async () => {
+    const { app, login, service } = setup();
+    const bound = await login(es256);
+    for (const token of [bound.refresh_token, bound.access_token]) {
+      const bare = await post(app, '/auth/revoke', { token });
+      expect(bare.status).toBe(400);
+      expect(bare.body.error).toBe('invalid_dpop_proof');
+      const thiefs = await post(app, '/auth/revoke', { token }, await makeProof(thief, REVOKE_URL));
+      expect(thiefs.status).toBe(400);
+      expect(await service.listSessions('alice')).toHaveLength(1);
+    }
+    const owner = await post(
+      app,
+      '/auth/revoke',
+      { token: bound.access_token },
+      await makeProof(es256, REVOKE_URL),
+    );
+    expect(owner.status).toBe(200);
+    expect(await service.listSessions('alice')).toHaveLength(0);
+
+    const bearer = await login();
+    expect((await post(app, '/auth/revoke', { token: bearer.refresh_token })).status).toBe(200);
+    expect(await service.listSessions('alice')).toHaveLength(0);
+  });
+});

@@ -10,12 +10,13 @@ import express, { type Express } from 'express';
 import type { mongo } from 'mongoose';
 import request from 'supertest';
 import { createRefreshRouter } from '../../src/adapters/express';
-import { InlineTokenJobs } from '../../src/adapters/memory';
+import { InlineTokenJobs, MemoryDPoPReplayCache } from '../../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import type { RevocationGuardMode } from '../../src/adapters/mongoose';
 import { TokenCodec } from '../../src/domain/token-codec';
 import { RotationService } from '../../src/rotation-service';
 import { aSecret, tamperToken } from '../support/builders';
+import { makeProof, proofKey } from '../support/dpop-proofs';
 import { FakeClock } from '../support/fake-clock';
 import { openTestDatabase, uniqueName } from '../support/services';
 
@@ -44,9 +45,12 @@ interface Harness {
   count(work: () => Promise<unknown>): Promise<{ tokens: string[]; versions: string[] }>;
 }
 
+const TOKEN_URL = 'https://api.example.com/auth/token';
+
 async function harness(
   revocationGuard: RevocationGuardMode,
   refreshToken: { reuseGrace?: string } = {},
+  dpop = false,
 ): Promise<Harness> {
   const clock = new FakeClock(new Date());
   const collectionName = uniqueName('tokens');
@@ -67,7 +71,17 @@ async function harness(
     refreshToken: { secrets: [refreshSecret], ...refreshToken },
   });
   const app = express();
-  app.use('/auth', createRefreshRouter({ service, cookie: false, logger: silent }));
+  app.use(
+    '/auth',
+    createRefreshRouter({
+      service,
+      cookie: false,
+      logger: silent,
+      dpop: dpop
+        ? { tokenEndpointUrl: TOKEN_URL, replayCache: new MemoryDPoPReplayCache() }
+        : undefined,
+    }),
+  );
   const on = (names: string[]) => (event: mongo.CommandStartedEvent) =>
     names.includes(String(event.command[event.commandName]));
   return {
@@ -89,8 +103,9 @@ async function harness(
   };
 }
 
-function refresh(app: Express, token: string) {
-  return request(app).post('/auth/token').send({ refresh_token: token });
+function refresh(app: Express, token: string, proof?: string) {
+  const call = request(app).post('/auth/token').send({ refresh_token: token });
+  return proof === undefined ? call : call.set('DPoP', proof);
 }
 
 /** A logged-in session whose first refresh has run, so the version cache is warm. */
@@ -196,5 +211,56 @@ describe('database commands per refresh, FerretDB v1 write strategy (guard on)',
     expect(counted.tokens.length).toBeLessThanOrEqual(2);
     expect(counted.tokens[0]).toBe('findAndModify');
     expect(counted.versions).toEqual([]);
+  });
+});
+
+describe('database commands per refresh of a DPoP-bound session (guard off)', () => {
+  it('with a proof by its key: one findAndModify whose filter holds the binding; without one: the miss and a read, no write', async () => {
+    const h = await harness('off', {}, true);
+    const key = await proofKey('ES256');
+    const login = await h.service.issue({ userId: uniqueName('user'), dpop: { jkt: key.jkt } });
+    h.clock.advance('1m');
+    const first = await refresh(h.app, login.refreshToken, await makeProof(key, TOKEN_URL));
+    expect(first.status).toBe(200);
+    expect(first.body.token_type).toBe('DPoP');
+
+    const monitored: mongo.CommandStartedEvent[] = [];
+    const keep = (event: mongo.CommandStartedEvent) => monitored.push(event);
+    const lastFilter = () =>
+      monitored.filter((event) => event.commandName === 'findAndModify').at(-1)?.command.query;
+    db.connection.getClient().on('commandStarted', keep);
+
+    h.clock.advance('1m');
+    let answer: request.Response | undefined;
+    const proof = await makeProof(key, TOKEN_URL);
+    const counted = await h.count(async () => {
+      answer = await refresh(h.app, first.body.refresh_token as string, proof);
+    });
+    expect(answer?.status).toBe(200);
+    expect(counted).toEqual({ tokens: ['findAndModify'], versions: [] });
+    // The binding is in the filter of the one command: unbound, or bound to this key.
+    expect(lastFilter()?.$or).toEqual([
+      { binding: null },
+      { 'binding.method': 'dpop', 'binding.jkt': key.jkt },
+    ]);
+
+    h.clock.advance('1m');
+    let refused: request.Response | undefined;
+    const withoutProof = await h.count(async () => {
+      refused = await refresh(h.app, answer!.body.refresh_token as string);
+    });
+    db.connection.getClient().off('commandStarted', keep);
+    expect(refused?.status).toBe(400);
+    expect(refused?.body).toMatchObject({ error: 'invalid_dpop_proof' });
+    expect(withoutProof).toEqual({ tokens: ['findAndModify', 'find'], versions: [] });
+    // Without a proof the filter admits only an unbound record: the binding is in the one command.
+    expect(lastFilter()).toMatchObject({ binding: null });
+
+    const after = await refresh(
+      h.app,
+      answer!.body.refresh_token as string,
+      await makeProof(key, TOKEN_URL),
+    );
+    expect(after.status).toBe(200);
   });
 });

@@ -53,6 +53,7 @@ export function savedFrom(input: NewRefreshTokenRecord): RefreshTokenRecord {
     superseded: input.superseded ?? [],
     lastUsedAt: input.lastUsedAt ?? null,
     revokedAt: null,
+    binding: input.binding ?? null,
     revokedReason: null,
   };
 }

@@ -3,7 +3,12 @@
  * `tokenRevocation` logs a session out without custom code.
  */
 import type { Request, Response } from 'express';
-import { InvalidAccessTokenError, InvalidRequestError } from '../../domain/errors';
+import {
+  InvalidAccessTokenError,
+  InvalidDpopProofError,
+  InvalidRequestError,
+} from '../../domain/errors';
+import type { ProvenKey } from '../../domain/session-binding';
 import { TOKEN_PREFIX } from '../../domain/token-codec';
 import type { RotationService } from '../../rotation-service';
 
@@ -24,21 +29,40 @@ function formField(req: Request, name: string): string | undefined {
  * An unknown, forged, expired or already revoked token answers 200 all the same (§2.2): the answer
  * tells a caller nothing about the token. Only a missing `token` is a 400; a store outage a 503.
  * Never reads the refresh cookie, so a cross-site form cannot revoke a browser's session with it.
+ *
+ * A token of a session bound to a key (DPoP) revokes it only with a proof by that key
+ * (`proofOf`, the request's verified `DPoP` header): 400 `invalid_dpop_proof` otherwise, nothing
+ * changed, so a copied token cannot log its owner out.
  */
-export function createRevocationHandler(service: RotationService) {
+export function createRevocationHandler(
+  service: RotationService,
+  proofOf: (req: Request) => Promise<ProvenKey | undefined>,
+) {
   return async function revokeToken(req: Request, res: Response): Promise<void> {
     const token = formField(req, 'token');
     formField(req, 'token_type_hint');
     if (token === undefined || token === '') throw new InvalidRequestError('token is required.');
+    const proof = await proofOf(req);
     if (token.startsWith(TOKEN_PREFIX)) {
-      await service.revokeByRefreshToken(token, 'token_revoked');
-    } else {
-      try {
-        const claims = service.verifyAccessToken(token);
-        await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'token_revoked' });
-      } catch (error) {
-        if (!(error instanceof InvalidAccessTokenError)) throw error;
-      }
+      await service.revokeByRefreshToken(token, 'token_revoked', proof);
+      res.status(200).end();
+      return;
+    }
+    let claims;
+    try {
+      claims = service.verifyAccessToken(token);
+    } catch (error) {
+      if (!(error instanceof InvalidAccessTokenError)) throw error;
+    }
+    if (claims) {
+      const bound = claims.cnf?.jkt;
+      if (bound !== undefined && proof?.jkt !== bound)
+        throw new InvalidDpopProofError(
+          proof === undefined
+            ? 'this access token is bound to a key: send a DPoP proof signed with it'
+            : 'the DPoP proof is signed with another key than the one this access token is bound to',
+        );
+      await service.revokeSession(claims.sid, { userId: claims.sub, reason: 'token_revoked' });
     }
     res.status(200).end();
   };

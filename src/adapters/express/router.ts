@@ -372,10 +372,10 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const fromCookie = cookie?.read(req);
     const credentials = accessCredentials(req);
     if (fromBody !== undefined) {
-      await service.revokeByRefreshToken(fromBody, 'logout');
+      await service.revokeByRefreshToken(fromBody, 'logout', await revocationProof(req));
     } else if (cookie && fromCookie !== undefined) {
       cookie.assertSameOrigin(req);
-      await service.revokeByRefreshToken(fromCookie, 'logout');
+      await service.revokeByRefreshToken(fromCookie, 'logout', await revocationProof(req));
       cookie.clear(req, res);
     } else if (credentials) {
       // As at a resource: a bound access token logs out only with a proof by its key.
@@ -451,6 +451,15 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     return proof;
   }
 
+  /**
+   * The proof of a logout or revocation request, if it carries one (`htu`: this route). Optional
+   * here: a bearer session logs out without one; the service refuses a bound session without it.
+   */
+  async function revocationProof(req: Request): Promise<DPoPProof | undefined> {
+    if (dpop === null || req.headers.dpop === undefined) return undefined;
+    return dpop.verifier.verifyRequest(req, requestUrl(req, dpop.origin));
+  }
+
   async function verifyDPoP(req: Request, url?: string): Promise<DPoPProof | undefined> {
     if (dpop === null) return undefined;
     setDPoPNonce(req.res, dpop);
@@ -475,8 +484,14 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     next();
   };
   router.post('/token', noStore, dpopNonce, ...parseBody, asyncHandler(token));
-  router.post('/logout', noStore, ...parseBody, asyncHandler(logout));
-  router.post('/revoke', noStore, ...parseBody, asyncHandler(createRevocationHandler(service)));
+  router.post('/logout', noStore, dpopNonce, ...parseBody, asyncHandler(logout));
+  router.post(
+    '/revoke',
+    noStore,
+    dpopNonce,
+    ...parseBody,
+    asyncHandler(createRevocationHandler(service, revocationProof)),
+  );
   router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
   router.get('/sessions', noStore, requireAccessToken, asyncHandler(listSessions));
   router.delete('/sessions/:id', noStore, requireAccessToken, asyncHandler(deleteSession));

@@ -13,6 +13,7 @@ import {
   type SupersededGeneration,
   type Touch,
 } from '../../domain/refresh-token';
+import { bindingAfter, judgeBinding } from '../../domain/session-binding';
 
 /** Options of {@link MemoryRefreshTokenRepository}. */
 export interface MemoryRefreshTokenRepositoryOptions {
@@ -46,7 +47,17 @@ function copy(record: RefreshTokenRecord): RefreshTokenRecord {
     absoluteExpiresAt: copyDate(record.absoluteExpiresAt),
     revokedAt: copyDate(record.revokedAt),
     client: { ...record.client },
+    binding: record.binding && { ...record.binding },
   };
+}
+
+/** The port's binding condition of `rotate` (`RotateInput.proofJkt`): unbound, or this key. */
+function bindingAdmits(record: RefreshTokenRecord, proofJkt: string | undefined): boolean {
+  const verdict = judgeBinding(
+    record.binding,
+    proofJkt === undefined ? undefined : { jkt: proofJkt },
+  );
+  return verdict !== 'missing' && verdict !== 'mismatch';
 }
 
 function isLive(record: RefreshTokenRecord): boolean {
@@ -107,6 +118,7 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
       lastUsedAt: input.lastUsedAt ?? null,
       revokedAt: null,
       revokedReason: null,
+      binding: input.binding ?? null,
     });
     this.byId.set(record.id, record);
     this.idBySession.set(record.sessionId, record.id);
@@ -190,7 +202,8 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
       !isLive(record) ||
       record.generation !== input.generation ||
       record.tokenHash !== input.tokenHash ||
-      isExpired(record, input.now)
+      isExpired(record, input.now) ||
+      !bindingAdmits(record, input.proofJkt)
     )
       return null;
     const holder = this.idByHash.get(input.nextTokenHash);
@@ -204,6 +217,10 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     record.tokenHash = input.nextTokenHash;
     record.sealed = input.nextSealed;
     record.rotatedAt = new Date(at);
+    record.binding = bindingAfter(
+      record.binding,
+      input.proofJkt === undefined ? undefined : { jkt: input.proofJkt },
+    );
     const slot = supersededSlot(input.generation);
     record.superseded = supersededWindow(record.generation, [
       ...record.superseded.filter((entry) => supersededSlot(entry.generation) !== slot),

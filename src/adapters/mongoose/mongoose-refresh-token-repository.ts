@@ -104,6 +104,7 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
     revokedAt: doc.revokedAt ?? null,
     revokedReason: doc.revokedReason ?? null,
     client: copyClient(doc.client),
+    binding: doc.binding ? { method: doc.binding.method, jkt: doc.binding.jkt } : null,
   };
 }
 
@@ -118,11 +119,17 @@ function toDocument(input: NewRefreshTokenRecord): RefreshTokenDocument {
     revokedAt: null,
     revokedReason: null,
     client: copyClient(client),
+    binding: input.binding ?? null,
   };
 }
 
-/** The hot path's filter: only the current, live, unexpired token of the session matches. */
+/**
+ * The hot path's filter: only the current, live, unexpired token of the session matches, and only
+ * if the session is unbound or bound to the key the request proved (`binding: null` also matches
+ * a record stored before the field existed).
+ */
 function rotateFilter(input: RotateInput): RecordFilter {
+  const unbound: RecordFilter = { binding: null };
   return {
     _id: input.sessionId,
     generation: input.generation,
@@ -130,6 +137,9 @@ function rotateFilter(input: RotateInput): RecordFilter {
     revokedAt: null,
     expiresAt: { $gt: input.now },
     absoluteExpiresAt: { $gt: input.now },
+    ...(input.proofJkt === undefined
+      ? unbound
+      : { $or: [unbound, { 'binding.method': 'dpop', 'binding.jkt': input.proofJkt }] }),
   };
 }
 
@@ -152,6 +162,9 @@ function rotateUpdate(input: RotateInput): RecordUpdate {
         tokenHash: input.tokenHash,
       },
       expiresAt: input.idleExpiresAt,
+      // The filter let only an unbound record or one bound to this key through: setting it again
+      // is a no-op for the second, and binds the first.
+      ...(input.proofJkt === undefined ? {} : { binding: { method: 'dpop', jkt: input.proofJkt } }),
     },
     $max: { lastUsedAt: input.now },
   };

@@ -90,6 +90,14 @@ export function createRefreshTokenSchema(
       revokedAt: { type: Date, default: null },
       revokedReason: { type: String, default: null },
       client: { userAgent: String, ip: String, label: String },
+      // Null for a bearer session; set once by the rotation (or login) that first carries a proof.
+      binding: {
+        type: new Schema(
+          { method: { type: String, required: true }, jkt: { type: String, required: true } },
+          { _id: false },
+        ),
+        default: null,
+      },
     },
     SCHEMA_DEFAULTS,
   );

@@ -38,6 +38,7 @@ const OUTCOMES: readonly RefreshOutcome[] = [
   'grace',
   'reused',
   'forged',
+  'invalid_dpop_proof',
   'expired',
   'revoked',
   'outdated',
