@@ -73,12 +73,14 @@ describe('touch burst through the worker process', () => {
     const enqueueMs = Math.round(performance.now() - started);
     await waitFor(
       async () => {
+        // The session id is the document's _id (schema.ts).
         const stored = await db.connection
-          .collection<{ sessionId: string; lastUsedAt: Date | null }>('refresh_tokens')
-          .find({}, { projection: { sessionId: 1, lastUsedAt: 1 } })
+          .collection<{ _id: string; lastUsedAt: Date | null }>('refresh_tokens')
+          .find({}, { projection: { _id: 1, lastUsedAt: 1 } })
           .toArray();
         const behind = stored.filter(
-          (doc) => doc.lastUsedAt?.getTime() !== latest.get(doc.sessionId)?.getTime(),
+          (doc) =>
+            !latest.has(doc._id) || doc.lastUsedAt?.getTime() !== latest.get(doc._id)!.getTime(),
         );
         return stored.length === latest.size && behind.length === 0;
       },
