@@ -11,7 +11,6 @@ import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
 import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
 import { AuditTrail } from './audit-trail';
 import {
-  InvalidDpopProofError,
   InvalidRequestError,
   MalformedTokenError,
   RefreshRotationError,
@@ -27,7 +26,12 @@ import {
   type GlobalVersion,
   type RefreshTokenRecord,
 } from './domain/refresh-token';
-import { isThumbprint, judgeBinding, type ProvenKey } from './domain/session-binding';
+import {
+  assertProvenFor,
+  bindingAfter,
+  checkedProvenKey,
+  type ProvenKey,
+} from './domain/session-binding';
 import {
   hashToken,
   MAX_GENERATION,
@@ -38,7 +42,9 @@ import { resolveOptions, type RefreshRotationOptions, type ResolvedOptions } fro
 import {
   clientInfo,
   nonEmpty,
+  sessionView,
   snapshotOf,
+  tokenResponse,
   type IssueOptions,
   type SessionView,
   type TokenResponse,
@@ -156,11 +162,11 @@ export class RotationService {
         expiresAt: slideExpiry(now, refreshToken.idleTtlMs, absoluteExpiresAt),
         absoluteExpiresAt,
         client: clientInfo(input.client),
-        binding: input.dpop === undefined ? null : { method: 'dpop', jkt: provenJkt(input.dpop) },
+        binding: bindingAfter(null, checkedProvenKey(input.dpop)),
       }),
     );
     this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
-    return this.respond(record, minted.token, now);
+    return tokenResponse(this.accessTokens, record, minted.token, now);
   }
 
   /**
@@ -200,7 +206,7 @@ export class RotationService {
     if (!settings.codec.hasValidTag(parsed))
       throw this.audit.reject('forged', { sessionId: parsed.sessionId });
     const presentedHash = hashToken(refreshToken);
-    if (proven !== undefined) provenJkt(proven);
+    checkedProvenKey(proven);
 
     // Started with the first command and awaited before the versions are read: every revocation
     // announced before this request has then reached this instance's caches.
@@ -226,15 +232,14 @@ export class RotationService {
       await this.refuseOutdated(record, now, synced);
       // Reuse beats binding: a copy exists, whoever holds the key.
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
-      const binding = judgeBinding(record.binding, proven);
-      if (binding === 'missing' || binding === 'mismatch') throw refuseProof(binding);
+      assertProvenFor(record.binding, proven);
       if (decision === 'grace') {
         // The same current token for every straggler, unsealed from the record, no write. If its
         // secret has since been removed from the list (or the seal does not open), nobody can be
         // given it again, so the session ends here (a 400, never a 500).
         const current = settings.codec.unsealCurrent(record);
         if (current === null) throw this.audit.reject('expired', who);
-        return [this.respond(record, current, now), 'grace'];
+        return [tokenResponse(this.accessTokens, record, current, now), 'grace'];
       }
       // 'advance': the presented token is the current one, yet the rotation missed: a write in
       // between (retry once).
@@ -282,8 +287,7 @@ export class RotationService {
     const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
     const { kind } = provenanceOf(record, presented);
     if (kind === 'current' || kind === 'superseded') {
-      const binding = judgeBinding(record.binding, proven);
-      if (binding === 'missing' || binding === 'mismatch') throw refuseProof(binding);
+      assertProvenFor(record.binding, proven);
       return this.revoke(record, reason);
     }
     if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
@@ -353,15 +357,7 @@ export class RotationService {
     );
     return records
       .filter((record) => judgeVersions(record, userMinVersion, global, now) !== 'outdated')
-      .map((record) => ({
-        id: record.sessionId,
-        createdAt: record.createdAt,
-        lastUsedAt: record.lastUsedAt,
-        rotatedAt: record.rotatedAt,
-        expiresAt: record.expiresAt,
-        absoluteExpiresAt: record.absoluteExpiresAt,
-        client: record.client,
-      }));
+      .map(sessionView);
   }
 
   /** The claims of a valid access token; throws `InvalidAccessTokenError`. Algorithm pinned. */
@@ -448,7 +444,7 @@ export class RotationService {
       sessionId: rotated.sessionId,
       generation: rotated.generation,
     });
-    return this.respond(rotated, next.token, now);
+    return tokenResponse(this.accessTokens, rotated, next.token, now);
   }
 
   /**
@@ -506,42 +502,4 @@ export class RotationService {
     });
     return true;
   }
-
-  private respond(record: RefreshTokenRecord, refreshToken: string, now: Date): TokenResponse {
-    const jkt = record.binding?.method === 'dpop' ? record.binding.jkt : undefined;
-    return {
-      accessToken: this.accessTokens.sign(
-        {
-          userId: record.userId,
-          sessionId: record.sessionId,
-          version: record.tokenVersion,
-          globalVersion: record.globalVersionAtIssuance,
-          jkt,
-        },
-        now,
-      ),
-      tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
-      expiresIn: this.accessTokens.expiresIn,
-      refreshToken,
-      refreshExpiresAt: record.expiresAt,
-      sessionId: record.sessionId,
-      userId: record.userId,
-    };
-  }
-}
-
-/** The thumbprint of a proven key, checked: a malformed one is the caller's bug, never stored. */
-function provenJkt(proven: ProvenKey): string {
-  if (!isThumbprint((proven as Partial<ProvenKey> | null)?.jkt))
-    throw new InvalidRequestError('a proven key must carry an RFC 7638 SHA-256 thumbprint (jkt)');
-  return proven.jkt;
-}
-
-/** A bound session without a proof by its key: refused, nothing changed, never revoked. */
-function refuseProof(verdict: 'missing' | 'mismatch'): InvalidDpopProofError {
-  return new InvalidDpopProofError(
-    verdict === 'missing'
-      ? 'this session is bound to a key: send a DPoP proof signed with it'
-      : 'the DPoP proof is signed with another key than the one this session is bound to',
-  );
 }

@@ -2,8 +2,9 @@
  * What the use cases of `RotationService` take and answer, and the checks of their inputs (a bad
  * input is an `InvalidRequestError`, never a 500).
  */
+import type { AccessTokens } from './domain/access-token';
 import { InvalidRequestError } from './domain/errors';
-import type { ClientInfo } from './domain/refresh-token';
+import type { ClientInfo, RefreshTokenRecord } from './domain/refresh-token';
 import type { ProvenKey } from './domain/session-binding';
 
 /** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
@@ -87,4 +88,45 @@ export function nonEmpty(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0)
     throw new InvalidRequestError(`${name} must be a non-empty string`);
   return value;
+}
+
+/** The answer for `record` with `refreshToken`, its access token signed at `now` (bound: `cnf.jkt`). */
+export function tokenResponse(
+  accessTokens: AccessTokens,
+  record: RefreshTokenRecord,
+  refreshToken: string,
+  now: Date,
+): TokenResponse {
+  const jkt = record.binding?.method === 'dpop' ? record.binding.jkt : undefined;
+  return {
+    accessToken: accessTokens.sign(
+      {
+        userId: record.userId,
+        sessionId: record.sessionId,
+        version: record.tokenVersion,
+        globalVersion: record.globalVersionAtIssuance,
+        jkt,
+      },
+      now,
+    ),
+    tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
+    expiresIn: accessTokens.expiresIn,
+    refreshToken,
+    refreshExpiresAt: record.expiresAt,
+    sessionId: record.sessionId,
+    userId: record.userId,
+  };
+}
+
+/** What the sessions page shows of `record`. */
+export function sessionView(record: RefreshTokenRecord): SessionView {
+  return {
+    id: record.sessionId,
+    createdAt: record.createdAt,
+    lastUsedAt: record.lastUsedAt,
+    rotatedAt: record.rotatedAt,
+    expiresAt: record.expiresAt,
+    absoluteExpiresAt: record.absoluteExpiresAt,
+    client: record.client,
+  };
 }

@@ -6,6 +6,7 @@
  * The rules here: a session that is bound stays bound, and a binding is never replaced by another
  * key; an unbound session is bound by its first refresh (or its login) that carries a proof.
  */
+import { InvalidDpopProofError, InvalidRequestError } from './errors';
 
 /** How a session is bound: DPoP (RFC 9449) proofs, or Chrome's Device Bound Session Credentials. */
 export type BindingMethod = 'dpop' | 'dbsc';
@@ -56,4 +57,30 @@ export function bindingAfter(
   proven: ProvenKey | undefined,
 ): SessionBinding | null {
   return binding ?? (proven === undefined ? null : { method: 'dpop', jkt: proven.jkt });
+}
+
+/**
+ * Refuses a request on a bound session without a proof by its key (`InvalidDpopProofError`: the
+ * caller changes nothing, and the session is never revoked for it: a missing proof is no theft).
+ */
+export function assertProvenFor(
+  binding: SessionBinding | null,
+  proven: ProvenKey | undefined,
+): void {
+  const verdict = judgeBinding(binding, proven);
+  if (verdict === 'missing')
+    throw new InvalidDpopProofError(
+      'this session is bound to a key: send a DPoP proof signed with it',
+    );
+  if (verdict === 'mismatch')
+    throw new InvalidDpopProofError(
+      'the DPoP proof is signed with another key than the one this session is bound to',
+    );
+}
+
+/** A proven key as the HTTP adapter hands it, checked: a malformed one is its bug, never stored. */
+export function checkedProvenKey(proven: ProvenKey | undefined): ProvenKey | undefined {
+  if (proven !== undefined && !isThumbprint((proven as Partial<ProvenKey> | null)?.jkt))
+    throw new InvalidRequestError('a proven key must carry an RFC 7638 SHA-256 thumbprint (jkt)');
+  return proven;
 }

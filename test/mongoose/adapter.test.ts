@@ -108,6 +108,7 @@ describe("the caller's connection", () => {
         'absoluteExpiresAt',
         'revokedAt',
         'revokedReason',
+        'binding',
       ].sort(),
     );
     expect((await repository.findById(record.id))?.client).toEqual({});
