@@ -32,6 +32,7 @@ const moduleNameMapper = {
   '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',
   '^refresh-rotation/worker$': '<rootDir>/src/adapters/bullmq-worker/index.ts',
   '^refresh-rotation/metrics$': '<rootDir>/src/adapters/prometheus/index.ts',
+  '^refresh-rotation/client$': '<rootDir>/src/client/index.ts',
 };
 
 /** @type {import('jest').Config} */

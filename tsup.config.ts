@@ -16,6 +16,13 @@ export const library = {
   'adapters/redis/index': 'src/adapters/redis/index.ts',
   'adapters/bullmq-worker/index': 'src/adapters/bullmq-worker/index.ts',
   'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
+  /**
+   * The browser module. It imports nothing (a lint layer keeps it so), so it shares no chunk with
+   * the server entries. In both formats like the others: bundlers and `<script type="module">`
+   * take the ES module, and a user's CommonJS test runner (jest) can still require it. Two copies
+   * on one page would coordinate as two tabs do (Web Locks, BroadcastChannel), not conflict.
+   */
+  'client/index': 'src/client/index.ts',
 };
 
 export default defineConfig([
