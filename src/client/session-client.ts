@@ -53,7 +53,7 @@ export interface SessionClientOptions {
   name?: string;
   /** Called on every change (like {@link SessionClient.subscribe}). */
   onChange?: SessionListener;
-  /** Replaces parts of the browser (tests). Default the real one. */
+  /** Replaces parts of the browser (tests; a page that logs its requests wraps `fetch`). Default the real one. */
   environment?: Partial<ClientEnvironment>;
 }
 
@@ -63,6 +63,8 @@ export interface SessionClient {
   readonly ready: Promise<SessionState>;
   /** The current state. */
   readonly state: SessionState;
+  /** When the access token held expires (milliseconds since the epoch); 0 when none is held. */
+  readonly expiresAt: number;
   /**
    * A usable access token, refreshing first when it is due; null when signed out (or when the
    * refresh cannot reach the server: the session is kept and retried).
@@ -284,11 +286,16 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const locks = env.locks;
     const before = generation;
     if (!locks) return refreshUnlessDone(before);
+    let mine: Promise<boolean> | undefined;
     try {
-      return await locks.request(lockName, { signal: env.timeout(config.lockTimeout) }, () =>
-        refreshUnlessDone(before),
+      return await locks.request(
+        lockName,
+        { signal: env.timeout(config.lockTimeout) },
+        () => (mine = refreshUnlessDone(before)),
       );
     } catch (error) {
+      // Another tab stole the lock while this one refreshed: this refresh still answers for us.
+      if (mine) return mine;
       if (!isAbort(error)) throw error;
       // Why steal is safe: the holder is frozen, discarded or stalled; if it wakes and sends its
       // refresh too, the server's reuse-grace window answers both with the current token.
@@ -405,6 +412,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     ready,
     get state() {
       return state;
+    },
+    get expiresAt() {
+      return expiresAt;
     },
     accessToken,
     fetch: authorizedFetch,
