@@ -328,9 +328,14 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     else adopt(data.accessToken, data.expiresAt, 'other-tab');
   }
 
+  /** The server asked for a pause (`Retry-After`): the API's calls wait for the scheduled retry too. */
+  function mayRefreshNow(): boolean {
+    return env.now() >= notBefore;
+  }
+
   async function accessToken(): Promise<string | null> {
     if (state === 'signed-out') return null;
-    if (isDue() || state === 'restoring') await (inFlight ?? refresh());
+    if ((isDue() || state === 'restoring') && mayRefreshNow()) await (inFlight ?? refresh());
     return token;
   }
 
@@ -349,7 +354,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const response = await env.fetch(input, withBearer(init, sent));
     if (response.status !== 401 || sent === null) return response;
     // Another tab may have refreshed already; otherwise one refresh, then one retry.
-    if (token === sent && !(await refresh())) return response;
+    if (token === sent && !(mayRefreshNow() && (await refresh()))) return response;
     return env.fetch(again, withBearer(init, token));
   }
 
