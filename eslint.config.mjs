@@ -196,6 +196,8 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  // The demo page: an ES module in the browser (it imports the built refresh-rotation/client).
+  { files: ['demo/public/**/*.js'], languageOptions: { sourceType: 'module' } },
 
   // The layers of src/.
   // Anything in src/ the blocks below do not cover (a new folder beside domain/ and adapters/):
