@@ -38,7 +38,7 @@ async function loggedFetch(input, init = {}) {
   }
 }
 
-/** What the browser tests read: each change the module reported in this tab, and the refreshes it sent. */
+/** What the browser tests read: each change the module reported in this tab, the refreshes it sent, and how often a signed-in tab was signed out. */
 const seen = { changes: [], refreshes: 0, signOuts: 0 };
 
 /** The state the page shows, to tell a sign-in (show who and their sessions) from a refresh. */
@@ -50,10 +50,10 @@ const session = createSessionClient({
     seen.changes.push(change.reason);
     if (change.reason === 'refreshed' || change.reason === 'restored') seen.refreshes += 1;
     const signingIn = change.state === 'signed-in' && shown !== 'signed-in';
+    if (change.state === 'signed-out' && shown === 'signed-in') seen.signOuts += 1;
     render();
     if (signingIn) guard(show)();
     if (change.state === 'signed-out') {
-      seen.signOuts += 1;
       $('who').textContent = 'nobody';
       $('sessions').replaceChildren();
     }
