@@ -12,7 +12,8 @@
  * test/support/router-harness.ts, never the example app), test/mongoose, test/redis,
  * test/prometheus, test/worker (src/adapters/bullmq-worker and the bin), test/demo (the example app's own
  * journeys: test/support/app-harness.ts), test/processes (environment, start-up and signals of
- * the runnable processes), test/reliability, test/browser, test/package, test/lint, and
+ * the runnable processes), test/reliability, test/client (refresh-rotation/client on doubles of
+ * the browser), test/browser, test/package, test/lint, and
  * test/support (helpers, with tests of their own).
  */
 const transform = {
