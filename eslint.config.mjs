@@ -23,6 +23,7 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *   except the worker's use of `adapters/bullmq` (the jobs' wire contract it consumes) and
  *   `adapters/mongoose` (the repository `startTokenWorkers` builds on the given connection), and
  *   `adapters/prometheus` reading the worker's report types.
+ * - client, `src/client/` (`refresh-rotation/client`, for browsers): its own files only.
  * - nothing in `src/` imports the package by name or anything outside `src/`; a folder of `src/`
  *   other than `domain/` and `adapters/` (a new one) imports no framework or driver.
  * - the runnable folders, `workers/` (the worker bin), `demo/` (the demo app: `npm run demo`,
@@ -195,6 +196,8 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  // The demo page: an ES module in the browser (it imports the built refresh-rotation/client).
+  { files: ['demo/public/**/*.js'], languageOptions: { sourceType: 'module' } },
 
   // The layers of src/.
   // Anything in src/ the blocks below do not cover (a new folder beside domain/ and adapters/):
@@ -239,6 +242,16 @@ export default tseslint.config(
     ),
   },
   ...adapters.flatMap((own) => adapterLayer(own, exceptions[own])),
+  {
+    files: ['src/client/**/*.ts'],
+    rules: restrict(
+      byName,
+      pattern(
+        '^(?!\\./)',
+        'src/client is the browser module: it imports its own files only (no package, no node: built-in, nothing else in src/), so it bundles small and runs in any browser.',
+      ),
+    ),
+  },
   { files: ['src/**/*.ts'], rules: { 'no-restricted-syntax': ['error', noProcessEnv] } },
 
   // Outside src/: like a user's app.

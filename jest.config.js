@@ -12,7 +12,8 @@
  * test/support/router-harness.ts, never the example app), test/mongoose, test/redis,
  * test/prometheus, test/worker (src/adapters/bullmq-worker and the bin), test/demo (the example app's own
  * journeys: test/support/app-harness.ts), test/processes (environment, start-up and signals of
- * the runnable processes), test/reliability, test/browser, test/package, test/lint, and
+ * the runnable processes), test/reliability, test/client (refresh-rotation/client on doubles of
+ * the browser), test/browser, test/package, test/lint, and
  * test/support (helpers, with tests of their own).
  */
 const transform = {
@@ -32,6 +33,7 @@ const moduleNameMapper = {
   '^refresh-rotation/(memory|mongoose|bullmq|express|redis)$': '<rootDir>/src/adapters/$1/index.ts',
   '^refresh-rotation/worker$': '<rootDir>/src/adapters/bullmq-worker/index.ts',
   '^refresh-rotation/metrics$': '<rootDir>/src/adapters/prometheus/index.ts',
+  '^refresh-rotation/client$': '<rootDir>/src/client/index.ts',
 };
 
 /** @type {import('jest').Config} */

@@ -16,16 +16,21 @@ export const library = {
   'adapters/redis/index': 'src/adapters/redis/index.ts',
   'adapters/bullmq-worker/index': 'src/adapters/bullmq-worker/index.ts',
   'adapters/prometheus/index': 'src/adapters/prometheus/index.ts',
+  /** The browser module: built on its own (below), listed here with every entry point. */
+  'client/index': 'src/client/index.ts',
 };
+const { 'client/index': client, ...server } = library;
 
 export default defineConfig([
   {
-    entry: { ...library, 'bin/refresh-rotation-worker': 'workers/main.ts' },
+    entry: { ...server, 'bin/refresh-rotation-worker': 'workers/main.ts' },
     format: ['esm', 'cjs'],
     splitting: true,
+    // The browser module's types too: this build's type pass deletes every .d.ts under dist/ first.
     dts: { entry: library },
     sourcemap: true,
-    clean: true,
+    // Everything but the browser module, which the next build writes at the same time.
+    clean: ['!client/**'],
     target: 'node20',
     external: [
       'express',
@@ -37,6 +42,22 @@ export default defineConfig([
       'refresh-rotation',
       /^refresh-rotation\//,
     ],
+  },
+  /**
+   * `refresh-rotation/client`, for browsers: one self-contained file per format, no shared chunk
+   * (it imports nothing; a lint layer keeps it so), so a page can load dist/client/index.mjs as it
+   * is and a bundler pulls in nothing of the server. Both formats like every entry point:
+   * bundlers and `<script type="module">` take the ES module, a user's CommonJS test runner can
+   * require it, and two copies on one page coordinate as two tabs do (Web Locks, BroadcastChannel).
+   */
+  {
+    entry: { 'client/index': client },
+    format: ['esm', 'cjs'],
+    platform: 'browser',
+    target: 'es2020',
+    sourcemap: true,
+    // Its names are fixed (index.*); the first build's clean leaves them to be overwritten here.
+    clean: false,
   },
   /**
    * The demo app, compiled for `npm start` and the image (no tsx at run time), into build/ (not

@@ -4,7 +4,8 @@
  * secrets. Built from explicit dependencies so the tests, `npm start`, `npm run demo` and docker
  * compose share it.
  */
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import bcrypt from 'bcrypt';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
@@ -66,6 +67,11 @@ export interface AppConfig {
   bcryptRounds?: number;
   /** Serve the static demo page from demo/public. Default true. */
   serveStaticPage?: boolean;
+  /**
+   * The browser module the page imports from {@link CLIENT_MODULE_URL}, as a file. Default
+   * {@link shippedClientModule} (tests that must not race a rebuild of dist/ pass their own build).
+   */
+  clientModule?: string;
   /** Served at `GET /metrics` (Prometheus text format). Default: no `/metrics`. */
   metrics?: RefreshMetrics;
   /**
@@ -208,6 +214,38 @@ function plainHttpHeaders(cookie: AppConfig['cookie']): Parameters<typeof helmet
   return {
     strictTransportSecurity: false,
     contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  };
+}
+
+/** Where the page imports `refresh-rotation/client` from (demo/public/app.js). */
+export const CLIENT_MODULE_URL = '/refresh-rotation-client.mjs';
+
+/**
+ * `refresh-rotation/client` as the package ships it: the ES module its `exports` name, found
+ * through the package's own package.json (Node resolves a package's own name from inside it), in
+ * dist/ after `npm run build`. The page runs this file, so the demo has no refresh logic of its own.
+ */
+export function shippedClientModule(): string {
+  const manifestFile = require.resolve('refresh-rotation/package.json');
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as {
+    exports: { './client': { import: { default: string } } };
+  };
+  return join(dirname(manifestFile), manifest.exports['./client'].import.default);
+}
+
+/** Serves the browser module; resolved at the first request, so an app that never serves the page needs no build. */
+function clientModuleHandler(file: string | undefined) {
+  let resolved = file;
+  return (_req: Request, res: Response): void => {
+    resolved ??= shippedClientModule();
+    if (!existsSync(resolved)) {
+      res.status(404).json({
+        error: 'not_built',
+        error_description: `${resolved} does not exist: run \`npm run build\` (the page imports the built refresh-rotation/client)`,
+      });
+      return;
+    }
+    res.type('text/javascript').sendFile(resolved);
   };
 }
 
@@ -425,7 +463,10 @@ export function createApp(config: AppConfig): Express {
   app.use('/auth', accounts);
   app.use('/auth', auth);
   app.get('/me', requireUser, asyncHandler(me));
-  if (config.serveStaticPage ?? true) app.use(express.static(join(__dirname, 'public')));
+  if (config.serveStaticPage ?? true) {
+    app.get(CLIENT_MODULE_URL, clientModuleHandler(config.clientModule));
+    app.use(express.static(join(__dirname, 'public')));
+  }
   app.use((_req, res) => void res.status(404).json({ error: 'not_found' }));
   app.use(errorHandler({ logger }));
   return app;

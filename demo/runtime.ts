@@ -65,6 +65,8 @@ export interface RuntimeOverrides {
   revocationCacheTtlMs?: number;
   /** Instead of `ADMIN_USER_IDS`. */
   adminUserIds?: string[];
+  /** The browser module the page loads, instead of the package's build in dist/ (AppConfig `clientModule`). */
+  clientModule?: string;
 }
 
 interface Stores {
@@ -324,6 +326,7 @@ export async function createRuntime(
         ? { admin: { userIds: adminUserIds, queues: stores.queues } }
         : {}),
       bcryptRounds: overrides.bcryptRounds,
+      clientModule: overrides.clientModule,
     });
     let closing: Promise<void> | undefined;
     return {

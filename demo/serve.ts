@@ -2,12 +2,14 @@
  * Start the demo app on a port with a logger, and stop it cleanly on SIGTERM/SIGINT. Shared by
  * `npm start` (server.ts) and `npm run demo` (main.ts).
  */
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { EnvError, type Env } from './env';
 import { createPinoLogger } from '../startup/logging';
 import { listenFailed, StartupError } from '../startup/failures';
 import { createRuntime, type Runtime } from './runtime';
+import { shippedClientModule } from './app';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
 export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'>): Logger {
@@ -76,6 +78,13 @@ export async function serve(env: Env, logger: Logger): Promise<Serving> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.http.port;
   logger.info({ port }, `example app listening on http://localhost:${port}`);
+  const clientModule = shippedClientModule();
+  // The page imports the built browser module, which a fresh clone does not have yet.
+  if (!existsSync(clientModule))
+    logger.warn(
+      { file: clientModule },
+      'the demo page needs `npm run build` first (it imports dist/client)',
+    );
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {

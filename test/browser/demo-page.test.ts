@@ -19,6 +19,7 @@ import {
 import { mongoUri, redisUrl, uniqueName } from '../support/services';
 import { waitFor } from '../support/wait-for';
 import { PASSWORD, signUp, startApp, type TestApp } from '../support/app-harness';
+import { buildClientModule, type ClientModule } from '../support/client-module';
 
 // What the functions passed to page.evaluate() see in the page (the project compiles without DOM types).
 declare const document: {
@@ -98,6 +99,7 @@ describe('the demo page in Chromium', () => {
   let app: Server;
   let attacker: Server;
   let origin: string;
+  let client: ClientModule;
   const held = new HeldRequests();
   /** Network jitter: each request reaches the app up to this many ms late (0 = none). */
   let jitterMs = 0;
@@ -111,7 +113,12 @@ describe('the demo page in Chromium', () => {
           '`apt-get install chromium` (Debian), or set CHROMIUM_PATH.',
       );
     }
-    backend = await startApp({ mongoUrl: mongoUri(), redisUrl: redisUrl() });
+    client = await buildClientModule();
+    backend = await startApp({
+      mongoUrl: mongoUri(),
+      redisUrl: redisUrl(),
+      overrides: { clientModule: client.file },
+    });
     app = await listen((req, res) => {
       if (req.method === 'POST' && req.headers.origin && req.headers.origin !== origin)
         foreignPosts.push(`${req.headers.origin} ${req.url}`);
@@ -136,6 +143,7 @@ describe('the demo page in Chromium', () => {
     await close(attacker);
     await close(app);
     await backend?.close();
+    client?.remove();
   });
 
   /* ----- helpers ----- */
@@ -378,7 +386,10 @@ describe('the demo page in Chromium', () => {
   });
 
   it('the page refreshes by itself before the access token expires', async () => {
-    const shortLived = await startApp({ env: { ACCESS_TOKEN_TTL: '2s' } });
+    const shortLived = await startApp({
+      env: { ACCESS_TOKEN_TTL: '2s' },
+      overrides: { clientModule: client.file },
+    });
     const server = await listen((req, res) => shortLived.app(req, res));
     const context = await browser.newContext();
     try {

@@ -268,9 +268,32 @@ const violations: Array<[string, Case, string]> = [
     },
     'startup/ imports the package by name through its public entry points',
   ],
+  [
+    'the browser module imports the domain',
+    {
+      file: 'src/client/y.ts',
+      code: uses("import { parseDuration } from '../domain/duration';", 'parseDuration'),
+    },
+    'src/client is the browser module: it imports its own files only',
+  ],
+  [
+    'the browser module imports a node: built-in',
+    {
+      file: 'src/client/y.ts',
+      code: uses("import { randomUUID } from 'node:crypto';", 'randomUUID'),
+    },
+    'src/client is the browser module: it imports its own files only',
+  ],
 ];
 
 const allowed: Array<[string, Case]> = [
+  [
+    'the browser module: its own files',
+    {
+      file: 'src/client/y.ts',
+      code: "import { retryDelay } from './backoff';\nexport const used = [retryDelay];\n",
+    },
+  ],
   [
     'the domain: its own files and node: built-ins',
     {

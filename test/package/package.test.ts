@@ -20,6 +20,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
 import mongoose from 'mongoose';
 import { BullMQTokenJobs } from '../../src/adapters/bullmq';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
@@ -128,7 +130,10 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'upsertCleanupScheduler',
   ],
   'refresh-rotation/metrics': ['createRefreshMetrics', 'createWorkerMetrics'],
+  'refresh-rotation/client': ['createSessionClient'],
 };
+/** The browser module's budget, minified and gzipped as a page's bundle carries it (issue 25). */
+const CLIENT_BUDGET_BYTES = 4_096;
 
 let work: string;
 let tarball: string;
@@ -311,6 +316,37 @@ describe('the packed package', () => {
     });
     expect(`${attw.stdout}${attw.stderr}`).toContain('No problems found');
     expect(attw.code).toBe(0);
+  });
+});
+
+describe('refresh-rotation/client in a browser bundle', () => {
+  it(`bundles from the installed package with esbuild, for the browser, under ${CLIENT_BUDGET_BYTES} bytes min+gzip`, async () => {
+    const page = join(consumers.esm, 'page.mjs');
+    writeFileSync(
+      page,
+      "import { createSessionClient } from 'refresh-rotation/client';\n" +
+        'createSessionClient({ onChange: (change) => console.log(change.state) });\n',
+    );
+    const result = await build({
+      entryPoints: [page],
+      absWorkingDir: consumers.esm,
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2020',
+      write: false,
+      logLevel: 'silent',
+    });
+    const [bundle] = result.outputFiles;
+    const code = bundle!.text;
+    const gzipped = gzipSync(code, { level: 9 }).length;
+    console.log(
+      `refresh-rotation/client: ${code.length} bytes minified, ${gzipped} bytes min+gzip (budget ${CLIENT_BUDGET_BYTES})`,
+    );
+    // Nothing of Node and nothing of the server entries came along.
+    expect(code).not.toMatch(/require\(|node:|RefreshRotationError|jsonwebtoken/);
+    expect(gzipped).toBeLessThan(CLIENT_BUDGET_BYTES);
   });
 });
 
