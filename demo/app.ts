@@ -21,7 +21,7 @@ import {
   type CookieTransportOptions,
 } from 'refresh-rotation/express';
 import type { RefreshMetrics } from 'refresh-rotation/metrics';
-import { InvalidGrantError, type RotationService } from 'refresh-rotation';
+import { InvalidGrantError, type DPoPReplayCache, type RotationService } from 'refresh-rotation';
 import { queueDashboard, type DashboardQueue } from './dashboard';
 import { EmailTakenError, normaliseEmail, type UserStore } from './users';
 
@@ -54,6 +54,12 @@ export interface AppConfig {
    * else `http://localhost:<PORT>`. Default: no metadata.
    */
   issuer?: string;
+  /**
+   * DPoP (RFC 9449) on `/auth/token`, the login and the access-token routes: `publicUrl` is the
+   * origin clients call the app at (proofs name it), `replayCache` where each proof is claimed
+   * once. Bearer clients are unaffected. Default off.
+   */
+  dpop?: { publicUrl: string; replayCache: DPoPReplayCache };
   /** Resolves when the stores answer; rejects otherwise (`/readyz`). */
   ready: () => Promise<void>;
   /** bcrypt cost. Default 12; tests use 4. */
@@ -223,13 +229,21 @@ export function createApp(config: AppConfig): Express {
   const rounds = config.bcryptRounds ?? 12;
   // Compared against when the email is unknown, so a login takes as long either way.
   const dummyHash = bcrypt.hashSync('not-a-real-password', rounds);
-  const auth = createRefreshRouter({ service, cookie: config.cookie, logger });
-  const requireUser = authenticate({ service, trackActivity: true, logger });
+  const dpop = config.dpop && {
+    router: {
+      tokenEndpointUrl: `${config.dpop.publicUrl}/auth/token`,
+      replayCache: config.dpop.replayCache,
+    },
+    resource: { publicOrigin: config.dpop.publicUrl, replayCache: config.dpop.replayCache },
+  };
+  const auth = createRefreshRouter({ service, cookie: config.cookie, logger, dpop: dpop?.router });
+  const requireUser = authenticate({ service, trackActivity: true, logger, dpop: dpop?.resource });
   // Changing the password is a takeover if a stolen token can do it: refuse signed-out sessions too.
   const requireCurrentUser = authenticate({
     service,
     checkRevocation: { sessions: true },
     logger,
+    dpop: dpop?.resource,
   });
   const metadata =
     config.issuer === undefined
@@ -238,6 +252,7 @@ export function createApp(config: AppConfig): Express {
           issuer: config.issuer,
           tokenEndpoint: '/auth/token',
           revocationEndpoint: '/auth/revoke',
+          dpopSigningAlgorithms: auth.dpopAlgorithms,
         });
   const json = express.json({ limit: '4kb' });
   const limits = config.rateLimit;
@@ -304,6 +319,8 @@ export function createApp(config: AppConfig): Express {
       return badRequest(res, 'email and password are required.');
     const problem = tooLong(password);
     if (problem) return badRequest(res, problem);
+    // Before the password check, so a refused proof costs no hash.
+    const proof = await auth.verifyDPoP(req);
     const found = await users.findByEmail(email);
     const id = found?.id ?? NO_SUCH_USER;
     // docs/architecture.md, "Revocation and versions": the version snapshot is taken before the
@@ -314,11 +331,13 @@ export function createApp(config: AppConfig): Express {
     const user = await users.findById(id);
     const matches = await bcrypt.compare(password, user?.passwordHash ?? dummyHash);
     if (!found || !user || !matches) return refuseLogin(res);
-    const body = await auth.issue(res, { userId: user.id, at: snapshot }).catch((error) => {
-      // A revoke-all landed during the check: the password checked may be the one it replaced.
-      if (error instanceof InvalidGrantError) return null;
-      throw error;
-    });
+    const body = await auth
+      .issue(res, { userId: user.id, at: snapshot, dpop: proof })
+      .catch((error) => {
+        // A revoke-all landed during the check: the password checked may be the one it replaced.
+        if (error instanceof InvalidGrantError) return null;
+        throw error;
+      });
     if (!body) return refuseLogin(res);
     res.status(200).json(body);
   }

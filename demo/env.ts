@@ -58,6 +58,11 @@ export interface Env {
   readonly queue: QueueSettings;
   readonly http: {
     readonly port: number;
+    /**
+     * `PUBLIC_URL`: the origin clients call the app at, which DPoP proofs name (`htu`). Default
+     * the origin of `ACCESS_TOKEN_ISSUER` when that is a URL, else `http://localhost:<PORT>`.
+     */
+    readonly publicUrl: string;
     readonly cookie: {
       readonly transport: boolean;
       readonly secure: boolean;
@@ -131,7 +136,7 @@ export function loadEnv(env: RawEnv = process.env): Env {
   const generate = inMemoryDemo && !isProduction;
   const accessToken = readAccessToken(reader, generate, isProduction);
   const refreshToken = readRefreshToken(reader, generate, isProduction);
-  const http = readHttp(reader, isProduction);
+  const http = readHttp(reader, isProduction, accessToken.value.issuer);
   const queue = readQueueSettings(reader);
   const logLevel = readLogLevel(reader);
   const logFormat = readLogFormat(reader);
@@ -259,7 +264,11 @@ function readRefreshToken(reader: EnvReader, generate: boolean, isProduction: bo
   };
 }
 
-function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
+function readHttp(
+  reader: EnvReader,
+  isProduction: boolean,
+  issuer: string | undefined,
+): Env['http'] {
   const secure = reader.boolean('COOKIE_SECURE', true);
   const name = reader.string('COOKIE_NAME', secure ? '__Secure-refresh_token' : 'refresh_token');
   if (name.startsWith('__Secure-') && !secure) {
@@ -279,8 +288,10 @@ function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
   if (!/^[a-z0-9-]+$/.test(csrfHeader)) {
     reader.problem(`CSRF_HEADER must be an HTTP header name; got ${JSON.stringify(csrfHeader)}.`);
   }
+  const port = reader.integer('PORT', 3000, { min: 0, max: 65_535 });
   return {
-    port: reader.integer('PORT', 3000, { min: 0, max: 65_535 }),
+    port,
+    publicUrl: readPublicUrl(reader, issuer, port),
     cookie: { transport: reader.boolean('COOKIE_TRANSPORT', true), secure, name, csrfHeader },
     rateLimit: {
       loginPerMinute: reader.integer('RATE_LIMIT_LOGIN_PER_MINUTE', 10, { min: 1, max: 1_000_000 }),
@@ -289,6 +300,42 @@ function readHttp(reader: EnvReader, isProduction: boolean): Env['http'] {
     },
     adminUserIds: readAdminUserIds(reader),
   };
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * `PUBLIC_URL`, as an origin. Configured rather than read from `Host` (a proxy may rewrite it, a
+ * client may choose it); the default follows the issuer so the metadata's endpoints and the URL
+ * proofs must name agree.
+ */
+function readPublicUrl(reader: EnvReader, issuer: string | undefined, port: number): string {
+  const issuerUrl = issuer !== undefined && /^https?:\/\//.test(issuer) ? parseUrl(issuer) : null;
+  const configured = reader.optionalString('PUBLIC_URL');
+  const value = configured ?? issuerUrl?.origin ?? `http://localhost:${port}`;
+  const url = parseUrl(value);
+  const secure =
+    url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK.has(url.hostname));
+  // An origin only: no path, query, fragment or credentials.
+  if (!url || !secure || url.href !== `${url.origin}/`) {
+    const name =
+      configured === undefined
+        ? 'PUBLIC_URL (unset: the origin of ACCESS_TOKEN_ISSUER)'
+        : 'PUBLIC_URL';
+    reader.problem(
+      `${name} must be an https origin without a path, such as https://api.example.com (http only for localhost); got ${JSON.stringify(value)}.`,
+    );
+    return value;
+  }
+  return url.origin;
+}
+
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
 }
 
 const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;

@@ -13,6 +13,7 @@ import {
   RotationService,
   type AuditEvent,
   type Clock,
+  type DPoPReplayCache,
   type RefreshRotationOptions,
   type RefreshTokenRepository,
   type RevocationBus,
@@ -22,6 +23,7 @@ import {
 import { BullMQTokenJobs, QUEUE_NAMES } from 'refresh-rotation/bullmq';
 import {
   InlineTokenJobs,
+  MemoryDPoPReplayCache,
   MemoryRefreshTokenRepository,
   MemoryVersionStore,
 } from 'refresh-rotation/memory';
@@ -31,7 +33,7 @@ import {
   MongooseVersionStore,
   reopenWhenMonitorStuck,
 } from 'refresh-rotation/mongoose';
-import { RedisRevocationBus } from 'refresh-rotation/redis';
+import { RedisDPoPReplayCache, RedisRevocationBus } from 'refresh-rotation/redis';
 import { reasonOf, settlesWithin, unreachable } from '../startup/failures';
 import type { Env } from './env';
 import { createApp, type RateLimitName } from './app';
@@ -72,6 +74,8 @@ interface Stores {
   jobs: TokenJobs;
   /** With several instances on one Redis: every revocation reaches every instance's caches at once. */
   revocationBus?: RevocationBus;
+  /** Where DPoP proofs are claimed once: Redis when set, so every instance refuses a replay. */
+  dpopReplayCache: DPoPReplayCache;
   users: UserStore;
   /** The job queues, for the dashboard (Redis mode only). */
   queues: DashboardQueue[];
@@ -109,6 +113,7 @@ function memoryStores(): Stores {
     repository,
     versions: new MemoryVersionStore(),
     jobs: new InlineTokenJobs(repository),
+    dpopReplayCache: new MemoryDPoPReplayCache(),
     users: new MemoryUserStore(),
     queues: [],
     ready: async () => undefined,
@@ -190,6 +195,9 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
       versions,
       jobs: bullmq ?? new InlineTokenJobs(repository),
       ...(bus ? { revocationBus: bus } : {}),
+      dpopReplayCache: redis
+        ? new RedisDPoPReplayCache({ connection: redis, prefix: `${env.queue.prefix}:dpop:` })
+        : new MemoryDPoPReplayCache(),
       users,
       queues,
       async ready() {
@@ -267,11 +275,11 @@ function serviceOptions(
   };
 }
 
-/** The OAuth issuer of the example: `ACCESS_TOKEN_ISSUER` when it is a URL, else `http://localhost:<PORT>`. */
+/** The OAuth issuer of the example: `ACCESS_TOKEN_ISSUER` when it is a URL, else `PUBLIC_URL`. */
 function issuerOf(env: Env): string {
   const configured = env.accessToken.issuer;
   if (configured !== undefined && /^https?:\/\//.test(configured)) return configured;
-  return `http://localhost:${env.http.port}`;
+  return env.http.publicUrl;
 }
 
 /** Build the stores, the service and the app from the environment. */
@@ -309,6 +317,7 @@ export async function createRuntime(
         ...(overrides.rateLimitStore ? { store: overrides.rateLimitStore } : {}),
       },
       issuer: issuerOf(env),
+      dpop: { publicUrl: env.http.publicUrl, replayCache: stores.dpopReplayCache },
       ready: stores.ready,
       metrics,
       ...(adminUserIds.length > 0 && stores.queues.length > 0

@@ -167,6 +167,37 @@ describe('loadEnv', () => {
     ).toMatch(/ADMIN_USER_IDS must be user ids separated by commas; "<script>" is not one/);
   });
 
+  it("reads PUBLIC_URL as an origin, by default the issuer's origin or http://localhost:<PORT>", () => {
+    const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+    const publicUrl = (extra: Record<string, string>) =>
+      loadEnv({ ...base, ...extra }).http.publicUrl;
+    expect(publicUrl({})).toBe('http://localhost:3000');
+    expect(publicUrl({ PORT: '8080' })).toBe('http://localhost:8080');
+    expect(publicUrl({ ACCESS_TOKEN_ISSUER: 'https://id.example.com/tenant' })).toBe(
+      'https://id.example.com',
+    );
+    expect(publicUrl({ ACCESS_TOKEN_ISSUER: 'refresh-rotation' })).toBe('http://localhost:3000');
+    expect(publicUrl({ PUBLIC_URL: 'https://API.example.com:443/' })).toBe(
+      'https://api.example.com',
+    );
+    expect(publicUrl({ PUBLIC_URL: 'http://127.0.0.1:4000' })).toBe('http://127.0.0.1:4000');
+    for (const bad of [
+      'http://api.example.com',
+      'https://api.example.com/v1',
+      'https://a.com/?x',
+      'api.example.com',
+    ])
+      expect([bad, problemsOf(() => loadEnv({ ...base, PUBLIC_URL: bad })).join('\n')]).toEqual([
+        bad,
+        expect.stringMatching(/^PUBLIC_URL must be an https origin without a path/),
+      ]);
+    expect(
+      problemsOf(() => loadEnv({ ...base, ACCESS_TOKEN_ISSUER: 'http://id.example.com' })).join(
+        '\n',
+      ),
+    ).toMatch(/^PUBLIC_URL \(unset: the origin of ACCESS_TOKEN_ISSUER\) must be an https origin/);
+  });
+
   it('takes an asymmetric key pair instead of a secret, with \\n standing for newlines', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const pem = (key: typeof privateKey) =>

@@ -191,9 +191,11 @@ describe('revoke-all through the worker process', () => {
       expect(await job.getState()).toBe('completed');
       expect(job.returnvalue).toEqual({ revoked: 3 });
       expect(job.stalledCounter).toBeGreaterThanOrEqual(1);
-      expect(
-        successor.logs.some((line) => line.msg === 'revoke-all done' && line.jobId === jobId),
-      ).toBe(true);
+      // The line is written after the job completes and reaches us through a pipe: wait for it.
+      await waitFor(
+        () => successor.logs.some((line) => line.msg === 'revoke-all done' && line.jobId === jobId),
+        { what: "the successor's 'revoke-all done' line" },
+      );
     } finally {
       await proxy.close();
     }
