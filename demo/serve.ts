@@ -8,6 +8,7 @@ import { EnvError, type Env } from './env';
 import { createPinoLogger } from '../startup/logging';
 import { listenFailed, StartupError } from '../startup/failures';
 import { createRuntime, type Runtime } from './runtime';
+import { telemetry } from './telemetry';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
 export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'>): Logger {
@@ -15,6 +16,7 @@ export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'
     {
       level: env.logLevel,
       base: { service: 'refresh-rotation-example' },
+      ...(telemetry ? { mixin: () => telemetry!.traceFields() } : {}),
       redact: {
         paths: [
           'req.headers.authorization',
@@ -101,7 +103,10 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, timeoutMs 
     }, timeoutMs);
     timer.unref();
     stop().then(
-      () => process.exit(0),
+      async () => {
+        await telemetry?.shutdown().catch(() => undefined);
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
