@@ -13,9 +13,11 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *
  * - domain, `src/domain/`: imports nothing outside itself, no package but `node:` built-ins.
  * - use cases, every file at the root of `src/` but the entry (`rotation-service.ts`, `options.ts`,
- *   and any file added beside them): the domain, one another (and `uuid`). One exception:
+ *   and any file added beside them): the domain, one another (and `uuid`). Two exceptions:
  *   the service builds its `AccessTokens` as `JwtAccessTokens` (src/adapters/jsonwebtoken), because
- *   the public `new RotationService(options)` takes key material, not a signer.
+ *   the public `new RotationService(options)` takes key material, not a signer; and its tracer as
+ *   `openTelemetryTracing` (src/adapters/opentelemetry), on by default, which loads
+ *   `@opentelemetry/api` lazily so the root entry loads without it.
  * - root entry, `src/index.ts`: the use cases and the domain; never an adapter (those are
  *   the subpath entries, so a framework never loads through `refresh-rotation`).
  * - adapters, `src/adapters/<name>/`, the worker `src/adapters/bullmq-worker/` (the BullMQ
@@ -229,7 +231,11 @@ export default tseslint.config(
   // Every file at the root of src/ but the entry is a use case (the service, its options, and any
   // file added beside them), so a new one is held to the same rule without being named here.
   useCaseLayer(['src/*.ts'], ['src/index.ts', 'src/rotation-service.ts']),
-  useCaseLayer(['src/rotation-service.ts'], [], ['adapters/jsonwebtoken/jwt-access-tokens']),
+  useCaseLayer(
+    ['src/rotation-service.ts'],
+    [],
+    ['adapters/jsonwebtoken/jwt-access-tokens', 'adapters/opentelemetry/otel-tracing'],
+  ),
   {
     files: ['src/index.ts'],
     rules: restrict(

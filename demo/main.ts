@@ -4,6 +4,8 @@
  * in-memory adapters with inline jobs and generated development secrets; `loadEnv` refuses that
  * with NODE_ENV=production.
  */
+// First: the SDK (when configured) must patch express and the drivers before they load.
+import './telemetry';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';

@@ -39,6 +39,7 @@ import type { Env } from './env';
 import { createApp, type RateLimitName } from './app';
 import type { DashboardQueue } from './dashboard';
 import { MemoryUserStore, MongoUserStore, type UserStore } from './users';
+import { telemetry } from './telemetry';
 
 /** How the app stores things: chosen from the environment. */
 export type RuntimeMode = 'memory' | 'mongodb' | 'mongodb+bullmq';
@@ -172,6 +173,7 @@ async function mongoStores(env: Env, logger: Logger, overrides: RuntimeOverrides
           connection: redis,
           prefix: env.queue.prefix,
           touchWindow: env.queue.touchWindowMs,
+          telemetry: telemetry?.bullmq,
           onError: (error) => logger.warn({ err: { message: error.message } }, 'job queue error'),
         })
       : null;

@@ -10,6 +10,7 @@ import { createPinoLogger } from '../startup/logging';
 import { listenFailed, StartupError } from '../startup/failures';
 import { createRuntime, type Runtime } from './runtime';
 import { shippedClientModule } from './app';
+import { telemetry } from './telemetry';
 
 /** The app's logger. Redaction is a second line of defence: request logs never carry headers or bodies. */
 export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'>): Logger {
@@ -17,6 +18,7 @@ export function createLogger(env: Pick<Env, 'logLevel' | 'logFormat' | 'nodeEnv'
     {
       level: env.logLevel,
       base: { service: 'refresh-rotation-example' },
+      ...(telemetry ? { mixin: () => telemetry!.traceFields() } : {}),
       redact: {
         paths: [
           'req.headers.authorization',
@@ -110,7 +112,10 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>, timeoutMs 
     }, timeoutMs);
     timer.unref();
     stop().then(
-      () => process.exit(0),
+      async () => {
+        await telemetry?.shutdown().catch(() => undefined);
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

@@ -3,6 +3,8 @@
  * (TypeScript through tsx): the demo app alone; the worker runs separately. `.env` is read when
  * present.
  */
+// First: the SDK (when configured) must patch express and the drivers before they load.
+import './telemetry';
 import { loadDotEnv } from '../startup/env-reader';
 import { routeConsoleTo } from '../startup/logging';
 import { loadEnv } from './env';

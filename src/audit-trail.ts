@@ -86,9 +86,13 @@ export class AuditTrail {
 
   /**
    * Runs one refresh and emits its `refresh.completed` event, whatever the result, with the time it
-   * took in this process (not domain time: the injected clock may be a fake).
+   * took in this process (not domain time: the injected clock may be a fake). `report` hears the
+   * outcome first (the span's attribute).
    */
-  async timeRefresh<T>(refresh: () => Promise<[T, 'rotated' | 'grace']>): Promise<T> {
+  async timeRefresh<T>(
+    refresh: () => Promise<[T, 'rotated' | 'grace']>,
+    report: (outcome: RefreshOutcome) => void = () => undefined,
+  ): Promise<T> {
     const started = performance.now();
     let outcome: RefreshOutcome = 'error';
     try {
@@ -99,6 +103,7 @@ export class AuditTrail {
       outcome = outcomeOf(error);
       throw error;
     } finally {
+      report(outcome);
       this.emit({
         type: 'refresh.completed',
         at: this.clock.now(),

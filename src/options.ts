@@ -88,6 +88,12 @@ export interface RefreshRotationOptions {
   clock?: Clock | undefined;
   /** Called synchronously with each audit event; never receives a token. Errors it throws are ignored. */
   onAuditEvent?: ((event: AuditEvent) => void) | undefined;
+  /**
+   * OpenTelemetry spans for each use case (`refresh-rotation.refresh`, …: docs/operations.md,
+   * "Traces"), through `@opentelemetry/api` when it is installed and an SDK is registered; a no-op
+   * otherwise. Spans carry outcomes and error codes, never a token or an id. Default `true`.
+   */
+  tracing?: boolean | undefined;
 }
 
 /** What the audit hook receives. Carries ids, never a token. */
@@ -171,6 +177,7 @@ export interface ResolvedOptions {
   readonly revocationBus: RevocationBus | undefined;
   readonly revocationCache: Readonly<{ ttlMs: number; ttlWithBusMs: number; maxEntries: number }>;
   readonly onAuditEvent: ((event: AuditEvent) => void) | undefined;
+  readonly tracing: boolean;
   readonly accessToken: Readonly<
     AccessTokenKeys & { ttlMs: number; issuer: string | undefined; audience: string | undefined }
   >;
@@ -212,6 +219,13 @@ function requirePort<T extends object>(
     );
   }
   return value as T;
+}
+
+function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean')
+    throw new OptionsError(`${name} must be true or false; got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function optionalString(value: unknown, name: string): string | undefined {
@@ -306,6 +320,7 @@ export function resolveOptions(options: RefreshRotationOptions): ResolvedOptions
       maxEntries,
     }),
     onAuditEvent: options.onAuditEvent,
+    tracing: booleanOption(options.tracing, 'tracing', true),
     accessToken: Object.freeze({
       ...keys,
       ttlMs: durationOption(access.ttl, 'accessToken.ttl', '15m', 1_000),

@@ -5,9 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-// The one import outside the domain: the default (and only) `AccessTokens`, because the public
-// constructor takes key material, not a signer (eslint.config.mjs lists this exception).
+// The two imports outside the domain (eslint.config.mjs lists them): the default (and only)
+// `AccessTokens`, because the public constructor takes key material, not a signer; and spans
+// through @opentelemetry/api, on by default (`tracing`), which that adapter loads lazily.
 import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
+import { openTelemetryTracing } from './adapters/opentelemetry/otel-tracing';
 import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
 import { AuditTrail } from './audit-trail';
 import {
@@ -17,6 +19,7 @@ import {
   StoreUnavailableError,
 } from './domain/errors';
 import { parseDuration } from './domain/duration';
+import { NO_TRACING, type OperationTracer } from './domain/tracing';
 import {
   decideGeneration,
   isExpired,
@@ -36,6 +39,7 @@ import {
   hashToken,
   MAX_GENERATION,
   SESSION_RANDOM_BYTES,
+  TOKEN_FORMAT,
   type ParsedRefreshToken,
 } from './domain/token-codec';
 import { resolveOptions, type RefreshRotationOptions, type ResolvedOptions } from './options';
@@ -81,6 +85,7 @@ export class RotationService {
   private readonly accessTokens: AccessTokens;
   private readonly revocations: RevocationState;
   private readonly audit: AuditTrail;
+  private readonly tracer: OperationTracer;
   private dropped = 0;
 
   constructor(options: RefreshRotationOptions) {
@@ -88,6 +93,7 @@ export class RotationService {
     this.revocations = new RevocationState(this.options);
     this.audit = new AuditTrail(this.options.onAuditEvent, this.options.clock);
     this.accessTokens = new JwtAccessTokens(this.options.accessToken);
+    this.tracer = this.options.tracing ? openTelemetryTracing() : NO_TRACING;
   }
 
   /** How many `touch` calls were dropped because the job port rejected them. */
@@ -132,41 +138,45 @@ export class RotationService {
    * `StoreUnavailableError` if the store fails.
    */
   async issue(input: IssueOptions): Promise<TokenResponse> {
-    const userId = nonEmpty(input?.userId, 'userId');
-    const snapshot = input.at === undefined ? undefined : snapshotOf(input.at, userId);
-    const { repository, versions, clock, refreshToken } = this.options;
-    const [currentMinVersion, global] = await store(() =>
-      Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
-    );
-    // A session born below the minimum would be refused at its first refresh; its access token
-    // would still pass routes without a revocation check until it expires. Issue nothing.
-    if (snapshot !== undefined && snapshot.userMinVersion < currentMinVersion)
-      throw this.audit.reject('version', { userId });
-    const userMinVersion = snapshot?.userMinVersion ?? currentMinVersion;
-    const now = clock.now();
-    const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
-    const minted = refreshToken.codec.mint(sessionId, 0);
-    const absoluteExpiresAt = new Date(now.getTime() + refreshToken.absoluteTtlMs);
-    const record = await store(() =>
-      repository.save({
-        id: uuidv7(),
-        userId,
-        sessionId,
-        generation: 0,
-        keyId: minted.keyId,
-        tokenHash: minted.tokenHash,
-        sealed: minted.sealed,
-        tokenVersion: userMinVersion,
-        globalVersionAtIssuance: global.minVersion,
-        createdAt: now,
-        expiresAt: slideExpiry(now, refreshToken.idleTtlMs, absoluteExpiresAt),
-        absoluteExpiresAt,
-        client: clientInfo(input.client),
-        binding: bindingAfter(null, checkedProvenKey(input.dpop)),
-      }),
-    );
-    this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
-    return tokenResponse(this.accessTokens, record, minted.token, now);
+    return this.tracer.run('issue', async (span) => {
+      const userId = nonEmpty(input?.userId, 'userId');
+      const snapshot = input.at === undefined ? undefined : snapshotOf(input.at, userId);
+      const { repository, versions, clock, refreshToken } = this.options;
+      const [currentMinVersion, global] = await store(() =>
+        Promise.all([versions.getUserMinVersion(userId), versions.getGlobal()]),
+      );
+      // A session born below the minimum would be refused at its first refresh; its access token
+      // would still pass routes without a revocation check until it expires. Issue nothing.
+      if (snapshot !== undefined && snapshot.userMinVersion < currentMinVersion)
+        throw this.audit.reject('version', { userId });
+      const userMinVersion = snapshot?.userMinVersion ?? currentMinVersion;
+      const now = clock.now();
+      const sessionId = randomBytes(SESSION_RANDOM_BYTES.sessionId).toString('hex');
+      const minted = refreshToken.codec.mint(sessionId, 0);
+      const absoluteExpiresAt = new Date(now.getTime() + refreshToken.absoluteTtlMs);
+      const record = await store(() =>
+        repository.save({
+          id: uuidv7(),
+          userId,
+          sessionId,
+          generation: 0,
+          keyId: minted.keyId,
+          tokenHash: minted.tokenHash,
+          sealed: minted.sealed,
+          tokenVersion: userMinVersion,
+          globalVersionAtIssuance: global.minVersion,
+          createdAt: now,
+          expiresAt: slideExpiry(now, refreshToken.idleTtlMs, absoluteExpiresAt),
+          absoluteExpiresAt,
+          client: clientInfo(input.client),
+          binding: bindingAfter(null, checkedProvenKey(input.dpop)),
+        }),
+      );
+      this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
+      const answer = tokenResponse(this.accessTokens, record, minted.token, now);
+      span.set({ 'refresh_rotation.binding': bindingOf(answer) });
+      return answer;
+    });
   }
 
   /**
@@ -189,7 +199,15 @@ export class RotationService {
    * token was reused.
    */
   async refresh(refreshToken: unknown, proven?: ProvenKey): Promise<TokenResponse> {
-    return this.audit.timeRefresh(() => this.refreshOnce(refreshToken, proven));
+    return this.tracer.run('refresh', async (span) => {
+      span.set({ 'refresh_rotation.token_format': TOKEN_FORMAT });
+      const answer = await this.audit.timeRefresh(
+        () => this.refreshOnce(refreshToken, proven),
+        (outcome) => span.set({ 'refresh_rotation.outcome': outcome }),
+      );
+      span.set({ 'refresh_rotation.binding': bindingOf(answer) });
+      return answer;
+    });
   }
 
   private async refreshOnce(
@@ -256,11 +274,14 @@ export class RotationService {
     sessionId: string,
     options: { userId?: string; reason?: string } = {},
   ): Promise<boolean> {
-    if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
-    const { repository } = this.options;
-    const record = await store(() => repository.findBySessionId(sessionId));
-    if (!record || (options.userId !== undefined && record.userId !== options.userId)) return false;
-    return this.revoke(record, options.reason ?? 'logout');
+    return this.tracer.run('revoke_session', async () => {
+      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
+      const { repository } = this.options;
+      const record = await store(() => repository.findBySessionId(sessionId));
+      if (!record || (options.userId !== undefined && record.userId !== options.userId))
+        return false;
+      return this.revoke(record, options.reason ?? 'logout');
+    });
   }
 
   /**
@@ -279,19 +300,21 @@ export class RotationService {
     reason = 'logout',
     proven?: ProvenKey,
   ): Promise<boolean> {
-    const parsed = this.parse(refreshToken);
-    // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
-    if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
-    const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
-    if (!record) return false;
-    const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
-    const { kind } = provenanceOf(record, presented);
-    if (kind === 'current' || kind === 'superseded') {
-      assertProvenFor(record.binding, proven);
-      return this.revoke(record, reason);
-    }
-    if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
-    return false;
+    return this.tracer.run('revoke_by_token', async () => {
+      const parsed = this.parse(refreshToken);
+      // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
+      if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
+      const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
+      if (!record) return false;
+      const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
+      const { kind } = provenanceOf(record, presented);
+      if (kind === 'current' || kind === 'superseded') {
+        assertProvenFor(record.binding, proven);
+        return this.revoke(record, reason);
+      }
+      if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
+      return false;
+    });
   }
 
   /**
@@ -301,21 +324,30 @@ export class RotationService {
    * fails, the records are revoked inline. Default reason `'user_requested'`.
    */
   async revokeAllForUser(userId: string, reason = 'user_requested'): Promise<void> {
-    nonEmpty(userId, 'userId');
-    const { repository, versions, jobs, clock } = this.options;
-    const now = clock.now();
-    const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
-    await this.revocations.revoked({ kind: 'user', userId });
-    let inline = false;
-    try {
-      await jobs.revokeAll({ userId, reason, requestedAt: now });
-    } catch {
-      inline = true;
-      await store(() =>
-        repository.revokeAllForUser(userId, reason, { issuedBefore: now, at: now }),
-      );
-    }
-    this.audit.emit({ type: 'user.revoked_all', at: now, userId, reason, minTokenVersion, inline });
+    return this.tracer.run('revoke_all', async () => {
+      nonEmpty(userId, 'userId');
+      const { repository, versions, jobs, clock } = this.options;
+      const now = clock.now();
+      const minTokenVersion = await store(() => versions.bumpUserMinVersion(userId));
+      await this.revocations.revoked({ kind: 'user', userId });
+      let inline = false;
+      try {
+        await jobs.revokeAll({ userId, reason, requestedAt: now });
+      } catch {
+        inline = true;
+        await store(() =>
+          repository.revokeAllForUser(userId, reason, { issuedBefore: now, at: now }),
+        );
+      }
+      this.audit.emit({
+        type: 'user.revoked_all',
+        at: now,
+        userId,
+        reason,
+        minTokenVersion,
+        inline,
+      });
+    });
   }
 
   /**
@@ -326,38 +358,42 @@ export class RotationService {
     reason: string;
     gracePeriod?: string | number | undefined;
   }): Promise<GlobalVersion> {
-    const reason = nonEmpty(input?.reason, 'reason');
-    const gracePeriodMs = parseDuration(input.gracePeriod ?? 0, 'gracePeriod');
-    const at = this.options.clock.now();
-    const global = await store(() =>
-      this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
-    );
-    await this.revocations.revoked({ kind: 'global' });
-    this.audit.emit({
-      type: 'global.rotated',
-      at,
-      minVersion: global.minVersion,
-      reason,
-      gracePeriodMs,
+    return this.tracer.run('rotate_global', async () => {
+      const reason = nonEmpty(input?.reason, 'reason');
+      const gracePeriodMs = parseDuration(input.gracePeriod ?? 0, 'gracePeriod');
+      const at = this.options.clock.now();
+      const global = await store(() =>
+        this.options.versions.bumpGlobal({ reason, gracePeriodMs, at }),
+      );
+      await this.revocations.revoked({ kind: 'global' });
+      this.audit.emit({
+        type: 'global.rotated',
+        at,
+        minVersion: global.minVersion,
+        reason,
+        gracePeriodMs,
+      });
+      return global;
     });
-    return global;
   }
 
   /** The user's sessions that can still refresh, newest first. */
   async listSessions(userId: string): Promise<SessionView[]> {
-    nonEmpty(userId, 'userId');
-    const { repository, versions, clock } = this.options;
-    const now = clock.now();
-    const [records, userMinVersion, global] = await store(() =>
-      Promise.all([
-        repository.listActiveForUser(userId, now),
-        versions.getUserMinVersion(userId),
-        versions.getGlobal(),
-      ]),
-    );
-    return records
-      .filter((record) => judgeVersions(record, userMinVersion, global, now) !== 'outdated')
-      .map(sessionView);
+    return this.tracer.run('list_sessions', async () => {
+      nonEmpty(userId, 'userId');
+      const { repository, versions, clock } = this.options;
+      const now = clock.now();
+      const [records, userMinVersion, global] = await store(() =>
+        Promise.all([
+          repository.listActiveForUser(userId, now),
+          versions.getUserMinVersion(userId),
+          versions.getGlobal(),
+        ]),
+      );
+      return records
+        .filter((record) => judgeVersions(record, userMinVersion, global, now) !== 'outdated')
+        .map(sessionView);
+    });
   }
 
   /** The claims of a valid access token; throws `InvalidAccessTokenError`. Algorithm pinned. */
@@ -376,18 +412,21 @@ export class RotationService {
     claims: AccessTokenClaims,
     check: { sessions?: boolean } = {},
   ): Promise<boolean> {
-    const synced = await this.revocations.sync();
-    const [[userMinVersion, global], sessionLive] = await store(() =>
-      Promise.all([
-        this.revocations.versions(claims.sub, synced),
-        check.sessions ? this.revocations.isSessionLive(claims, synced) : true,
-      ]),
-    );
-    const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
-    return (
-      sessionLive &&
-      judgeVersions(session, userMinVersion, global, this.options.clock.now()) !== 'outdated'
-    );
+    return this.tracer.run('check_revocation', async (span) => {
+      const synced = await this.revocations.sync();
+      const [[userMinVersion, global], sessionLive] = await store(() =>
+        Promise.all([
+          this.revocations.versions(claims.sub, synced),
+          check.sessions ? this.revocations.isSessionLive(claims, synced) : true,
+        ]),
+      );
+      const session = { tokenVersion: claims.ver, globalVersionAtIssuance: claims.gv ?? 0 };
+      const current =
+        sessionLive &&
+        judgeVersions(session, userMinVersion, global, this.options.clock.now()) !== 'outdated';
+      span.set({ 'refresh_rotation.current': current });
+      return current;
+    });
   }
 
   /** Report activity on a session (via the job port). Never throws: a rejected job is counted in `droppedTouches`. */
@@ -502,4 +541,9 @@ export class RotationService {
     });
     return true;
   }
+}
+
+/** The span's binding attribute: what the answer's token type says of the session. */
+function bindingOf(answer: TokenResponse): string {
+  return answer.tokenType === 'DPoP' ? 'dpop' : 'none';
 }

@@ -8,6 +8,8 @@
  * exit 0. Several processes may run against the same queues. Logs are JSON lines (pino) on stdout;
  * what BullMQ prints on the console goes through the same logger.
  */
+// First: the SDK (when configured) must patch the drivers before anything loads them.
+import { telemetry } from './telemetry';
 import type { Logger } from 'pino';
 import { loadDotEnv } from '../startup/env-reader';
 import { createPinoLogger, routeConsoleTo } from '../startup/logging';
@@ -66,7 +68,10 @@ function stopOnSignals(state: WorkerState, env: WorkerEnv, logger: Logger): void
       process.exit(0);
     }
     stopRunning(state.running, state.health, env, logger, signal).then(
-      () => process.exit(0),
+      async () => {
+        await telemetry?.shutdown().catch(() => undefined);
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -81,7 +86,11 @@ async function main(): Promise<void> {
   loadDotEnv();
   const env = readEnvOrExit();
   const logger = createPinoLogger(
-    { level: env.logLevel, base: { service: 'refresh-rotation-worker', pid: process.pid } },
+    {
+      level: env.logLevel,
+      base: { service: 'refresh-rotation-worker', pid: process.pid },
+      ...(telemetry ? { mixin: () => telemetry!.traceFields() } : {}),
+    },
     env,
   );
   routeConsoleTo(logger);

@@ -3,6 +3,7 @@
  * reopened when its monitor gets stuck) and the Redis URL, a periodic health log line, the
  * optional Prometheus metrics; and the graceful close of all of it within WORKER_SHUTDOWN_TIMEOUT.
  */
+import { telemetry } from './telemetry';
 import type { Connection } from 'mongoose';
 import type { Logger } from 'pino';
 import type { WorkerMetrics } from 'refresh-rotation/metrics';
@@ -89,6 +90,7 @@ export async function startRunning(
     lockDurationMs: env.worker.lockDurationMs,
     logger,
     ...(metrics ? { onJobFinished: metrics.onJobFinished } : {}),
+    telemetry: telemetry?.bullmq,
   });
   metrics?.observe(workers);
   return { mongo, stopWatchdog, workers, healthLog: startHealthLog(workers, env, logger) };

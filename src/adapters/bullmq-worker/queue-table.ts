@@ -4,7 +4,7 @@
  * listeners that log each job's outcome and keep the counters the health report shows.
  */
 import { hostname } from 'node:os';
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions, type Job, type Telemetry } from 'bullmq';
 import { KEEP_COMPLETED, KEEP_FAILED, QUEUE_NAMES } from '../bullmq/jobs';
 import type { Clock } from '../../domain/refresh-token';
 import type { RefreshTokenRepository } from '../../domain/refresh-token-repository';
@@ -55,6 +55,7 @@ export interface QueueTableSettings {
   clock: Clock;
   logger: WorkerLogger;
   onJobFinished: ((event: JobFinishedEvent) => void) | undefined;
+  telemetry: Telemetry | undefined;
   /** Aborted at shutdown: a cleanup run stops after its current batch. */
   stopSignal: AbortSignal;
   returning: ReturnSwitch;
@@ -126,6 +127,7 @@ function createWorker(key: QueueKey, role: WorkerRole, settings: QueueTableSetti
     autorun: false,
     removeOnComplete: KEEP_COMPLETED[key],
     removeOnFail: KEEP_FAILED[key],
+    telemetry: settings.telemetry,
   });
 }
 
@@ -138,7 +140,9 @@ export function createQueueTable(settings: QueueTableSettings): QueueTable {
   });
   const roles = rolesOf(settings, batcher);
   const workers = perQueue((key) => createWorker(key, roles[key], settings));
-  const queues = perQueue((key) => new Queue(QUEUE_NAMES[key], { connection, prefix }));
+  const queues = perQueue(
+    (key) => new Queue(QUEUE_NAMES[key], { connection, prefix, telemetry: settings.telemetry }),
+  );
 
   /** A throwing hook must not break the worker's own bookkeeping. */
   function report(queue: string, job: Job | undefined, outcome: JobFinishedEvent['outcome']) {

@@ -4,6 +4,7 @@
  * idempotent graceful close. The `refresh-rotation-worker` bin (workers/main.ts) wires it to the
  * environment; an app may also run it in its own process.
  */
+import type { Telemetry } from 'bullmq';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { Connection } from 'mongoose';
 import { DEFAULT_QUEUE_PREFIX } from '../bullmq/jobs';
@@ -42,6 +43,12 @@ export interface TokenWorkersOptions {
   connection: string | RedisOptions | Redis | Cluster;
   /** BullMQ key prefix, the same as the producer's (`BullMQTokenJobs`). Default `{rr}`. */
   prefix?: string | undefined;
+  /**
+   * BullMQ's telemetry (for example `new BullMQOtel('refresh-rotation')` from `bullmq-otel`), so
+   * each job is traced from the request that queued it through the worker that ran it. Job data
+   * carries ids only (never a token), and the spans carry what BullMQ records of it.
+   */
+  telemetry?: Telemetry | undefined;
   /** Parallel revoke-all jobs per process (cleanup runs one at a time per process). Default 10. */
   concurrency?: number | undefined;
   /**
@@ -107,6 +114,7 @@ interface Resolved {
   clock: Clock;
   logger: WorkerLogger;
   onJobFinished: ((event: JobFinishedEvent) => void) | undefined;
+  telemetry: Telemetry | undefined;
 }
 
 /**
@@ -257,6 +265,7 @@ function resolveWorkerOptions(options: TokenWorkersOptions): Resolved {
     clock: options.clock ?? systemClock,
     logger: options.logger ?? consoleWorkerLogger,
     onJobFinished: optionalFunction(options.onJobFinished, 'onJobFinished'),
+    telemetry: options.telemetry,
   };
 }
 

@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Queue, type Telemetry } from 'bullmq';
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { OptionsError, StoreUnavailableError } from '../../domain/errors';
 import type { RevokeAllJob, TokenJobs, TouchJob } from '../../domain/token-jobs';
@@ -30,6 +30,12 @@ export interface BullMQTokenJobsOptions {
   connection: Redis | Cluster | string | RedisOptions;
   /** BullMQ key prefix, shared with the worker. Default `{rr}` (a Redis Cluster hash tag). */
   prefix?: string | undefined;
+  /**
+   * BullMQ's telemetry (for example `new BullMQOtel('refresh-rotation')` from `bullmq-otel`), so
+   * each job is traced from the request that queued it through the worker that ran it. Job data
+   * carries ids only (never a token), and the spans carry what BullMQ records of it.
+   */
+  telemetry?: Telemetry | undefined;
   /**
    * Touches of one session within this window cost one job, which carries the latest touch and
    * runs when the window has passed. `'60s'`-style string or milliseconds; default `'60s'`.
@@ -144,11 +150,13 @@ export class BullMQTokenJobs implements TokenJobs {
       : createFailFastClient(options.connection);
     this.ownedClient?.on('error', onError);
     const connection = this.ownedClient ?? (options.connection as Redis | Cluster);
+    const { telemetry } = options;
     this.revokeAllQueue = new Queue<RevokeAllPayload>(QUEUE_NAMES.revokeAll, {
       connection,
       prefix,
+      telemetry,
     });
-    this.touchQueue = new Queue<TouchPayload>(QUEUE_NAMES.touch, { connection, prefix });
+    this.touchQueue = new Queue<TouchPayload>(QUEUE_NAMES.touch, { connection, prefix, telemetry });
     this.revokeAllQueue.on('error', onError);
     this.touchQueue.on('error', onError);
     this.coalescer =
