@@ -5,11 +5,13 @@
  * compose share it.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import bcrypt from 'bcrypt';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
 import helmet from 'helmet';
+import type * as Esbuild from 'esbuild';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import {
@@ -233,19 +235,48 @@ export function shippedClientModule(): string {
   return join(dirname(manifestFile), manifest.exports['./client'].import.default);
 }
 
+/**
+ * In a fresh clone (`npm run demo` before any `npm run build`): the same module built in memory
+ * from src/client with esbuild, as tsup builds it for dist/, so the page still runs the shipped
+ * code. Null where esbuild is not installed (the image, which has dist/).
+ */
+function clientModuleFromSource(): string | null {
+  try {
+    const esbuild = createRequire(__filename)('esbuild') as typeof Esbuild;
+    const built = esbuild.buildSync({
+      entryPoints: [join(__dirname, '..', 'src', 'client', 'index.ts')],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2020',
+      write: false,
+      logLevel: 'silent',
+    });
+    return built.outputFiles[0]!.text;
+  } catch {
+    return null;
+  }
+}
+
 /** Serves the browser module; resolved at the first request, so an app that never serves the page needs no build. */
 function clientModuleHandler(file: string | undefined) {
   let resolved = file;
+  let fromSource: string | null | undefined;
   return (_req: Request, res: Response): void => {
     resolved ??= shippedClientModule();
-    if (!existsSync(resolved)) {
-      res.status(404).json({
-        error: 'not_built',
-        error_description: `${resolved} does not exist: run \`npm run build\` (the page imports the built refresh-rotation/client)`,
-      });
+    if (existsSync(resolved)) {
+      res.type('text/javascript').sendFile(resolved);
       return;
     }
-    res.type('text/javascript').sendFile(resolved);
+    fromSource ??= clientModuleFromSource();
+    if (fromSource !== null) {
+      res.type('text/javascript').send(fromSource);
+      return;
+    }
+    res.status(404).json({
+      error: 'not_built',
+      error_description: `${resolved} does not exist: run \`npm run build\` (the page imports the built refresh-rotation/client)`,
+    });
   };
 }
 

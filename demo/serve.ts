@@ -81,11 +81,11 @@ export async function serve(env: Env, logger: Logger): Promise<Serving> {
   const port = typeof address === 'object' && address ? address.port : env.http.port;
   logger.info({ port }, `example app listening on http://localhost:${port}`);
   const clientModule = shippedClientModule();
-  // The page imports the built browser module, which a fresh clone does not have yet.
+  // A fresh clone has no dist/ yet: the page then gets the module built from src/client.
   if (!existsSync(clientModule))
-    logger.warn(
+    logger.info(
       { file: clientModule },
-      'the demo page needs `npm run build` first (it imports dist/client)',
+      'no built refresh-rotation/client yet: the demo page gets it built from src/client',
     );
   let closing: Promise<void> | undefined;
   const close = () =>
