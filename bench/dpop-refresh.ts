@@ -13,19 +13,11 @@
  */
 import { freePort } from '../test/support/servers';
 import { makeProof, proofKey } from '../test/support/dpop-proofs';
-import { fmt, fmtSpread, spawnTs, spread, table, waitHttp } from './lib';
+import { fmt, fmtSpread, integerFlag, spawnTs, spread, table, waitHttp } from './lib';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const REFRESHES = flag('refreshes', 2000);
-const CHAINS = flag('chains', 8);
-const ROUNDS = flag('rounds', 5);
+const REFRESHES = integerFlag('refreshes', 2000);
+const CHAINS = integerFlag('chains', 8);
+const ROUNDS = integerFlag('rounds', 5);
 
 type Mode = 'bearer' | 'dpop';
 

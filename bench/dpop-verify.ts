@@ -13,20 +13,12 @@ import { EmbeddedJWK, jwtVerify } from 'jose';
 import { createDPoPVerifier, type DPoPAlgorithm } from 'refresh-rotation/express';
 import { MemoryDPoPReplayCache } from 'refresh-rotation/memory';
 import { makeProof, proofKey, type ProofKey } from '../test/support/dpop-proofs';
-import { fmt, fmtSpread, spread, table } from './lib';
+import { fmt, fmtSpread, integerFlag, spread, table } from './lib';
 
 const URL = 'https://api.example.com/auth/token';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const PROOFS = flag('proofs', 1000);
-const ROUNDS = flag('rounds', 5);
+const PROOFS = integerFlag('proofs', 1000);
+const ROUNDS = integerFlag('rounds', 5);
 
 interface Measure {
   name: string;

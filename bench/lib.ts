@@ -29,6 +29,15 @@ export interface Spread {
   n: number;
 }
 
+/** A positive integer given as `--name=value` on the command line, else `fallback`. */
+export function integerFlag(name: string, fallback: number): number {
+  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name} must be a positive integer`);
+  return value;
+}
+
 export function spread(values: readonly number[]): Spread {
   const sorted = [...values].filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   const n = sorted.length;

@@ -18,6 +18,7 @@ import {
   cpuMeter,
   fmt,
   fmtSpread,
+  integerFlag,
   spawnTs,
   spread,
   table,
@@ -25,17 +26,9 @@ import {
   type Child,
 } from './lib';
 
-function flag(name: string, fallback: number): number {
-  const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const REFRESHES = flag('refreshes', 2000);
-const CHAINS = flag('chains', 8);
-const ROUNDS = flag('rounds', 5);
+const REFRESHES = integerFlag('refreshes', 2000);
+const CHAINS = integerFlag('chains', 8);
+const ROUNDS = integerFlag('rounds', 5);
 const MODES = ['off', 'on'] as const;
 type Mode = (typeof MODES)[number];
 
