@@ -12,6 +12,7 @@ export type {
   SessionView,
   AccessTokenClaims,
   IssueOptions,
+  RefreshContext,
   VersionSnapshot,
 } from './rotation-service';
 

@@ -50,6 +50,7 @@ import {
   snapshotOf,
   tokenResponse,
   type IssueOptions,
+  type RefreshContext,
   type SessionView,
   type TokenResponse,
   type VersionSnapshot,
@@ -57,7 +58,13 @@ import {
 import { RevocationState } from './revocation-state';
 
 export type { AccessTokenClaims } from './domain/access-token';
-export type { IssueOptions, SessionView, TokenResponse, VersionSnapshot } from './rotation-values';
+export type {
+  IssueOptions,
+  RefreshContext,
+  SessionView,
+  TokenResponse,
+  VersionSnapshot,
+} from './rotation-values';
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
 /**
@@ -198,9 +205,15 @@ export class RotationService {
    * filter); anything else costs that miss, one read of the record, and a revocation if the
    * token was reused.
    */
-  async refresh(refreshToken: unknown, proven?: ProvenKey): Promise<TokenResponse> {
+  async refresh(
+    refreshToken: unknown,
+    proven?: ProvenKey,
+    context: RefreshContext = {},
+  ): Promise<TokenResponse> {
     return this.tracer.run('refresh', async (span) => {
       span.set({ 'refresh_rotation.token_format': TOKEN_FORMAT });
+      if (context.transport === 'cookie' || context.transport === 'body')
+        span.set({ 'refresh_rotation.transport': context.transport });
       const answer = await this.audit.timeRefresh(
         () => this.refreshOnce(refreshToken, proven),
         (outcome) => span.set({ 'refresh_rotation.outcome': outcome }),

@@ -130,3 +130,9 @@ export function sessionView(record: RefreshTokenRecord): SessionView {
     client: record.client,
   };
 }
+
+/** What the caller of `refresh` knows of the request, for its span. */
+export interface RefreshContext {
+  /** How the refresh token came (the HTTP adapter's cookie or body transport). */
+  transport?: 'cookie' | 'body' | undefined;
+}

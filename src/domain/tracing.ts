@@ -19,6 +19,8 @@ export type TracedOperation =
 export interface TraceAttributes {
   /** How a refresh ended: the metrics' `outcome` vocabulary (`RefreshOutcome`). */
   'refresh_rotation.outcome'?: string;
+  /** How the refresh token came: `cookie` or `body` (the HTTP adapter says; absent otherwise). */
+  'refresh_rotation.transport'?: string;
   /** `none` for a bearer session, else its binding method (`dpop`, `dbsc`). */
   'refresh_rotation.binding'?: string;
   /** The refresh-token format the library writes (3). */

@@ -74,7 +74,7 @@ describe('spans of the use cases', () => {
     const { rotation, clock } = service();
     const login = await rotation.issue({ userId: 'alice@example.com' });
     clock.advance('1m');
-    const first = await rotation.refresh(login.refreshToken);
+    const first = await rotation.refresh(login.refreshToken, undefined, { transport: 'cookie' });
     const straggler = await rotation.refresh(login.refreshToken);
     clock.advance('1m');
     await expect(rotation.refresh(login.refreshToken)).rejects.toMatchObject({
@@ -106,6 +106,7 @@ describe('spans of the use cases', () => {
     expect(named('refresh-rotation.refresh').map((span) => span.attributes)).toEqual([
       {
         'refresh_rotation.token_format': 3,
+        'refresh_rotation.transport': 'cookie',
         'refresh_rotation.outcome': 'rotated',
         'refresh_rotation.binding': 'none',
       },

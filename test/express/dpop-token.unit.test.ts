@@ -97,7 +97,11 @@ describe('POST /token with DPoP', () => {
       const { login, refreshWith, refresh } = setup();
       const { refresh_token } = await login();
       const response = await refreshWith(refresh_token, await makeProof(key(), TOKEN_URL));
-      expect(refresh).toHaveBeenCalledWith(refresh_token, { jkt: key().jkt });
+      expect(refresh).toHaveBeenCalledWith(
+        refresh_token,
+        { jkt: key().jkt },
+        { transport: 'body' },
+      );
       expect(response.status).toBe(200);
       expect(response.body.token_type).toBe('DPoP');
       expect(claimsOf(response.body.access_token).cnf).toEqual({ jkt: key().jkt });
@@ -109,7 +113,7 @@ describe('POST /token with DPoP', () => {
     const { refresh_token } = await login();
     const response = await refreshWith(refresh_token);
     expect(response.status).toBe(200);
-    expect(refresh).toHaveBeenCalledWith(refresh_token, undefined);
+    expect(refresh).toHaveBeenCalledWith(refresh_token, undefined, { transport: 'body' });
     expect(response.body.token_type).toBe('Bearer');
     expect(claimsOf(response.body.access_token).cnf).toBeUndefined();
   });

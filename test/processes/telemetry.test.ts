@@ -94,6 +94,9 @@ it('a journey under the SDK: the expected spans, one trace for a password change
     ACCESS_TOKEN_SECRET: 'otel-access-secret-0123456789abcdef0123456789',
     REFRESH_TOKEN_SECRETS: 'otel-refresh-secret-0123456789abcdef012345678',
     REFRESH_REUSE_GRACE: '1s',
+    // A cleanup run and a touch job within the test, so their spans come too.
+    CLEANUP_CRON: '*/2 * * * * *',
+    TOUCH_WINDOW: '1s',
     LOG_LEVEL: 'info',
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
@@ -155,10 +158,11 @@ it('a journey under the SDK: the expected spans, one trace for a password change
       400,
     { what: 'the password change to end the other session', timeoutMs: 30_000 },
   );
-  await waitFor(() => received.some((span) => span.name.startsWith('process revoke-all')), {
-    what: "the worker's span of the revoke-all job",
-    timeoutMs: 30_000,
-  });
+  for (const job of ['revoke-all', 'touch', 'cleanup'])
+    await waitFor(() => received.some((span) => span.name.startsWith(`process ${job}`)), {
+      what: `the worker's span of a ${job} job`,
+      timeoutMs: 30_000,
+    });
 
   demo.signal('SIGTERM');
   expect((await demo.exitWithin(30_000)).code).toBe(0);
@@ -188,6 +192,13 @@ it('a journey under the SDK: the expected spans, one trace for a password change
   ).toBe(true);
 
   // The password change: request -> revoke_all -> the job added -> the worker's processing.
+  const refreshed = received.find((span) => span.name === 'refresh-rotation.refresh')!;
+  expect(refreshed.attributes).toEqual(
+    expect.arrayContaining([
+      { key: 'refresh_rotation.transport', value: { stringValue: 'body' } },
+      { key: 'refresh_rotation.outcome', value: { stringValue: 'rotated' } },
+    ]),
+  );
   const revokeAll = received.find((span) => span.name === 'refresh-rotation.revoke_all')!;
   const trace = received.filter((span) => span.traceId === revokeAll.traceId);
   const byId = new Map(trace.map((span) => [span.spanId, span]));

@@ -350,7 +350,9 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     const proof = await tokenRequestProof(req);
     let result: TokenResponse;
     try {
-      result = await service.refresh(presented, proof);
+      result = await service.refresh(presented, proof, {
+        transport: viaCookie ? 'cookie' : 'body',
+      });
     } catch (error) {
       // A dead cookie would be sent on every later refresh: drop it.
       if (viaCookie && cookie && isGrantRejection(error)) cookie.clear(req, res);
