@@ -142,10 +142,19 @@ describe('cleanup with two worker processes', () => {
       runs[0]!.processedOn! < runs[1]!.finishedOn! && runs[1]!.processedOn! < runs[0]!.finishedOn!,
     ).toBe(true);
 
-    const batches = workers.flatMap((worker) =>
-      worker.logs
-        .filter((line) => line.msg === 'cleanup batch')
-        .map((line) => line.deleted as number),
+    const batchLines = () =>
+      workers.flatMap((worker) =>
+        worker.logs
+          .filter((line) => line.msg === 'cleanup batch')
+          .map((line) => line.deleted as number),
+      );
+    // The lines reach us through the children's pipes, possibly after the runs finished.
+    const batches = await waitFor(
+      () => {
+        const lines = batchLines();
+        return lines.reduce((sum, n) => sum + n, 0) >= EXPIRED ? lines : undefined;
+      },
+      { what: "the workers' 'cleanup batch' lines" },
     );
     expect(Math.max(...batches)).toBe(BATCH_SIZE);
     expect(batches.reduce((sum, n) => sum + n, 0)).toBe(EXPIRED);

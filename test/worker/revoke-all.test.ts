@@ -125,7 +125,10 @@ describe('revoke-all through the worker process', () => {
         waiting: 0,
         completed: 1,
       });
-      expect(worker.logs.filter((line) => line.msg === 'revoke-all done')).toHaveLength(1);
+      // The line reaches us through the child's pipe after the job completed: wait for it.
+      const done = () => worker.logs.filter((line) => line.msg === 'revoke-all done');
+      await waitFor(() => done().length > 0, { what: "the worker's 'revoke-all done' line" });
+      expect(done()).toHaveLength(1);
 
       // A malformed payload fails at once, without using its retries.
       const bad = await queue.add(
