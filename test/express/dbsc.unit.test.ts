@@ -13,6 +13,7 @@ import {
   type CryptoKey,
   type JWK,
 } from 'jose';
+import express from 'express';
 import request from 'supertest';
 import { createRefreshRouter } from '../../src/adapters/express';
 import { OptionsError } from '../../src/domain/errors';
@@ -437,6 +438,26 @@ describe('DBSC on the cookie transport', () => {
     expect((await refresh(outdated.sessionId)).body).toEqual({ continue: false });
     expect((await refresh('f'.repeat(32))).body).toEqual({ continue: false });
     expect((await refresh('')).body).toEqual({ continue: false });
+  });
+
+  it('a cookie login bound by DPoP is offered no registration (a binding is never replaced)', async () => {
+    const app = express();
+    const router = createRefreshRouter({
+      service: h.service,
+      cookie: { path: '/auth', dbsc: { secret: SECRET } },
+    });
+    app.post('/auth/login', (_req, res, next) => {
+      router
+        .issue(res, { userId: 'dpop-user', dpop: { jkt: 'A'.repeat(43) } })
+        .then((body) => res.json(body), next);
+    });
+    app.use('/auth', router);
+    const login = await request(app)
+      .post('/auth/login')
+      .set({ ...COOKIE_OPT_IN, Host: HOST });
+    expect(login.status).toBe(200);
+    expect(login.body.token_type).toBe('DPoP');
+    expect(login.headers['secure-session-registration']).toBeUndefined();
   });
 
   it('without cookie.dbsc the endpoints do not exist and a cookie login offers nothing', async () => {

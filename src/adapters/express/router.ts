@@ -459,7 +459,9 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     if (res) setNoStore(res);
     setDPoPNonce(res, dpop);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
-    if (useCookie && res && dbsc) offerDeviceBinding(res, cookie, dbsc, result.sessionId);
+    // A session bound by DPoP at login stays so: a binding is never replaced.
+    if (useCookie && res && dbsc && result.tokenType === 'Bearer')
+      offerDeviceBinding(res, cookie, dbsc, result.sessionId);
     return tokenBody(result, !useCookie);
   }
 
