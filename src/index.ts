@@ -59,6 +59,13 @@ export type {
   Clock,
 } from './domain/refresh-token';
 export { systemClock } from './domain/refresh-token';
+export type {
+  SessionBinding,
+  DpopBinding,
+  DbscBinding,
+  PublicJwk,
+  DeviceKey,
+} from './domain/session-binding';
 
 // The token string: what a repository's `findByTokenHash` takes, and the prefix secret scanners see.
 export { hashToken, TOKEN_PREFIX, MIN_SECRET_BYTES } from './domain/token-codec';

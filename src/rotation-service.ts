@@ -33,7 +33,10 @@ import {
   assertProvenFor,
   bindingAfter,
   checkedProvenKey,
+  credentialExpiry,
+  judgeBinding,
   type ProvenKey,
+  type DeviceKey,
 } from './domain/session-binding';
 import {
   hashToken,
@@ -263,7 +266,11 @@ export class RotationService {
       await this.refuseOutdated(record, now, synced);
       // Reuse beats binding: a copy exists, whoever holds the key.
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
-      assertProvenFor(record.binding, proven);
+      // A device-bound session past its bound lifetime: only a refresh by proof (the key) revives
+      // it; a copied cookie is refused here and changes nothing.
+      if (judgeBinding(record.binding, proven, now) === 'lapsed')
+        throw this.audit.reject('expired', who);
+      assertProvenFor(record.binding, proven, now);
       if (decision === 'grace') {
         // The same current token for every straggler, unsealed from the record, no write. If its
         // secret has since been removed from the list (or the seal does not open), nobody can be
@@ -276,6 +283,115 @@ export class RotationService {
       // between (retry once).
     }
     throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
+  }
+
+  /**
+   * DBSC registration: binds the unbound session whose current token is `refreshToken` to the
+   * device key that `prove` returns, with a bound lifetime of `boundTtlMs` from now, in one
+   * conditional update. `prove` gets the session id (after the token's tag passed, before any
+   * I/O) and verifies the registration proof for that session (the HTTP adapter's job); it throws
+   * to refuse. `InvalidGrantError` when the token is not a live, current, unbound session's (a
+   * replayed registration finds the session already bound). Returns the refresh credential's new
+   * expiry (the cookie's).
+   */
+  async bindDevice(
+    refreshToken: unknown,
+    prove: (sessionId: string) => Promise<DeviceKey>,
+    boundTtlMs: number,
+  ): Promise<{ sessionId: string; refreshExpiresAt: Date }> {
+    return this.tracer.run('bind_device', async () => {
+      if (typeof refreshToken !== 'string' || refreshToken.length === 0)
+        throw new InvalidRequestError('refresh_token is required');
+      const parsed = this.parse(refreshToken);
+      if (!parsed) throw this.audit.reject('malformed');
+      if (!this.options.refreshToken.codec.hasValidTag(parsed))
+        throw this.audit.reject('forged', { sessionId: parsed.sessionId });
+      const key = await prove(parsed.sessionId);
+      checkedProvenKey({ jkt: key.jkt });
+      const now = this.options.clock.now();
+      const bound = await store(() =>
+        this.options.repository.bindDevice({
+          sessionId: parsed.sessionId,
+          tokenHash: hashToken(refreshToken),
+          binding: {
+            method: 'dbsc',
+            jkt: key.jkt,
+            jwk: key.jwk,
+            boundUntil: new Date(now.getTime() + boundTtlMs),
+          },
+          now,
+        }),
+      );
+      // Not the current token of a live, unbound session: revoked, expired, already bound (a
+      // replayed registration), or a superseded token.
+      if (!bound) throw this.audit.reject('revoked', { sessionId: parsed.sessionId });
+      return {
+        sessionId: bound.sessionId,
+        refreshExpiresAt: credentialExpiry(bound.expiresAt, bound.binding),
+      };
+    });
+  }
+
+  /**
+   * DBSC refresh by proof: rotates the device-bound session `sessionId` without its refresh token
+   * and extends its bound lifetime to `boundTtlMs` from now. `prove` gets the stored key and the
+   * session's current generation and verifies the request's proof with them (a challenge tied to
+   * the generation cannot be replayed once the rotation moved past it); it throws to refuse.
+   * `InvalidGrantError` for an unknown, revoked, expired or outdated session, or one not bound by
+   * DBSC (the HTTP adapter answers those `{"continue": false}`). Costs a read of the record and the
+   * conditional rotation.
+   */
+  async refreshByDeviceProof(
+    sessionId: string,
+    prove: (key: DeviceKey, generation: number) => Promise<void>,
+    boundTtlMs: number,
+  ): Promise<TokenResponse> {
+    return this.tracer.run('refresh_by_device_proof', async () => {
+      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId))
+        throw this.audit.reject('malformed');
+      const { repository, refreshToken: settings, clock } = this.options;
+      const synced = this.revocations.sync();
+      for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
+        const record = await store(() => repository.findBySessionId(sessionId));
+        if (!record) throw this.audit.reject('unknown_session', { sessionId });
+        const who = { userId: record.userId, sessionId };
+        const now = clock.now();
+        if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
+        if (isExpired(record, now) || record.generation >= MAX_GENERATION)
+          throw this.audit.reject('expired', who);
+        if (record.binding?.method !== 'dbsc') throw this.audit.reject('unknown_session', who);
+        await this.refuseOutdated(record, now, synced);
+        const { jkt, jwk } = record.binding;
+        await prove({ jkt, jwk }, record.generation);
+        const next = settings.codec.mint(sessionId, record.generation + 1);
+        const rotated = await store(() =>
+          repository.rotate({
+            sessionId,
+            generation: record.generation,
+            tokenHash: record.tokenHash,
+            nextKeyId: next.keyId,
+            nextTokenHash: next.tokenHash,
+            nextSealed: next.sealed,
+            dbsc: { jkt, boundUntil: new Date(now.getTime() + boundTtlMs) },
+            now,
+            idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
+          }),
+        );
+        if (!rotated) continue; // a write in between: read again (the proof is checked again)
+        await this.refuseOutdated(rotated, now, synced);
+        this.audit.emit({
+          type: 'token.rotated',
+          at: now,
+          userId: rotated.userId,
+          sessionId,
+          generation: rotated.generation,
+        });
+        return tokenResponse(this.accessTokens, rotated, next.token, now);
+      }
+      throw new StoreUnavailableError(
+        'the session kept changing under concurrent refreshes; retry',
+      );
+    });
   }
 
   /**
@@ -322,7 +438,10 @@ export class RotationService {
       const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
       const { kind } = provenanceOf(record, presented);
       if (kind === 'current' || kind === 'superseded') {
-        assertProvenFor(record.binding, proven);
+        const now = this.options.clock.now();
+        // A copied cookie of a device-bound session past its bound lifetime cannot end it either.
+        if (judgeBinding(record.binding, proven, now) === 'lapsed') return false;
+        assertProvenFor(record.binding, proven, now);
         return this.revoke(record, reason);
       }
       if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);

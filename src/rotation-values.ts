@@ -5,7 +5,7 @@
 import type { AccessTokens } from './domain/access-token';
 import { InvalidRequestError } from './domain/errors';
 import type { ClientInfo, RefreshTokenRecord } from './domain/refresh-token';
-import type { ProvenKey } from './domain/session-binding';
+import { credentialExpiry, type ProvenKey } from './domain/session-binding';
 
 /** What `issue` and `refresh` answer (the body of RFC 6749 §5.1, plus ids for the caller). */
 export interface TokenResponse {
@@ -15,7 +15,10 @@ export interface TokenResponse {
   /** Access-token lifetime in seconds. */
   expiresIn: number;
   refreshToken: string;
-  /** When the refresh token dies if unused (idle expiry, capped by the absolute one). */
+  /**
+   * When the refresh token dies if unused (idle expiry, capped by the absolute one; for a
+   * device-bound session also by its bound lifetime).
+   */
   refreshExpiresAt: Date;
   sessionId: string;
   userId: string;
@@ -112,7 +115,7 @@ export function tokenResponse(
     tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
     expiresIn: accessTokens.expiresIn,
     refreshToken,
-    refreshExpiresAt: record.expiresAt,
+    refreshExpiresAt: credentialExpiry(record.expiresAt, record.binding),
     sessionId: record.sessionId,
     userId: record.userId,
   };

@@ -5,6 +5,7 @@ import type {
   RotateInput,
   Touch,
 } from './refresh-token';
+import type { DbscBinding } from './session-binding';
 
 /**
  * The storage port. Adapters own their connections; no driver type crosses this interface.
@@ -84,6 +85,19 @@ export interface RefreshTokenRepository {
    * concurrent revocation is never undone by a rotation: see `revokeBySession`.
    */
   rotate(input: RotateInput): Promise<RefreshTokenRecord | null>;
+
+  /**
+   * DBSC registration, one conditional update: if the record `sessionId` holds `tokenHash`, is
+   * unbound, not revoked and neither idle- nor absolute-expired at `now`, set its `binding` to
+   * `binding` and return the record after the change; otherwise change nothing and return null. A
+   * binding is never replaced, so a replayed registration finds nothing to bind.
+   */
+  bindDevice(input: {
+    sessionId: string;
+    tokenHash: string;
+    binding: DbscBinding;
+    now: Date;
+  }): Promise<RefreshTokenRecord | null>;
 
   /** Live records of the user whose idle and absolute expiry are after `now`, newest first. */
   listActiveForUser(userId: string, now: Date): Promise<RefreshTokenRecord[]>;

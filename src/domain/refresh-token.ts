@@ -113,6 +113,13 @@ export interface RotateInput {
    * without it, only an unbound record matches.
    */
   proofJkt?: string | undefined;
+  /**
+   * A refresh by proof at the DBSC endpoint (the adapter verified the proof with the stored key):
+   * the write happens only if the record is bound by DBSC to `jkt`, and its bound lifetime then
+   * becomes `boundUntil`. Without it a DBSC-bound record matches only while its `boundUntil` is
+   * after `now`, and the rotation leaves that lifetime as it is. Never set together with `proofJkt`.
+   */
+  dbsc?: { jkt: string; boundUntil: Date } | undefined;
   /** The time of the rotation: live and unexpired at `now`; `rotatedAt`, supersede time, last use. */
   now: Date;
   /** `now` + the idle TTL; the stored idle expiry never passes the record's absolute one. */

@@ -11,12 +11,37 @@ import { InvalidDpopProofError, InvalidRequestError } from './errors';
 /** How a session is bound: DPoP (RFC 9449) proofs, or Chrome's Device Bound Session Credentials. */
 export type BindingMethod = 'dpop' | 'dbsc';
 
-/** What the record keeps of a bound session's key. */
-export interface SessionBinding {
-  method: BindingMethod;
+/** A public JWK as the record keeps it (members are strings: kty, crv, x, y, n, e). */
+export type PublicJwk = Readonly<Record<string, string>>;
+
+/** A session bound by DPoP: every proof carries its key, so the thumbprint is enough. */
+export interface DpopBinding {
+  method: 'dpop';
   /** RFC 7638 SHA-256 thumbprint of the public key, base64url (43 characters). */
   jkt: string;
 }
+
+/**
+ * A session bound by DBSC (Chrome's Device Bound Session Credentials). A refresh proof carries no
+ * key, so the public key itself is kept. `boundUntil` is the bound lifetime: a refresh without a
+ * proof (`POST /token` with the cookie) may rotate until then but never moves it; only a refresh
+ * by proof at the DBSC refresh endpoint does.
+ */
+export interface DbscBinding {
+  method: 'dbsc';
+  jkt: string;
+  jwk: PublicJwk;
+  boundUntil: Date;
+}
+
+/** A device key (DBSC) as the HTTP adapter proved it: its RFC 7638 thumbprint and public JWK. */
+export interface DeviceKey {
+  jkt: string;
+  jwk: PublicJwk;
+}
+
+/** What the record keeps of a bound session's key. */
+export type SessionBinding = DpopBinding | DbscBinding;
 
 /** A key proven by the request (a DPoP proof verified by the HTTP adapter). */
 export interface ProvenKey {
@@ -38,17 +63,27 @@ export function isThumbprint(value: unknown): value is string {
  * - `bearer`: unbound, and no proof: a bearer session as before;
  * - `match`: bound to the proven key;
  * - `missing`: bound (by DPoP), but no proof came;
- * - `mismatch`: bound, and the proof is by another key (or the session is bound another way).
+ * - `mismatch`: bound, and the proof is by another key (or the session is bound another way);
+ * - `lapsed`: bound by DBSC, no DPoP proof, and the bound lifetime is over at `now`: only a
+ *   refresh by proof at the DBSC endpoint brings it back.
+ *
+ * A DBSC session refreshed without a proof (`POST /token` with its cookie) is a `match` while
+ * `now` is before `boundUntil`; a DPoP proof never stands in for its key.
  */
-export type BindingVerdict = 'bind' | 'bearer' | 'match' | 'missing' | 'mismatch';
+export type BindingVerdict = 'bind' | 'bearer' | 'match' | 'missing' | 'mismatch' | 'lapsed';
 
 export function judgeBinding(
   binding: SessionBinding | null,
   proven: ProvenKey | undefined,
+  now: Date,
 ): BindingVerdict {
   if (binding === null) return proven === undefined ? 'bearer' : 'bind';
+  if (binding.method === 'dbsc') {
+    if (proven !== undefined) return 'mismatch';
+    return binding.boundUntil.getTime() > now.getTime() ? 'match' : 'lapsed';
+  }
   if (proven === undefined) return 'missing';
-  return binding.method === 'dpop' && binding.jkt === proven.jkt ? 'match' : 'mismatch';
+  return binding.jkt === proven.jkt ? 'match' : 'mismatch';
 }
 
 /** The binding a session has after a request with `proven` that passed {@link judgeBinding}. */
@@ -66,8 +101,9 @@ export function bindingAfter(
 export function assertProvenFor(
   binding: SessionBinding | null,
   proven: ProvenKey | undefined,
+  now: Date,
 ): void {
-  const verdict = judgeBinding(binding, proven);
+  const verdict = judgeBinding(binding, proven, now);
   if (verdict === 'missing')
     throw new InvalidDpopProofError(
       'this session is bound to a key: send a DPoP proof signed with it',
@@ -76,6 +112,16 @@ export function assertProvenFor(
     throw new InvalidDpopProofError(
       'the DPoP proof is signed with another key than the one this session is bound to',
     );
+}
+
+/**
+ * When a session's refresh credential stops working: its idle expiry, or for a DBSC session the
+ * earlier of that and its bound lifetime (the refresh cookie is given this expiry).
+ */
+export function credentialExpiry(expiresAt: Date, binding: SessionBinding | null): Date {
+  return binding?.method === 'dbsc' && binding.boundUntil.getTime() < expiresAt.getTime()
+    ? binding.boundUntil
+    : expiresAt;
 }
 
 /** A proven key as the HTTP adapter hands it, checked: a malformed one is its bug, never stored. */

@@ -10,6 +10,8 @@ export type TracedOperation =
   | 'refresh'
   | 'revoke_session'
   | 'revoke_by_token'
+  | 'bind_device'
+  | 'refresh_by_device_proof'
   | 'revoke_all'
   | 'rotate_global'
   | 'list_sessions'

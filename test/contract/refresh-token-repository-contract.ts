@@ -474,6 +474,94 @@ export function describeRefreshTokenRepositoryContract(
       });
     });
 
+    describe('device binding (DBSC)', () => {
+      const jwk = { kty: 'EC', crv: 'P-256', x: 'x-coordinate', y: 'y-coordinate' };
+      const deviceBinding = (boundUntil: Date) =>
+        ({ method: 'dbsc', jkt: 'D'.repeat(43), jwk, boundUntil }) as const;
+
+      async function bound(boundUntil: Date): Promise<RefreshTokenRecord> {
+        const record = await saved();
+        const result = await repository.bindDevice({
+          sessionId: record.sessionId,
+          tokenHash: record.tokenHash,
+          binding: deviceBinding(boundUntil),
+          now: at(0),
+        });
+        expect(result).toEqual({ ...record, binding: deviceBinding(boundUntil) });
+        return result!;
+      }
+
+      it('bindDevice binds a live, unbound session holding the hash, keeps the key, and never rebinds', async () => {
+        const record = await bound(at(10 * MINUTE));
+        expect(await repository.findById(record.id)).toEqual(record);
+        const again = await repository.bindDevice({
+          sessionId: record.sessionId,
+          tokenHash: record.tokenHash,
+          binding: { ...deviceBinding(at(DAY)), jkt: 'E'.repeat(43) },
+          now: at(MINUTE),
+        });
+        expect(again).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(record);
+      });
+
+      it('bindDevice binds nothing for another hash, a revoked, expired or DPoP-bound session', async () => {
+        const other = await saved();
+        const attempt = (record: RefreshTokenRecord, tokenHash = record.tokenHash, now = at(0)) =>
+          repository.bindDevice({
+            sessionId: record.sessionId,
+            tokenHash,
+            binding: deviceBinding(at(DAY)),
+            now,
+          });
+        expect(await attempt(other, aTokenHash())).toBeNull();
+        expect(await attempt(other, other.tokenHash, other.expiresAt)).toBeNull();
+        await repository.revokeBySession(other.sessionId, 'logout', { at: at(0) });
+        expect(await attempt(other)).toBeNull();
+        const dpop = await saved({ binding: { method: 'dpop', jkt: 'A'.repeat(43) } });
+        expect(await attempt(dpop)).toBeNull();
+        expect((await repository.findById(dpop.id))!.binding).toEqual(dpop.binding);
+      });
+
+      it('rotate without a proof admits a device-bound record only before its bound lifetime ends, and never moves it', async () => {
+        const record = await bound(at(10 * MINUTE));
+        const rotated = await repository.rotate(aRotation(record, at(9 * MINUTE)));
+        expect(rotated?.generation).toBe(1);
+        expect(rotated?.binding).toEqual(deviceBinding(at(10 * MINUTE)));
+        expect(await repository.rotate(aRotation(rotated!, at(10 * MINUTE)))).toBeNull();
+        expect(
+          await repository.rotate(
+            aRotation(rotated!, at(9 * MINUTE), { proofJkt: 'D'.repeat(43) }),
+          ),
+        ).toBeNull();
+        expect(await repository.findById(record.id)).toEqual(rotated);
+      });
+
+      it('rotate by proof needs the DBSC binding to that key, and then extends the bound lifetime', async () => {
+        const record = await bound(at(10 * MINUTE));
+        const byOtherKey = aRotation(record, at(20 * MINUTE), {
+          dbsc: { jkt: 'E'.repeat(43), boundUntil: at(30 * MINUTE) },
+        });
+        expect(await repository.rotate(byOtherKey)).toBeNull();
+        const unbound = await saved();
+        expect(
+          await repository.rotate(
+            aRotation(unbound, at(MINUTE), {
+              dbsc: { jkt: 'D'.repeat(43), boundUntil: at(30 * MINUTE) },
+            }),
+          ),
+        ).toBeNull();
+        expect((await repository.findById(unbound.id))!.binding).toBeNull();
+        const rotated = await repository.rotate(
+          aRotation(record, at(20 * MINUTE), {
+            dbsc: { jkt: 'D'.repeat(43), boundUntil: at(30 * MINUTE) },
+          }),
+        );
+        expect(rotated?.generation).toBe(1);
+        expect(rotated?.binding).toEqual(deviceBinding(at(30 * MINUTE)));
+        expect(await repository.findById(record.id)).toEqual(rotated);
+      });
+    });
+
     describe('revocation racing rotation', () => {
       it('revokeBySession is never lost to a concurrent rotate (many rounds)', async () => {
         for (let round = 0; round < 25; round += 1) {

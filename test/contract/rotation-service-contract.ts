@@ -976,6 +976,218 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       });
     });
 
+    describe('device-bound sessions (DBSC)', () => {
+      const BOUND_TTL = 10 * 60_000;
+      const device = {
+        jkt: 'D'.repeat(43),
+        jwk: { kty: 'EC', crv: 'P-256', x: 'xx', y: 'yy' },
+      };
+      const acceptAny = async (): Promise<void> => undefined;
+
+      async function boundLogin(rotation: RotationService): Promise<TokenResponse> {
+        const login = await rotation.issue({ userId: 'alice' });
+        await rotation.bindDevice(login.refreshToken, async () => device, BOUND_TTL);
+        return login;
+      }
+
+      it('registration binds the unbound session in one write, keeps the key, and shortens the cookie to the bound lifetime', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const seen: string[] = [];
+        const bound = await rotation.bindDevice(
+          login.refreshToken,
+          async (sessionId) => {
+            seen.push(sessionId);
+            return device;
+          },
+          BOUND_TTL,
+        );
+        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        expect(seen).toEqual([login.sessionId]);
+        expect(bound).toEqual({ sessionId: login.sessionId, refreshExpiresAt: boundUntil });
+        expect((await record(login.sessionId)).binding).toEqual({
+          method: 'dbsc',
+          ...device,
+          boundUntil,
+        });
+      });
+
+      it('a replayed registration, or one for a bound, revoked or superseded session, binds nothing', async () => {
+        const rotation = service();
+        const login = await boundLogin(rotation);
+        const before = await record(login.sessionId);
+        const other = { jkt: 'E'.repeat(43), jwk: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' } };
+        await expectGrantRejected(
+          rotation.bindDevice(login.refreshToken, async () => other, BOUND_TTL),
+          'revoked',
+        );
+        expect(await record(login.sessionId)).toEqual(before);
+
+        const second = await rotation.issue({ userId: 'alice' });
+        const rotated = await rotation.refresh(second.refreshToken);
+        await expectGrantRejected(
+          rotation.bindDevice(second.refreshToken, async () => device, BOUND_TTL),
+          'revoked',
+        );
+        await rotation.revokeSession(second.sessionId);
+        await expectGrantRejected(
+          rotation.bindDevice(rotated.refreshToken, async () => device, BOUND_TTL),
+          'revoked',
+        );
+        expect((await record(second.sessionId)).binding).toBeNull();
+      });
+
+      it('a refused proof at registration changes nothing, and a forged token never reaches the proof or the store', async () => {
+        const rotation = service();
+        const login = await rotation.issue({ userId: 'alice' });
+        const before = await record(login.sessionId);
+        await expect(
+          rotation.bindDevice(
+            login.refreshToken,
+            async () => {
+              throw new Error('bad proof');
+            },
+            BOUND_TTL,
+          ),
+        ).rejects.toThrow('bad proof');
+        expect(await record(login.sessionId)).toEqual(before);
+        let asked = false;
+        await expectGrantRejected(
+          rotation.bindDevice(
+            tamperToken(login.refreshToken, (body) => {
+              body[40] = (body[40] as number) ^ 0x01;
+            }),
+            async () => {
+              asked = true;
+              return device;
+            },
+            BOUND_TTL,
+          ),
+          'forged',
+        );
+        expect(asked).toBe(false);
+      });
+
+      it('the cookie rotates without a proof inside the bound lifetime but never extends it, and is refused after it without any change', async () => {
+        const rotation = service();
+        const login = await boundLogin(rotation);
+        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        clock.advance('9m');
+        const rotated = await rotation.refresh(login.refreshToken);
+        expect(rotated.tokenType).toBe('Bearer');
+        expect(rotated.refreshExpiresAt).toEqual(boundUntil);
+        expect((await record(login.sessionId)).binding).toMatchObject({ boundUntil });
+        clock.advance('1m');
+        const before = await record(login.sessionId);
+        await expectGrantRejected(rotation.refresh(rotated.refreshToken), 'expired');
+        expect(await record(login.sessionId)).toEqual(before);
+        // Nor can the copy log its owner out.
+        await expect(rotation.revokeByRefreshToken(rotated.refreshToken)).resolves.toBe(false);
+        expect((await record(login.sessionId)).revokedAt).toBeNull();
+        // A DPoP proof never stands in for the device key.
+        await expect(
+          rotation.refresh(rotated.refreshToken, { jkt: device.jkt }),
+        ).rejects.toMatchObject({ code: 'invalid_dpop_proof' });
+      });
+
+      it('a refresh by proof rotates with the stored key, extends the bound lifetime, and the old cookie is then reuse', async () => {
+        const rotation = service({ refreshToken: { reuseGrace: '10s' } });
+        const login = await boundLogin(rotation);
+        clock.advance('11m');
+        const seen: [unknown, number][] = [];
+        const refreshed = await rotation.refreshByDeviceProof(
+          login.sessionId,
+          async (key, generation) => {
+            seen.push([key, generation]);
+          },
+          BOUND_TTL,
+        );
+        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        expect(seen).toEqual([[device, 0]]);
+        expect(refreshed.refreshExpiresAt).toEqual(boundUntil);
+        expect((await record(login.sessionId)).binding).toEqual({
+          method: 'dbsc',
+          ...device,
+          boundUntil,
+        });
+        const next = await rotation.refresh(refreshed.refreshToken);
+        expect(next.refreshExpiresAt).toEqual(boundUntil);
+        clock.advance('11s');
+        await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(login.sessionId, acceptAny, BOUND_TTL),
+          'revoked',
+        );
+      });
+
+      it('a refused proof at refresh changes nothing', async () => {
+        const rotation = service();
+        const login = await boundLogin(rotation);
+        const before = await record(login.sessionId);
+        await expect(
+          rotation.refreshByDeviceProof(
+            login.sessionId,
+            async () => {
+              throw new Error('another key');
+            },
+            BOUND_TTL,
+          ),
+        ).rejects.toThrow('another key');
+        expect(await record(login.sessionId)).toEqual(before);
+      });
+
+      it('a revoked, outdated, expired, unknown or unbound session is refused at the refresh by proof', async () => {
+        const rotation = service({ refreshToken: { idleTtl: '1d', absoluteTtl: '2d' } });
+        const revoked = await boundLogin(rotation);
+        await rotation.revokeSession(revoked.sessionId);
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(revoked.sessionId, acceptAny, BOUND_TTL),
+          'revoked',
+        );
+        const unbound = await rotation.issue({ userId: 'bob' });
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(unbound.sessionId, acceptAny, BOUND_TTL),
+          'unknown_session',
+        );
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(randomHex(16), acceptAny, BOUND_TTL),
+          'unknown_session',
+        );
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof('not a session', acceptAny, BOUND_TTL),
+          'malformed',
+        );
+        const outdated = await boundLogin(rotation);
+        await rotation.revokeAllForUser('alice');
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(outdated.sessionId, acceptAny, BOUND_TTL),
+          'version',
+        );
+        const expired = await rotation.issue({ userId: 'carol' });
+        await rotation.bindDevice(expired.refreshToken, async () => device, BOUND_TTL);
+        clock.advance('25h');
+        await expectGrantRejected(
+          rotation.refreshByDeviceProof(expired.sessionId, acceptAny, BOUND_TTL),
+          'expired',
+        );
+      });
+
+      it('a proof replayed after its rotation is checked against the new generation', async () => {
+        const rotation = service();
+        const login = await boundLogin(rotation);
+        const generations: number[] = [];
+        const prove = async (_key: unknown, generation: number): Promise<void> => {
+          generations.push(generation);
+          if (generation !== 0) throw new Error('challenge of another generation');
+        };
+        await rotation.refreshByDeviceProof(login.sessionId, prove, BOUND_TTL);
+        await expect(
+          rotation.refreshByDeviceProof(login.sessionId, prove, BOUND_TTL),
+        ).rejects.toThrow('challenge of another generation');
+        expect(generations).toEqual([0, 1]);
+      });
+    });
+
     describe('what a leaked database or secret is worth (format 3)', () => {
       /** Every byte string a record holds, decoded every way a reader of the dump could try. */
       function byteSourcesOf(dump: unknown): Buffer[] {

@@ -253,8 +253,12 @@ describe('database commands per refresh of a DPoP-bound session (guard off)', ()
     expect(refused?.status).toBe(400);
     expect(refused?.body).toMatchObject({ error: 'invalid_dpop_proof' });
     expect(withoutProof).toEqual({ tokens: ['findAndModify', 'find'], versions: [] });
-    // Without a proof the filter admits only an unbound record: the binding is in the one command.
-    expect(lastFilter()).toMatchObject({ binding: null });
+    // Without a proof the filter admits an unbound record, or a device-bound one inside its bound
+    // lifetime: the binding is in the one command.
+    expect(lastFilter()?.$or).toEqual([
+      { binding: null },
+      { 'binding.method': 'dbsc', 'binding.boundUntil': { $gt: expect.any(Date) } },
+    ]);
 
     const after = await refresh(
       h.app,
@@ -262,5 +266,51 @@ describe('database commands per refresh of a DPoP-bound session (guard off)', ()
       await makeProof(key, TOKEN_URL),
     );
     expect(after.status).toBe(200);
+  });
+});
+
+describe('database commands per refresh of a device-bound (DBSC) session (guard off)', () => {
+  const device = { jkt: 'D'.repeat(43), jwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' } };
+
+  it('POST /token with the bound cookie is one findAndModify whose filter holds the bound lifetime; a refresh by proof is a read and one findAndModify', async () => {
+    const h = await harness('off');
+    const { current } = await warmSession(h);
+    let sessionId = '';
+    const bound = await h.count(async () => {
+      ({ sessionId } = await h.service.bindDevice(current, async () => device, 600_000));
+    });
+    expect(bound).toEqual({ tokens: ['findAndModify'], versions: [] });
+
+    const monitored: mongo.CommandStartedEvent[] = [];
+    const keep = (event: mongo.CommandStartedEvent) => monitored.push(event);
+    db.connection.getClient().on('commandStarted', keep);
+    h.clock.advance('1m');
+    let answer: request.Response | undefined;
+    const counted = await h.count(async () => {
+      answer = await refresh(h.app, current);
+    });
+    expect(answer?.status).toBe(200);
+    expect(counted).toEqual({ tokens: ['findAndModify'], versions: [] });
+    const query = monitored.filter((event) => event.commandName === 'findAndModify').at(-1)?.command
+      .query as Record<string, unknown>;
+    expect(query.$or).toEqual([
+      { binding: null },
+      { 'binding.method': 'dbsc', 'binding.boundUntil': { $gt: h.clock.now() } },
+    ]);
+
+    h.clock.advance('10m');
+    const lapsed = await h.count(async () => {
+      answer = await refresh(h.app, answer!.body.refresh_token as string);
+    });
+    db.connection.getClient().off('commandStarted', keep);
+    expect(answer?.status).toBe(400);
+    // The slow path: the miss and a read, no write (10 minutes on, the version cache has expired).
+    expect(lapsed.tokens).toEqual(['findAndModify', 'find']);
+
+    const byProof = await h.count(() =>
+      h.service.refreshByDeviceProof(sessionId, async () => undefined, 600_000),
+    );
+    // The stored key must be read before the proof can be verified: a read, then the one write.
+    expect(byProof).toEqual({ tokens: ['find', 'findAndModify'], versions: [] });
   });
 });

@@ -1,5 +1,6 @@
 import type { CookieOptions, Request, Response } from 'express';
 import { InvalidRequestError, OptionsError } from '../../domain/errors';
+import type { DbscOptions } from './dbsc';
 
 /** Options of the refresh-cookie transport for browser apps. */
 export interface CookieTransportOptions {
@@ -35,6 +36,13 @@ export interface CookieTransportOptions {
   allowedOrigins?: readonly string[] | undefined;
   /** Set on a developer machine to silence the start-up warning about `secure: false`. */
   development?: boolean | undefined;
+  /**
+   * Device Bound Session Credentials (Chrome's DBSC): a cookie login offers the browser to bind
+   * the session to a key it keeps (in the TPM), and the bound refresh cookie then lives
+   * `boundTtl`, extended only by a proof with that key (docs/express.md, "Device-bound
+   * sessions"). Needs HTTPS and `secure`. Default off.
+   */
+  dbsc?: DbscOptions | undefined;
 }
 
 /** The cookie transport, resolved once. */
@@ -56,6 +64,10 @@ export interface CookieTransport {
    */
   assertCanSet(req: Request): void;
   set(req: Request, res: Response, token: string, expires: Date): void;
+  /** The cookie's `Path` for this request (throws `OptionsError` like `assertCanSet`). */
+  pathFor(req: Request): string;
+  /** The cookie's attributes as DBSC's `credentials` list names them (no expiry). */
+  attributeText(req: Request): string;
   clear(req: Request, res: Response): void;
 }
 
@@ -235,6 +247,19 @@ export function createCookieTransport(
     },
     assertCanSet(req) {
       attributes(req);
+    },
+    pathFor(req) {
+      return attributes(req).path!;
+    },
+    attributeText(req) {
+      const { path, domain } = attributes(req);
+      return [
+        `Path=${path}`,
+        ...(domain ? [`Domain=${domain}`] : []),
+        ...(secure ? ['Secure'] : []),
+        'HttpOnly',
+        'SameSite=Strict',
+      ].join('; ');
     },
     set(req, res, token, expires) {
       res.cookie(name, token, { ...attributes(req), expires });

@@ -23,6 +23,7 @@ import {
   type ResourceDPoP,
 } from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
+import { assertSameOriginFetch, createDbsc, type Dbsc } from './dbsc';
 import {
   createDPoPVerifier,
   publicUrlOption,
@@ -226,6 +227,23 @@ function resolveCookie(
   return createCookieTransport(cookieOptions, warn);
 }
 
+function resolveDbsc(options: RefreshRouterOptions): Dbsc | null {
+  const dbsc = typeof options.cookie === 'object' ? options.cookie.dbsc : undefined;
+  if (dbsc === undefined) return null;
+  if (typeof options.cookie === 'object' && options.cookie.secure === false)
+    throw new OptionsError(
+      'cookie.dbsc needs cookie.secure: browsers speak DBSC over HTTPS only, with a Secure cookie',
+    );
+  return createDbsc(dbsc);
+}
+
+/** A refresh by proof that came without one: answered 403 with this challenge. */
+class DbscChallengeNeeded extends Error {
+  constructor(readonly challenge: string) {
+    super('a DBSC proof is needed');
+  }
+}
+
 function bodyOf(req: Request): Record<string, unknown> {
   const body: unknown = req.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return {};
@@ -316,6 +334,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
   const limit = bodyLimitOf(options);
   const cookie = resolveCookie(options, logger);
   const dpop = resolveDPoP(options.dpop);
+  const dbsc = resolveDbsc(options);
   const requireAccessToken = authenticate({
     service,
     checkRevocation: options.checkRevocation ?? { sessions: true },
@@ -442,7 +461,94 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     if (res) setNoStore(res);
     setDPoPNonce(res, dpop);
     if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
+    // A session bound by DPoP at login stays so: a binding is never replaced.
+    if (useCookie && res && dbsc && result.tokenType === 'Bearer')
+      offerDeviceBinding(res, cookie, dbsc, result.sessionId);
     return tokenBody(result, !useCookie);
+  }
+
+  /** DBSC: the header that asks the browser to register a device key for this session. */
+  function offerDeviceBinding(
+    res: Response,
+    transport: CookieTransport,
+    device: Dbsc,
+    sessionId: string,
+  ): void {
+    const path = `${transport.pathFor(res.req)}/dbsc/register`;
+    res.setHeader(
+      'Secure-Session-Registration',
+      `(${device.algorithms.join(' ')});path="${path}";challenge="${device.challenge(sessionId, null)}";authorization="${device.authorization(sessionId)}"`,
+    );
+  }
+
+  /** The session instructions a DBSC registration or refresh answers with. */
+  function dbscInstructions(req: Request, transport: CookieTransport, sessionId: string) {
+    const host = req.get('host') ?? '';
+    return {
+      session_identifier: sessionId,
+      refresh_url: `${transport.pathFor(req)}/dbsc/refresh`,
+      scope: {
+        origin: `https://${host}`,
+        include_site: false,
+        scope_specification: [{ type: 'exclude', domain: req.hostname, path: '/favicon.ico' }],
+      },
+      // No expiry here (the browser refuses it): the real Set-Cookie carries it.
+      credentials: [
+        { type: 'cookie', name: transport.name, attributes: transport.attributeText(req) },
+      ],
+    };
+  }
+
+  async function dbscRegister(req: Request, res: Response): Promise<void> {
+    const transport = cookie!;
+    const device = dbsc!;
+    assertSameOriginFetch(req);
+    const token = transport.read(req);
+    if (token === undefined)
+      throw new InvalidRequestError('a device-bound session is registered with the refresh cookie');
+    const proof = req.get('secure-session-response');
+    const bound = await service.bindDevice(
+      token,
+      (sessionId) => device.verifyRegistration(proof, sessionId),
+      device.boundTtlMs,
+    );
+    transport.set(req, res, token, bound.refreshExpiresAt);
+    res.status(200).json(dbscInstructions(req, transport, bound.sessionId));
+  }
+
+  async function dbscRefresh(req: Request, res: Response): Promise<void> {
+    const transport = cookie!;
+    const device = dbsc!;
+    assertSameOriginFetch(req);
+    const sessionId = req.get('sec-secure-session-id') ?? '';
+    const proof = req.get('secure-session-response');
+    let result: TokenResponse;
+    try {
+      result = await service.refreshByDeviceProof(
+        sessionId,
+        async (key, generation) => {
+          if (proof === undefined)
+            throw new DbscChallengeNeeded(device.challenge(sessionId, generation));
+          await device.verifyRefresh(proof, sessionId, generation, key);
+        },
+        device.boundTtlMs,
+      );
+    } catch (error) {
+      if (error instanceof DbscChallengeNeeded) {
+        res.setHeader('Secure-Session-Challenge', `"${error.challenge}";id="${sessionId}"`);
+        res.status(403).end();
+        return;
+      }
+      // Revoked, outdated, expired or unknown: the browser ends its DBSC session.
+      if (isGrantRejection(error)) {
+        transport.clear(req, res);
+        res.status(200).json({ continue: false });
+        return;
+      }
+      throw error;
+    }
+    transport.set(req, res, result.refreshToken, result.refreshExpiresAt);
+    res.status(200).json(dbscInstructions(req, transport, sessionId));
   }
 
   /** The token request's proof: `undefined` without one (unless required) or with DPoP off. */
@@ -494,6 +600,10 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     ...parseBody,
     asyncHandler(createRevocationHandler(service, revocationProof)),
   );
+  if (dbsc) {
+    router.post('/dbsc/register', noStore, asyncHandler(dbscRegister));
+    router.post('/dbsc/refresh', noStore, asyncHandler(dbscRefresh));
+  }
   router.post('/logout-all', noStore, requireAccessToken, asyncHandler(logoutAll));
   router.get('/sessions', noStore, requireAccessToken, asyncHandler(listSessions));
   router.delete('/sessions/:id', noStore, requireAccessToken, asyncHandler(deleteSession));

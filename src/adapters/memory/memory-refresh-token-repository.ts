@@ -13,7 +13,12 @@ import {
   type SupersededGeneration,
   type Touch,
 } from '../../domain/refresh-token';
-import { bindingAfter, judgeBinding } from '../../domain/session-binding';
+import {
+  bindingAfter,
+  judgeBinding,
+  type DbscBinding,
+  type SessionBinding,
+} from '../../domain/session-binding';
 
 /** Options of {@link MemoryRefreshTokenRepository}. */
 export interface MemoryRefreshTokenRepositoryOptions {
@@ -47,17 +52,26 @@ function copy(record: RefreshTokenRecord): RefreshTokenRecord {
     absoluteExpiresAt: copyDate(record.absoluteExpiresAt),
     revokedAt: copyDate(record.revokedAt),
     client: { ...record.client },
-    binding: record.binding && { ...record.binding },
+    binding: copyBinding(record.binding),
   };
 }
 
-/** The port's binding condition of `rotate` (`RotateInput.proofJkt`): unbound, or this key. */
-function bindingAdmits(record: RefreshTokenRecord, proofJkt: string | undefined): boolean {
+function copyBinding(binding: SessionBinding | null): SessionBinding | null {
+  if (binding === null) return null;
+  if (binding.method === 'dpop') return { ...binding };
+  return { ...binding, jwk: { ...binding.jwk }, boundUntil: new Date(binding.boundUntil) };
+}
+
+/** The port's binding condition of `rotate` (`RotateInput.proofJkt`, `RotateInput.dbsc`). */
+function bindingAdmits(record: RefreshTokenRecord, input: RotateInput): boolean {
+  if (input.dbsc !== undefined)
+    return record.binding?.method === 'dbsc' && record.binding.jkt === input.dbsc.jkt;
   const verdict = judgeBinding(
     record.binding,
-    proofJkt === undefined ? undefined : { jkt: proofJkt },
+    input.proofJkt === undefined ? undefined : { jkt: input.proofJkt },
+    input.now,
   );
-  return verdict !== 'missing' && verdict !== 'mismatch';
+  return verdict === 'bind' || verdict === 'bearer' || verdict === 'match';
 }
 
 function isLive(record: RefreshTokenRecord): boolean {
@@ -203,7 +217,7 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
       record.generation !== input.generation ||
       record.tokenHash !== input.tokenHash ||
       isExpired(record, input.now) ||
-      !bindingAdmits(record, input.proofJkt)
+      !bindingAdmits(record, input)
     )
       return null;
     const holder = this.idByHash.get(input.nextTokenHash);
@@ -221,6 +235,9 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
       record.binding,
       input.proofJkt === undefined ? undefined : { jkt: input.proofJkt },
     );
+    // Only a refresh by proof moves a DBSC session's bound lifetime.
+    if (input.dbsc !== undefined && record.binding?.method === 'dbsc')
+      record.binding.boundUntil = new Date(input.dbsc.boundUntil);
     const slot = supersededSlot(input.generation);
     record.superseded = supersededWindow(record.generation, [
       ...record.superseded.filter((entry) => supersededSlot(entry.generation) !== slot),
@@ -232,6 +249,25 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     if (record.lastUsedAt === null || record.lastUsedAt.getTime() < at)
       record.lastUsedAt = new Date(at);
     this.idByHash.set(record.tokenHash, record.id);
+    return copy(record);
+  }
+
+  async bindDevice(input: {
+    sessionId: string;
+    tokenHash: string;
+    binding: DbscBinding;
+    now: Date;
+  }): Promise<RefreshTokenRecord | null> {
+    const record = this.lookup(this.idBySession.get(input.sessionId));
+    if (
+      !record ||
+      !isLive(record) ||
+      record.tokenHash !== input.tokenHash ||
+      record.binding !== null ||
+      isExpired(record, input.now)
+    )
+      return null;
+    record.binding = copyBinding(input.binding);
     return copy(record);
   }
 

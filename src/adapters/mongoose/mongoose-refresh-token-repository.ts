@@ -13,6 +13,7 @@ import {
   type RotateInput,
   type Touch,
 } from '../../domain/refresh-token';
+import type { DbscBinding, SessionBinding } from '../../domain/session-binding';
 import { mapStoreErrors } from './errors';
 import { GuardedWrites } from './revocation-guard';
 import {
@@ -104,8 +105,20 @@ function toRecord(doc: RefreshTokenDocument): RefreshTokenRecord {
     revokedAt: doc.revokedAt ?? null,
     revokedReason: doc.revokedReason ?? null,
     client: copyClient(doc.client),
-    binding: doc.binding ? { method: doc.binding.method, jkt: doc.binding.jkt } : null,
+    binding: bindingOf(doc.binding),
   };
+}
+
+function bindingOf(stored: RefreshTokenDocument['binding'] | undefined): SessionBinding | null {
+  if (!stored) return null;
+  if (stored.method === 'dbsc')
+    return {
+      method: 'dbsc',
+      jkt: stored.jkt,
+      jwk: { ...stored.jwk },
+      boundUntil: new Date(stored.boundUntil),
+    };
+  return { method: 'dpop', jkt: stored.jkt };
 }
 
 function toDocument(input: NewRefreshTokenRecord): RefreshTokenDocument {
@@ -137,10 +150,17 @@ function rotateFilter(input: RotateInput): RecordFilter {
     revokedAt: null,
     expiresAt: { $gt: input.now },
     absoluteExpiresAt: { $gt: input.now },
-    ...(input.proofJkt === undefined
-      ? unbound
-      : { $or: [unbound, { 'binding.method': 'dpop', 'binding.jkt': input.proofJkt }] }),
+    ...bindingFilter(input, unbound),
   };
+}
+
+/** `RotateInput.proofJkt` and `RotateInput.dbsc` as a filter (see the port). */
+function bindingFilter(input: RotateInput, unbound: RecordFilter): RecordFilter {
+  if (input.dbsc !== undefined) return { 'binding.method': 'dbsc', 'binding.jkt': input.dbsc.jkt };
+  if (input.proofJkt !== undefined)
+    return { $or: [unbound, { 'binding.method': 'dpop', 'binding.jkt': input.proofJkt }] };
+  // No proof: a bearer session, or a device-bound one inside its bound lifetime.
+  return { $or: [unbound, { 'binding.method': 'dbsc', 'binding.boundUntil': { $gt: input.now } }] };
 }
 
 /**
@@ -165,6 +185,8 @@ function rotateUpdate(input: RotateInput): RecordUpdate {
       // The filter let only an unbound record or one bound to this key through: setting it again
       // is a no-op for the second, and binds the first.
       ...(input.proofJkt === undefined ? {} : { binding: { method: 'dpop', jkt: input.proofJkt } }),
+      // Only a refresh by proof moves a DBSC session's bound lifetime.
+      ...(input.dbsc === undefined ? {} : { 'binding.boundUntil': input.dbsc.boundUntil }),
     },
     $max: { lastUsedAt: input.now },
   };
@@ -388,6 +410,29 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
       const writes = this.writeStrategy ?? (await this.writes());
       const rotated = await writes.rotate(rotateFilter(input), rotateUpdate(input));
       return rotated ? toRecord(rotated) : null;
+    });
+  }
+
+  async bindDevice(input: {
+    sessionId: string;
+    tokenHash: string;
+    binding: DbscBinding;
+    now: Date;
+  }): Promise<RefreshTokenRecord | null> {
+    return mapStoreErrors('bindDevice', async () => {
+      const writes = this.writeStrategy ?? (await this.writes());
+      const bound = await writes.rotate(
+        {
+          _id: input.sessionId,
+          tokenHash: input.tokenHash,
+          binding: null,
+          revokedAt: null,
+          expiresAt: { $gt: input.now },
+          absoluteExpiresAt: { $gt: input.now },
+        },
+        { $set: { binding: { ...input.binding, jwk: { ...input.binding.jwk } } } },
+      );
+      return bound ? toRecord(bound) : null;
     });
   }
 

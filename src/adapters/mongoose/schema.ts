@@ -93,7 +93,13 @@ export function createRefreshTokenSchema(
       // Null for a bearer session; set once by the rotation (or login) that first carries a proof.
       binding: {
         type: new Schema(
-          { method: { type: String, required: true }, jkt: { type: String, required: true } },
+          {
+            method: { type: String, required: true },
+            jkt: { type: String, required: true },
+            // DBSC only: the public key (a later proof does not carry it) and the bound lifetime.
+            jwk: { type: Schema.Types.Mixed, default: undefined },
+            boundUntil: { type: Date, default: undefined },
+          },
           { _id: false },
         ),
         default: null,
