@@ -28,13 +28,13 @@ import {
   slideExpiry,
   type GlobalVersion,
   type RefreshTokenRecord,
+  type RotateInput,
 } from './domain/refresh-token';
 import {
   assertProvenFor,
   bindingAfter,
   checkedProvenKey,
   credentialExpiry,
-  judgeBinding,
   type ProvenKey,
   type DeviceKey,
 } from './domain/session-binding';
@@ -230,16 +230,9 @@ export class RotationService {
     refreshToken: unknown,
     proven: ProvenKey | undefined,
   ): Promise<[TokenResponse, 'rotated' | 'grace']> {
-    if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
-      throw new InvalidRequestError('refresh_token is required');
-    }
     const { repository, refreshToken: settings } = this.options;
-    const parsed = this.parse(refreshToken);
-    if (!parsed) throw this.audit.reject('malformed');
-    // The secret alone decides this: a token we never minted must not reach the database.
-    if (!settings.codec.hasValidTag(parsed))
-      throw this.audit.reject('forged', { sessionId: parsed.sessionId });
-    const presentedHash = hashToken(refreshToken);
+    const { token, parsed } = this.ourToken(refreshToken);
+    const presentedHash = hashToken(token);
     checkedProvenKey(proven);
 
     // Started with the first command and awaited before the versions are read: every revocation
@@ -268,9 +261,8 @@ export class RotationService {
       if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
       // A device-bound session past its bound lifetime: only a refresh by proof (the key) revives
       // it; a copied cookie is refused here and changes nothing.
-      if (judgeBinding(record.binding, proven, now) === 'lapsed')
+      if (assertProvenFor(record.binding, proven, now) === 'lapsed')
         throw this.audit.reject('expired', who);
-      assertProvenFor(record.binding, proven, now);
       if (decision === 'grace') {
         // The same current token for every straggler, unsealed from the record, no write. If its
         // secret has since been removed from the list (or the seal does not open), nobody can be
@@ -300,19 +292,14 @@ export class RotationService {
     boundTtlMs: number,
   ): Promise<{ sessionId: string; refreshExpiresAt: Date }> {
     return this.tracer.run('bind_device', async () => {
-      if (typeof refreshToken !== 'string' || refreshToken.length === 0)
-        throw new InvalidRequestError('refresh_token is required');
-      const parsed = this.parse(refreshToken);
-      if (!parsed) throw this.audit.reject('malformed');
-      if (!this.options.refreshToken.codec.hasValidTag(parsed))
-        throw this.audit.reject('forged', { sessionId: parsed.sessionId });
+      const { token, parsed } = this.ourToken(refreshToken);
       const key = await prove(parsed.sessionId);
       checkedProvenKey({ jkt: key.jkt });
       const now = this.options.clock.now();
       const bound = await store(() =>
         this.options.repository.bindDevice({
           sessionId: parsed.sessionId,
-          tokenHash: hashToken(refreshToken),
+          tokenHash: hashToken(token),
           binding: {
             method: 'dbsc',
             jkt: key.jkt,
@@ -349,7 +336,7 @@ export class RotationService {
     return this.tracer.run('refresh_by_device_proof', async () => {
       if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId))
         throw this.audit.reject('malformed');
-      const { repository, refreshToken: settings, clock } = this.options;
+      const { repository, clock } = this.options;
       const synced = this.revocations.sync();
       for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
         const record = await store(() => repository.findBySessionId(sessionId));
@@ -363,30 +350,18 @@ export class RotationService {
         await this.refuseOutdated(record, now, synced);
         const { jkt, jwk } = record.binding;
         await prove({ jkt, jwk }, record.generation);
-        const next = settings.codec.mint(sessionId, record.generation + 1);
-        const rotated = await store(() =>
-          repository.rotate({
+        const rotated = await this.rotateTo(
+          {
             sessionId,
             generation: record.generation,
             tokenHash: record.tokenHash,
-            nextKeyId: next.keyId,
-            nextTokenHash: next.tokenHash,
-            nextSealed: next.sealed,
             dbsc: { jkt, boundUntil: new Date(now.getTime() + boundTtlMs) },
-            now,
-            idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
-          }),
+          },
+          now,
+          synced,
         );
-        if (!rotated) continue; // a write in between: read again (the proof is checked again)
-        await this.refuseOutdated(rotated, now, synced);
-        this.audit.emit({
-          type: 'token.rotated',
-          at: now,
-          userId: rotated.userId,
-          sessionId,
-          generation: rotated.generation,
-        });
-        return tokenResponse(this.accessTokens, rotated, next.token, now);
+        if (rotated) return rotated;
+        // A write in between: read again (the proof is checked again).
       }
       throw new StoreUnavailableError(
         'the session kept changing under concurrent refreshes; retry',
@@ -440,8 +415,7 @@ export class RotationService {
       if (kind === 'current' || kind === 'superseded') {
         const now = this.options.clock.now();
         // A copied cookie of a device-bound session past its bound lifetime cannot end it either.
-        if (judgeBinding(record.binding, proven, now) === 'lapsed') return false;
-        assertProvenFor(record.binding, proven, now);
+        if (assertProvenFor(record.binding, proven, now) === 'lapsed') return false;
         return this.revoke(record, reason);
       }
       if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
@@ -570,6 +544,21 @@ export class RotationService {
     }
   }
 
+  /**
+   * The presented refresh token, parsed, if we minted it: `InvalidRequestError` when missing,
+   * `InvalidGrantError` (`malformed`, `forged`) otherwise. The secret alone decides this: a token
+   * we never minted must not reach the database.
+   */
+  private ourToken(refreshToken: unknown): { token: string; parsed: ParsedRefreshToken } {
+    if (typeof refreshToken !== 'string' || refreshToken.length === 0)
+      throw new InvalidRequestError('refresh_token is required');
+    const parsed = this.parse(refreshToken);
+    if (!parsed) throw this.audit.reject('malformed');
+    if (!this.options.refreshToken.codec.hasValidTag(parsed))
+      throw this.audit.reject('forged', { sessionId: parsed.sessionId });
+    return { token: refreshToken, parsed };
+  }
+
   private parse(token: unknown): ParsedRefreshToken | null {
     try {
       return this.options.refreshToken.codec.parse(token);
@@ -586,22 +575,39 @@ export class RotationService {
     proven: ProvenKey | undefined,
     synced: Promise<boolean>,
   ): Promise<TokenResponse | null> {
-    const { repository, refreshToken: settings, clock } = this.options;
     // 4 billion rotations: the slow path calls that the end of the session, never a wrap-around.
     if (parsed.generation >= MAX_GENERATION) return null;
-    const now = clock.now();
-    // Drawn before the one command, so the write stores its hash and seal: a fresh nonce, never
-    // computed from the presented token (docs/decisions.md, format 3).
-    const next = settings.codec.mint(parsed.sessionId, parsed.generation + 1);
-    const rotated = await store(() =>
-      repository.rotate({
+    return this.rotateTo(
+      {
         sessionId: parsed.sessionId,
         generation: parsed.generation,
         tokenHash: presentedHash,
+        proofJkt: proven?.jkt,
+      },
+      this.options.clock.now(),
+      synced,
+    );
+  }
+
+  /**
+   * The conditional rotation of `target` at `now` (the refresh's and the refresh by proof's),
+   * then the versions, the audit event and the answer; null when it matched nothing. The next
+   * token is drawn before the one command, so the write stores its hash and seal: a fresh nonce,
+   * never computed from the presented token (docs/decisions.md, format 3).
+   */
+  private async rotateTo(
+    target: Pick<RotateInput, 'sessionId' | 'generation' | 'tokenHash' | 'proofJkt' | 'dbsc'>,
+    now: Date,
+    synced: Promise<boolean>,
+  ): Promise<TokenResponse | null> {
+    const { repository, refreshToken: settings } = this.options;
+    const next = settings.codec.mint(target.sessionId, target.generation + 1);
+    const rotated = await store(() =>
+      repository.rotate({
+        ...target,
         nextKeyId: next.keyId,
         nextTokenHash: next.tokenHash,
         nextSealed: next.sealed,
-        proofJkt: proven?.jkt,
         now,
         idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
       }),

@@ -97,12 +97,14 @@ export function bindingAfter(
 /**
  * Refuses a request on a bound session without a proof by its key (`InvalidDpopProofError`: the
  * caller changes nothing, and the session is never revoked for it: a missing proof is no theft).
+ * Otherwise returns the verdict, so the caller can tell a `lapsed` DBSC session without judging
+ * again.
  */
 export function assertProvenFor(
   binding: SessionBinding | null,
   proven: ProvenKey | undefined,
   now: Date,
-): void {
+): Exclude<BindingVerdict, 'missing' | 'mismatch'> {
   const verdict = judgeBinding(binding, proven, now);
   if (verdict === 'missing')
     throw new InvalidDpopProofError(
@@ -112,6 +114,7 @@ export function assertProvenFor(
     throw new InvalidDpopProofError(
       'the DPoP proof is signed with another key than the one this session is bound to',
     );
+  return verdict;
 }
 
 /**
