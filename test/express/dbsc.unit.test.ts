@@ -5,19 +5,13 @@
  * (jose's SignJWT). No browser here: test/browser has the real one.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  SignJWT,
-  calculateJwkThumbprint,
-  exportJWK,
-  generateKeyPair,
-  type CryptoKey,
-  type JWK,
-} from 'jose';
+import { SignJWT } from 'jose';
 import express from 'express';
 import request from 'supertest';
 import { createRefreshRouter } from '../../src/adapters/express';
 import { OptionsError } from '../../src/domain/errors';
 import { hashToken } from '../../src/domain/token-codec';
+import { proofKey, type ProofKey } from '../support/dpop-proofs';
 import { ShiftedClock } from '../support/fake-clock';
 import { COOKIE_OPT_IN, routerHarness, type RouterHarness } from '../support/router-harness';
 
@@ -27,25 +21,9 @@ const SECRET = 'a-dbsc-secret-of-at-least-32-bytes!!!';
 const MINUTE = 60_000;
 const SAME_ORIGIN = { Host: HOST, 'Sec-Fetch-Site': 'same-origin' };
 
-interface DeviceKey {
-  alg: 'ES256' | 'RS256';
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-  privateJwk: JWK;
-  jkt: string;
-}
-
-async function deviceKey(alg: 'ES256' | 'RS256' = 'ES256'): Promise<DeviceKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const publicJwk = await exportJWK(publicKey);
-  return {
-    alg,
-    privateKey,
-    publicJwk,
-    privateJwk: await exportJWK(privateKey),
-    jkt: await calculateJwkThumbprint(publicJwk, 'sha256'),
-  };
-}
+/** A device key: the same shape as a DPoP client key (test/support/dpop-proofs.ts). */
+type DeviceKey = ProofKey;
+const deviceKey = (alg: 'ES256' | 'RS256' = 'ES256'): Promise<DeviceKey> => proofKey(alg);
 
 /** A `dbsc+jwt` as Chromium signs it: no iat, no aud; `header` and `claims` change it. */
 async function proof(
