@@ -15,9 +15,9 @@ import type { AccessTokenClaims } from './domain/access-token';
 import { ExpiringCache } from './domain/expiring-cache';
 import type { GlobalVersion } from './domain/refresh-token';
 import type { RevocationNotice, RevocationSignal } from './domain/revocation-bus';
+import { isSessionId } from './domain/token-codec';
 import type { ResolvedOptions } from './options';
 
-const SESSION_ID = /^[0-9a-f]{32}$/;
 const GLOBAL_KEY = 'g';
 const userKey = (userId: string) => `u:${userId}`;
 const sessionKey = (sessionId: string) => `s:${sessionId}`;
@@ -68,7 +68,7 @@ export class RevocationState {
 
   /** Whether the access token's session exists, is the token's user's, and is not revoked. */
   isSessionLive(claims: Pick<AccessTokenClaims, 'sub' | 'sid'>, synced: boolean): Promise<boolean> {
-    if (!SESSION_ID.test(claims.sid)) return Promise.resolve(false);
+    if (!isSessionId(claims.sid)) return Promise.resolve(false);
     return this.cache.read(
       sessionKey(claims.sid),
       async () => {

@@ -1,6 +1,8 @@
 /**
  * The use cases (docs/architecture.md, "A refresh" and "A revoke-all"): log in, refresh with
- * rotation and reuse detection, revoke, breach rotation, list sessions, access tokens.
+ * rotation and reuse detection, revoke, breach rotation, list sessions, access tokens, and the
+ * device-bound sessions' two (device-sessions.ts). The steps they share (the token gate, the one
+ * conditional rotation, the slow path's judgement, revoking) are in session-steps.ts.
  * Framework-free: storage, versions and jobs come in through the ports.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,36 +12,28 @@ import { v7 as uuidv7 } from 'uuid';
 // through @opentelemetry/api, on by default (`tracing`), which that adapter loads lazily.
 import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
 import { openTelemetryTracing } from './adapters/opentelemetry/otel-tracing';
-import type { AccessTokenClaims, AccessTokens } from './domain/access-token';
+import type { AccessTokenClaims } from './domain/access-token';
 import { AuditTrail } from './audit-trail';
-import {
-  InvalidRequestError,
-  MalformedTokenError,
-  RefreshRotationError,
-  StoreUnavailableError,
-} from './domain/errors';
+import { DeviceSessions } from './device-sessions';
 import { parseDuration } from './domain/duration';
 import { NO_TRACING, type OperationTracer } from './domain/tracing';
 import {
-  decideGeneration,
-  isExpired,
   judgeVersions,
   provenanceOf,
   slideExpiry,
   type GlobalVersion,
   type RefreshTokenRecord,
-  type RotateInput,
 } from './domain/refresh-token';
 import {
   assertProvenFor,
   bindingAfter,
   checkedProvenKey,
-  credentialExpiry,
   type ProvenKey,
   type DeviceKey,
 } from './domain/session-binding';
 import {
   hashToken,
+  isSessionId,
   MAX_GENERATION,
   SESSION_RANDOM_BYTES,
   TOKEN_FORMAT,
@@ -51,7 +45,6 @@ import {
   nonEmpty,
   sessionView,
   snapshotOf,
-  tokenResponse,
   type IssueOptions,
   type RefreshContext,
   type SessionView,
@@ -59,6 +52,13 @@ import {
   type VersionSnapshot,
 } from './rotation-values';
 import { RevocationState } from './revocation-state';
+import {
+  keptChanging,
+  MAX_ROTATE_ATTEMPTS,
+  SessionSteps,
+  store,
+  type Answered,
+} from './session-steps';
 
 export type { AccessTokenClaims } from './domain/access-token';
 export type {
@@ -69,41 +69,27 @@ export type {
   VersionSnapshot,
 } from './rotation-values';
 
-const SESSION_ID = /^[0-9a-f]{32}$/;
-/**
- * Conditional rotations per refresh. A second runs only when the record read after a miss says
- * the first should have matched (a concurrent write in between); one retry settles it.
- */
-const MAX_ROTATE_ATTEMPTS = 2;
-
-/** Port failures that are not ours become `StoreUnavailableError`, so callers can answer 503. */
-async function store<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (error instanceof RefreshRotationError) throw error;
-    throw new StoreUnavailableError(undefined, { cause: error });
-  }
-}
-
 /**
  * Refresh-token rotation. Construct once (options are validated and frozen; `OptionsError` on
  * anything invalid) and share.
  */
 export class RotationService {
   private readonly options: ResolvedOptions;
-  private readonly accessTokens: AccessTokens;
   private readonly revocations: RevocationState;
   private readonly audit: AuditTrail;
   private readonly tracer: OperationTracer;
+  private readonly steps: SessionSteps;
+  private readonly devices: DeviceSessions;
   private dropped = 0;
 
   constructor(options: RefreshRotationOptions) {
     this.options = resolveOptions(options);
     this.revocations = new RevocationState(this.options);
     this.audit = new AuditTrail(this.options.onAuditEvent, this.options.clock);
-    this.accessTokens = new JwtAccessTokens(this.options.accessToken);
     this.tracer = this.options.tracing ? openTelemetryTracing() : NO_TRACING;
+    const accessTokens = new JwtAccessTokens(this.options.accessToken);
+    this.steps = new SessionSteps(this.options, accessTokens, this.revocations, this.audit);
+    this.devices = new DeviceSessions(this.steps);
   }
 
   /** How many `touch` calls were dropped because the job port rejected them. */
@@ -183,9 +169,8 @@ export class RotationService {
         }),
       );
       this.audit.emit({ type: 'token.issued', at: now, userId, sessionId });
-      const answer = tokenResponse(this.accessTokens, record, minted.token, now);
-      span.set({ 'refresh_rotation.binding': bindingOf(answer) });
-      return answer;
+      span.set({ 'refresh_rotation.binding': bindingOf(record) });
+      return this.steps.answer(record, minted.token, now);
     });
   }
 
@@ -217,11 +202,11 @@ export class RotationService {
       span.set({ 'refresh_rotation.token_format': TOKEN_FORMAT });
       if (context.transport === 'cookie' || context.transport === 'body')
         span.set({ 'refresh_rotation.transport': context.transport });
-      const answer = await this.audit.timeRefresh(
+      const { answer, record } = await this.audit.timeRefresh(
         () => this.refreshOnce(refreshToken, proven),
         (outcome) => span.set({ 'refresh_rotation.outcome': outcome }),
       );
-      span.set({ 'refresh_rotation.binding': bindingOf(answer) });
+      span.set({ 'refresh_rotation.binding': bindingOf(record) });
       return answer;
     });
   }
@@ -229,9 +214,8 @@ export class RotationService {
   private async refreshOnce(
     refreshToken: unknown,
     proven: ProvenKey | undefined,
-  ): Promise<[TokenResponse, 'rotated' | 'grace']> {
-    const { repository, refreshToken: settings } = this.options;
-    const { token, parsed } = this.ourToken(refreshToken);
+  ): Promise<[Answered, 'rotated' | 'grace']> {
+    const { token, parsed } = this.steps.ourToken(refreshToken);
     const presentedHash = hashToken(token);
     checkedProvenKey(proven);
 
@@ -242,39 +226,28 @@ export class RotationService {
     for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
       const rotated = await this.rotate(parsed, presentedHash, proven, synced);
       if (rotated) return [rotated, 'rotated'];
-      const record = await store(() => repository.findBySessionId(parsed.sessionId));
-      if (!record) throw this.audit.reject('unknown_session', { sessionId: parsed.sessionId });
-      const who = { userId: record.userId, sessionId: record.sessionId };
-      const now = this.options.clock.now();
-      const presented = { generation: parsed.generation, tokenHash: presentedHash };
-      const decision = decideGeneration(presented, record, now, settings.reuseGraceMs);
-      // A valid tag on a token this session never had: only a holder of our secret makes those.
-      if (decision === 'never_issued') throw this.audit.compromiseSuspected(parsed, record);
-      if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
-      if (isExpired(record, now)) throw this.audit.reject('expired', who);
-      if (parsed.generation >= MAX_GENERATION && parsed.generation === record.generation)
-        throw this.audit.reject('expired', who); // 4 billion rotations: the end, not a wrap-around.
-      // Before the generation: a client retrying the token of a session refused for its versions
-      // is not a thief, and the revoke-all job marks the record with the reason it was asked for.
-      await this.refuseOutdated(record, now, synced);
-      // Reuse beats binding: a copy exists, whoever holds the key.
-      if (decision === 'reuse') return this.revokeReused(record, parsed.generation, now);
-      // A device-bound session past its bound lifetime: only a refresh by proof (the key) revives
-      // it; a copied cookie is refused here and changes nothing.
-      if (assertProvenFor(record.binding, proven, now) === 'lapsed')
-        throw this.audit.reject('expired', who);
-      if (decision === 'grace') {
-        // The same current token for every straggler, unsealed from the record, no write. If its
-        // secret has since been removed from the list (or the seal does not open), nobody can be
-        // given it again, so the session ends here (a 400, never a 500).
-        const current = settings.codec.unsealCurrent(record);
-        if (current === null) throw this.audit.reject('expired', who);
-        return [tokenResponse(this.accessTokens, record, current, now), 'grace'];
-      }
+      const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
+      const presented = { parsed, tokenHash: presentedHash, proven };
+      const current = await this.steps.judgeMiss(presented, record, synced);
+      if (current) return [current, 'grace'];
       // 'advance': the presented token is the current one, yet the rotation missed: a write in
       // between (retry once).
     }
-    throw new StoreUnavailableError('the session kept changing under concurrent refreshes; retry');
+    throw keptChanging();
+  }
+
+  /** The hot path: one conditional find-and-modify, then versions from the cache. Null when it matched nothing. */
+  private rotate(
+    parsed: ParsedRefreshToken,
+    presentedHash: string,
+    proven: ProvenKey | undefined,
+    synced: Promise<boolean>,
+  ): Promise<Answered | null> {
+    // 4 billion rotations: the slow path calls that the end of the session, never a wrap-around.
+    if (parsed.generation >= MAX_GENERATION) return Promise.resolve(null);
+    const { sessionId, generation } = parsed;
+    const target = { sessionId, generation, tokenHash: presentedHash, proofJkt: proven?.jkt };
+    return this.steps.rotateTo(target, this.options.clock.now(), synced);
   }
 
   /**
@@ -291,32 +264,7 @@ export class RotationService {
     prove: (sessionId: string) => Promise<DeviceKey>,
     boundTtlMs: number,
   ): Promise<{ sessionId: string; refreshExpiresAt: Date }> {
-    return this.tracer.run('bind_device', async () => {
-      const { token, parsed } = this.ourToken(refreshToken);
-      const key = await prove(parsed.sessionId);
-      checkedProvenKey({ jkt: key.jkt });
-      const now = this.options.clock.now();
-      const bound = await store(() =>
-        this.options.repository.bindDevice({
-          sessionId: parsed.sessionId,
-          tokenHash: hashToken(token),
-          binding: {
-            method: 'dbsc',
-            jkt: key.jkt,
-            jwk: key.jwk,
-            boundUntil: new Date(now.getTime() + boundTtlMs),
-          },
-          now,
-        }),
-      );
-      // Not the current token of a live, unbound session: revoked, expired, already bound (a
-      // replayed registration), or a superseded token.
-      if (!bound) throw this.audit.reject('revoked', { sessionId: parsed.sessionId });
-      return {
-        sessionId: bound.sessionId,
-        refreshExpiresAt: credentialExpiry(bound.expiresAt, bound.binding),
-      };
-    });
+    return this.tracer.run('bind_device', () => this.devices.bind(refreshToken, prove, boundTtlMs));
   }
 
   /**
@@ -333,40 +281,9 @@ export class RotationService {
     prove: (key: DeviceKey, generation: number) => Promise<void>,
     boundTtlMs: number,
   ): Promise<TokenResponse> {
-    return this.tracer.run('refresh_by_device_proof', async () => {
-      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId))
-        throw this.audit.reject('malformed');
-      const { repository, clock } = this.options;
-      const synced = this.revocations.sync();
-      for (let attempt = 1; attempt <= MAX_ROTATE_ATTEMPTS; attempt += 1) {
-        const record = await store(() => repository.findBySessionId(sessionId));
-        if (!record) throw this.audit.reject('unknown_session', { sessionId });
-        const who = { userId: record.userId, sessionId };
-        const now = clock.now();
-        if (record.revokedAt !== null) throw this.audit.reject('revoked', who);
-        if (isExpired(record, now) || record.generation >= MAX_GENERATION)
-          throw this.audit.reject('expired', who);
-        if (record.binding?.method !== 'dbsc') throw this.audit.reject('unknown_session', who);
-        await this.refuseOutdated(record, now, synced);
-        const { jkt, jwk } = record.binding;
-        await prove({ jkt, jwk }, record.generation);
-        const rotated = await this.rotateTo(
-          {
-            sessionId,
-            generation: record.generation,
-            tokenHash: record.tokenHash,
-            dbsc: { jkt, boundUntil: new Date(now.getTime() + boundTtlMs) },
-          },
-          now,
-          synced,
-        );
-        if (rotated) return rotated;
-        // A write in between: read again (the proof is checked again).
-      }
-      throw new StoreUnavailableError(
-        'the session kept changing under concurrent refreshes; retry',
-      );
-    });
+    return this.tracer.run('refresh_by_device_proof', () =>
+      this.devices.refresh(sessionId, prove, boundTtlMs),
+    );
   }
 
   /**
@@ -379,12 +296,12 @@ export class RotationService {
     options: { userId?: string; reason?: string } = {},
   ): Promise<boolean> {
     return this.tracer.run('revoke_session', async () => {
-      if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false;
+      if (!isSessionId(sessionId)) return false;
       const { repository } = this.options;
       const record = await store(() => repository.findBySessionId(sessionId));
       if (!record || (options.userId !== undefined && record.userId !== options.userId))
         return false;
-      return this.revoke(record, options.reason ?? 'logout');
+      return this.steps.revoke(record, options.reason ?? 'logout');
     });
   }
 
@@ -405,9 +322,9 @@ export class RotationService {
     proven?: ProvenKey,
   ): Promise<boolean> {
     return this.tracer.run('revoke_by_token', async () => {
-      const parsed = this.parse(refreshToken);
       // A token we never minted costs no I/O here either (logout and revocation are unauthenticated).
-      if (!parsed || !this.options.refreshToken.codec.hasValidTag(parsed)) return false;
+      const parsed = this.steps.taggedOrNull(refreshToken);
+      if (!parsed) return false;
       const record = await store(() => this.options.repository.findBySessionId(parsed.sessionId));
       if (!record) return false;
       const presented = { generation: parsed.generation, tokenHash: hashToken(refreshToken) };
@@ -416,7 +333,7 @@ export class RotationService {
         const now = this.options.clock.now();
         // A copied cookie of a device-bound session past its bound lifetime cannot end it either.
         if (assertProvenFor(record.binding, proven, now) === 'lapsed') return false;
-        return this.revoke(record, reason);
+        return this.steps.revoke(record, reason);
       }
       if (kind === 'never_issued') this.audit.compromiseSuspected(parsed, record);
       return false;
@@ -504,7 +421,7 @@ export class RotationService {
 
   /** The claims of a valid access token; throws `InvalidAccessTokenError`. Algorithm pinned. */
   verifyAccessToken(token: string): AccessTokenClaims {
-    return this.accessTokens.verify(token, this.options.clock.now());
+    return this.steps.accessTokens.verify(token, this.options.clock.now());
   }
 
   /**
@@ -543,145 +460,9 @@ export class RotationService {
       this.dropped += 1;
     }
   }
-
-  /**
-   * The presented refresh token, parsed, if we minted it: `InvalidRequestError` when missing,
-   * `InvalidGrantError` (`malformed`, `forged`) otherwise. The secret alone decides this: a token
-   * we never minted must not reach the database.
-   */
-  private ourToken(refreshToken: unknown): { token: string; parsed: ParsedRefreshToken } {
-    if (typeof refreshToken !== 'string' || refreshToken.length === 0)
-      throw new InvalidRequestError('refresh_token is required');
-    const parsed = this.parse(refreshToken);
-    if (!parsed) throw this.audit.reject('malformed');
-    if (!this.options.refreshToken.codec.hasValidTag(parsed))
-      throw this.audit.reject('forged', { sessionId: parsed.sessionId });
-    return { token: refreshToken, parsed };
-  }
-
-  private parse(token: unknown): ParsedRefreshToken | null {
-    try {
-      return this.options.refreshToken.codec.parse(token);
-    } catch (error) {
-      if (error instanceof MalformedTokenError) return null;
-      throw error;
-    }
-  }
-
-  /** The hot path: one conditional find-and-modify, then versions from the cache. Null when it matched nothing. */
-  private async rotate(
-    parsed: ParsedRefreshToken,
-    presentedHash: string,
-    proven: ProvenKey | undefined,
-    synced: Promise<boolean>,
-  ): Promise<TokenResponse | null> {
-    // 4 billion rotations: the slow path calls that the end of the session, never a wrap-around.
-    if (parsed.generation >= MAX_GENERATION) return null;
-    return this.rotateTo(
-      {
-        sessionId: parsed.sessionId,
-        generation: parsed.generation,
-        tokenHash: presentedHash,
-        proofJkt: proven?.jkt,
-      },
-      this.options.clock.now(),
-      synced,
-    );
-  }
-
-  /**
-   * The conditional rotation of `target` at `now` (the refresh's and the refresh by proof's),
-   * then the versions, the audit event and the answer; null when it matched nothing. The next
-   * token is drawn before the one command, so the write stores its hash and seal: a fresh nonce,
-   * never computed from the presented token (docs/decisions.md, format 3).
-   */
-  private async rotateTo(
-    target: Pick<RotateInput, 'sessionId' | 'generation' | 'tokenHash' | 'proofJkt' | 'dbsc'>,
-    now: Date,
-    synced: Promise<boolean>,
-  ): Promise<TokenResponse | null> {
-    const { repository, refreshToken: settings } = this.options;
-    const next = settings.codec.mint(target.sessionId, target.generation + 1);
-    const rotated = await store(() =>
-      repository.rotate({
-        ...target,
-        nextKeyId: next.keyId,
-        nextTokenHash: next.tokenHash,
-        nextSealed: next.sealed,
-        now,
-        idleExpiresAt: new Date(now.getTime() + settings.idleTtlMs),
-      }),
-    );
-    if (!rotated) return null;
-    await this.refuseOutdated(rotated, now, synced);
-    this.audit.emit({
-      type: 'token.rotated',
-      at: now,
-      userId: rotated.userId,
-      sessionId: rotated.sessionId,
-      generation: rotated.generation,
-    });
-    return tokenResponse(this.accessTokens, rotated, next.token, now);
-  }
-
-  /**
-   * Versions (step 4 of "A refresh" in docs/architecture.md), through the revocation cache,
-   * checked after the rotation because the record names the user. Refused, not revoked here: a
-   * revoke-all job revokes the records with the reason it was given (docs/decisions.md).
-   */
-  private async refuseOutdated(
-    record: RefreshTokenRecord,
-    now: Date,
-    synced: Promise<boolean>,
-  ): Promise<void> {
-    const bus = await synced;
-    const [userMinVersion, global] = await store(() =>
-      this.revocations.versions(record.userId, bus),
-    );
-    if (judgeVersions(record, userMinVersion, global, now) === 'outdated')
-      throw this.audit.reject('version', record);
-  }
-
-  private async revokeReused(
-    record: RefreshTokenRecord,
-    presented: number,
-    now: Date,
-  ): Promise<never> {
-    const { userId, sessionId } = record;
-    this.audit.emit({
-      type: 'token.reuse_detected',
-      at: now,
-      userId,
-      sessionId,
-      presentedGeneration: presented,
-      currentGeneration: record.generation,
-    });
-    await this.revoke(record, 'reuse_detected');
-    throw this.audit.reject('reused', { userId, sessionId });
-  }
-
-  private async revoke(record: RefreshTokenRecord, reason: string): Promise<boolean> {
-    const at = this.options.clock.now();
-    const revoked = await store(() =>
-      this.options.repository.revokeBySession(record.sessionId, reason, { at }),
-    );
-    if (!revoked) {
-      this.revocations.forgetSession(record.sessionId);
-      return false;
-    }
-    await this.revocations.revoked({ kind: 'session', sessionId: record.sessionId });
-    this.audit.emit({
-      type: 'session.revoked',
-      at,
-      userId: record.userId,
-      sessionId: record.sessionId,
-      reason,
-    });
-    return true;
-  }
 }
 
-/** The span's binding attribute: what the answer's token type says of the session. */
-function bindingOf(answer: TokenResponse): string {
-  return answer.tokenType === 'DPoP' ? 'dpop' : 'none';
+/** The span's binding attribute: how the session is bound (`dpop`, `dbsc`) or `none`. */
+function bindingOf(record: RefreshTokenRecord): string {
+  return record.binding?.method ?? 'none';
 }

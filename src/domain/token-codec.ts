@@ -49,6 +49,11 @@ const TAG_LABEL = Buffer.from('refresh-rotation/refresh-token-tag/v3\0', 'utf8')
 const KEY_ID_LABEL = Buffer.from('refresh-rotation/key-id/v1\0', 'utf8');
 const HEX_SESSION_ID = /^[0-9a-f]{32}$/;
 
+/** Whether `value` is a session id as tokens carry it: 32 lowercase hex characters. */
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && HEX_SESSION_ID.test(value);
+}
+
 /** A refresh token taken apart; its tag is checked by `hasValidTag`. */
 export interface ParsedRefreshToken {
   format: number;
@@ -193,7 +198,7 @@ export class TokenCodec {
     if (!Number.isInteger(generation) || generation < 0 || generation > MAX_GENERATION) {
       throw new RangeError(`generation must be an integer in [0, ${MAX_GENERATION}]`);
     }
-    if (!HEX_SESSION_ID.test(sessionId))
+    if (!isSessionId(sessionId))
       throw new RangeError('sessionId must be 32 lowercase hex characters');
     if (!Buffer.isBuffer(nonce) || nonce.length !== NONCE_BYTES)
       throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);

@@ -143,6 +143,28 @@ describe('spans of the use cases', () => {
       for (const secret of secrets) expect(textOf(span)).not.toContain(secret);
   });
 
+  it('the binding attribute names how the session is bound, whichever endpoint refreshed it', async () => {
+    const { rotation } = service();
+    const device = { jkt: 'D'.repeat(43), jwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' } };
+    const browser = await rotation.issue({ userId: 'erin' });
+    await rotation.bindDevice(browser.refreshToken, async () => device, 600_000);
+    await rotation.refresh(browser.refreshToken, undefined, { transport: 'cookie' });
+    await rotation.refreshByDeviceProof(browser.sessionId, async () => undefined, 600_000);
+    const app = await rotation.issue({ userId: 'erin', dpop: { jkt: 'P'.repeat(43) } });
+    await rotation.refresh(app.refreshToken, { jkt: 'P'.repeat(43) });
+
+    expect(spans().map((span) => [span.name, span.attributes['refresh_rotation.binding']])).toEqual(
+      [
+        ['refresh-rotation.issue', 'none'],
+        ['refresh-rotation.bind_device', undefined],
+        ['refresh-rotation.refresh', 'dbsc'],
+        ['refresh-rotation.refresh_by_device_proof', undefined],
+        ['refresh-rotation.issue', 'dpop'],
+        ['refresh-rotation.refresh', 'dpop'],
+      ],
+    );
+  });
+
   it("each span is a child of the caller's active span", async () => {
     const { rotation } = service();
     const caller = trace.getTracer('test');
