@@ -5,10 +5,21 @@
  * in the steps every refresh shares (session-steps.ts).
  */
 import { isExpired } from './domain/refresh-token';
-import { checkedProvenKey, credentialExpiry, type DeviceKey } from './domain/session-binding';
+import {
+  boundUntilFrom,
+  checkedProvenKey,
+  credentialExpiry,
+  type DeviceKey,
+} from './domain/session-binding';
 import { hashToken, isSessionId, MAX_GENERATION } from './domain/token-codec';
-import type { TokenResponse } from './rotation-values';
+import { secondsUntil, type TokenResponse } from './rotation-values';
 import { keptChanging, MAX_ROTATE_ATTEMPTS, store, type SessionSteps } from './session-steps';
+
+/** What a DBSC registration answers: the session, and its refresh cookie's new lifetime. */
+export type DeviceBound = Pick<
+  TokenResponse,
+  'sessionId' | 'refreshExpiresAt' | 'refreshExpiresIn'
+>;
 
 /** The DBSC use cases of one `RotationService` (which exposes them as its own methods). */
 export class DeviceSessions {
@@ -19,7 +30,7 @@ export class DeviceSessions {
     refreshToken: unknown,
     prove: (sessionId: string) => Promise<DeviceKey>,
     boundTtlMs: number,
-  ): Promise<{ sessionId: string; refreshExpiresAt: Date }> {
+  ): Promise<DeviceBound> {
     const { options, audit } = this.steps;
     const { token, parsed } = this.steps.ourToken(refreshToken);
     const key = await prove(parsed.sessionId);
@@ -33,7 +44,7 @@ export class DeviceSessions {
           method: 'dbsc',
           jkt: key.jkt,
           jwk: key.jwk,
-          boundUntil: new Date(now.getTime() + boundTtlMs),
+          boundUntil: boundUntilFrom(now, boundTtlMs),
         },
         now,
       }),
@@ -41,9 +52,11 @@ export class DeviceSessions {
     // Not the current token of a live, unbound session: revoked, expired, already bound (a
     // replayed registration), or a superseded token.
     if (!bound) throw audit.reject('revoked', { sessionId: parsed.sessionId });
+    const refreshExpiresAt = credentialExpiry(bound.expiresAt, bound.binding);
     return {
       sessionId: bound.sessionId,
-      refreshExpiresAt: credentialExpiry(bound.expiresAt, bound.binding),
+      refreshExpiresAt,
+      refreshExpiresIn: secondsUntil(refreshExpiresAt, now),
     };
   }
 
@@ -73,7 +86,7 @@ export class DeviceSessions {
           sessionId,
           generation: record.generation,
           tokenHash: record.tokenHash,
-          dbsc: { jkt, boundUntil: new Date(now.getTime() + boundTtlMs) },
+          dbsc: { jkt, boundUntil: boundUntilFrom(now, boundTtlMs) },
         },
         now,
         synced,

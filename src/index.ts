@@ -14,6 +14,7 @@ export type {
   IssueOptions,
   RefreshContext,
   VersionSnapshot,
+  DeviceBound,
 } from './rotation-service';
 
 // Options, validated once by the RotationService constructor.

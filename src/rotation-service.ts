@@ -14,7 +14,7 @@ import { JwtAccessTokens } from './adapters/jsonwebtoken/jwt-access-tokens';
 import { openTelemetryTracing } from './adapters/opentelemetry/otel-tracing';
 import type { AccessTokenClaims } from './domain/access-token';
 import { AuditTrail } from './audit-trail';
-import { DeviceSessions } from './device-sessions';
+import { DeviceSessions, type DeviceBound } from './device-sessions';
 import { parseDuration } from './domain/duration';
 import { NO_TRACING, type OperationTracer } from './domain/tracing';
 import {
@@ -61,6 +61,7 @@ import {
 } from './session-steps';
 
 export type { AccessTokenClaims } from './domain/access-token';
+export type { DeviceBound } from './device-sessions';
 export type {
   IssueOptions,
   RefreshContext,
@@ -263,7 +264,7 @@ export class RotationService {
     refreshToken: unknown,
     prove: (sessionId: string) => Promise<DeviceKey>,
     boundTtlMs: number,
-  ): Promise<{ sessionId: string; refreshExpiresAt: Date }> {
+  ): Promise<DeviceBound> {
     return this.tracer.run('bind_device', () => this.devices.bind(refreshToken, prove, boundTtlMs));
   }
 

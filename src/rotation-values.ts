@@ -20,8 +20,18 @@ export interface TokenResponse {
    * device-bound session also by its bound lifetime).
    */
   refreshExpiresAt: Date;
+  /**
+   * Seconds from now to `refreshExpiresAt` (the refresh cookie's `Max-Age`: relative, so a browser
+   * whose clock is off keeps it as long as the server means).
+   */
+  refreshExpiresIn: number;
   sessionId: string;
   userId: string;
+}
+
+/** Whole seconds from `now` until `at`, never negative. */
+export function secondsUntil(at: Date, now: Date): number {
+  return Math.max(0, Math.floor((at.getTime() - now.getTime()) / 1000));
 }
 
 /**
@@ -101,6 +111,7 @@ export function tokenResponse(
   now: Date,
 ): TokenResponse {
   const jkt = record.binding?.method === 'dpop' ? record.binding.jkt : undefined;
+  const refreshExpiresAt = credentialExpiry(record.expiresAt, record.binding);
   return {
     accessToken: accessTokens.sign(
       {
@@ -115,7 +126,8 @@ export function tokenResponse(
     tokenType: jkt === undefined ? 'Bearer' : 'DPoP',
     expiresIn: accessTokens.expiresIn,
     refreshToken,
-    refreshExpiresAt: credentialExpiry(record.expiresAt, record.binding),
+    refreshExpiresAt,
+    refreshExpiresIn: secondsUntil(refreshExpiresAt, now),
     sessionId: record.sessionId,
     userId: record.userId,
   };

@@ -118,13 +118,27 @@ export function assertProvenFor(
 }
 
 /**
+ * How much longer a DBSC session's bound lifetime runs on the server than its cookie in the
+ * browser: the cookie (Max-Age, so the browser's own clock does not matter) is gone by the time a
+ * request sent just before its end arrives, and the browser then refreshes by proof instead of
+ * presenting a cookie the server has just stopped accepting.
+ */
+export const BOUND_LEEWAY_MS = 5_000;
+
+/** The `boundUntil` of a DBSC session bound or refreshed by proof at `now` for `boundTtlMs`. */
+export function boundUntilFrom(now: Date, boundTtlMs: number): Date {
+  return new Date(now.getTime() + boundTtlMs + BOUND_LEEWAY_MS);
+}
+
+/**
  * When a session's refresh credential stops working: its idle expiry, or for a DBSC session the
- * earlier of that and its bound lifetime (the refresh cookie is given this expiry).
+ * earlier of that and its bound lifetime, less {@link BOUND_LEEWAY_MS} (the refresh cookie is given
+ * this expiry).
  */
 export function credentialExpiry(expiresAt: Date, binding: SessionBinding | null): Date {
-  return binding?.method === 'dbsc' && binding.boundUntil.getTime() < expiresAt.getTime()
-    ? binding.boundUntil
-    : expiresAt;
+  if (binding?.method !== 'dbsc') return expiresAt;
+  const cookieEnd = binding.boundUntil.getTime() - BOUND_LEEWAY_MS;
+  return cookieEnd < expiresAt.getTime() ? new Date(cookieEnd) : expiresAt;
 }
 
 /** A proven key as the HTTP adapter hands it, checked: a malformed one is its bug, never stored. */

@@ -19,6 +19,7 @@ import {
   type InvalidGrantReason,
 } from '../../src/domain/errors';
 import { SUPERSEDED_KEPT, type RefreshTokenRecord } from '../../src/domain/refresh-token';
+import { BOUND_LEEWAY_MS } from '../../src/domain/session-binding';
 import type { RefreshTokenRepository } from '../../src/domain/refresh-token-repository';
 import type { RevokeAllJob, TokenJobs } from '../../src/domain/token-jobs';
 import { TokenCodec } from '../../src/domain/token-codec';
@@ -1002,9 +1003,16 @@ export function describeRotationServiceContract(name: string, factory: ContractF
           },
           BOUND_TTL,
         );
-        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        // The server's bound lifetime outlasts the cookie by the leeway (a request sent just before
+        // the cookie's end still lands); the cookie's lifetime is relative (Max-Age).
+        const cookieEnd = new Date(clock.now().getTime() + BOUND_TTL);
+        const boundUntil = new Date(cookieEnd.getTime() + BOUND_LEEWAY_MS);
         expect(seen).toEqual([login.sessionId]);
-        expect(bound).toEqual({ sessionId: login.sessionId, refreshExpiresAt: boundUntil });
+        expect(bound).toEqual({
+          sessionId: login.sessionId,
+          refreshExpiresAt: cookieEnd,
+          refreshExpiresIn: BOUND_TTL / 1000,
+        });
         expect((await record(login.sessionId)).binding).toEqual({
           method: 'dbsc',
           ...device,
@@ -1071,22 +1079,27 @@ export function describeRotationServiceContract(name: string, factory: ContractF
       it('the cookie rotates without a proof inside the bound lifetime but never extends it, and is refused after it without any change', async () => {
         const rotation = service();
         const login = await boundLogin(rotation);
-        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        const cookieEnd = new Date(clock.now().getTime() + BOUND_TTL);
+        const boundUntil = new Date(cookieEnd.getTime() + BOUND_LEEWAY_MS);
         clock.advance('9m');
         const rotated = await rotation.refresh(login.refreshToken);
         expect(rotated.tokenType).toBe('Bearer');
-        expect(rotated.refreshExpiresAt).toEqual(boundUntil);
+        expect(rotated).toMatchObject({ refreshExpiresAt: cookieEnd, refreshExpiresIn: 60 });
         expect((await record(login.sessionId)).binding).toMatchObject({ boundUntil });
+        // At the cookie's end a request sent just before it still lands, and its cookie lives 0 s.
         clock.advance('1m');
+        const late = await rotation.refresh(rotated.refreshToken);
+        expect(late).toMatchObject({ refreshExpiresAt: cookieEnd, refreshExpiresIn: 0 });
+        clock.advance(BOUND_LEEWAY_MS);
         const before = await record(login.sessionId);
-        await expectGrantRejected(rotation.refresh(rotated.refreshToken), 'expired');
+        await expectGrantRejected(rotation.refresh(late.refreshToken), 'expired');
         expect(await record(login.sessionId)).toEqual(before);
         // Nor can the copy log its owner out.
-        await expect(rotation.revokeByRefreshToken(rotated.refreshToken)).resolves.toBe(false);
+        await expect(rotation.revokeByRefreshToken(late.refreshToken)).resolves.toBe(false);
         expect((await record(login.sessionId)).revokedAt).toBeNull();
         // A DPoP proof never stands in for the device key.
         await expect(
-          rotation.refresh(rotated.refreshToken, { jkt: device.jkt }),
+          rotation.refresh(late.refreshToken, { jkt: device.jkt }),
         ).rejects.toMatchObject({ code: 'invalid_dpop_proof' });
       });
 
@@ -1102,16 +1115,16 @@ export function describeRotationServiceContract(name: string, factory: ContractF
           },
           BOUND_TTL,
         );
-        const boundUntil = new Date(clock.now().getTime() + BOUND_TTL);
+        const cookieEnd = new Date(clock.now().getTime() + BOUND_TTL);
         expect(seen).toEqual([[device, 0]]);
-        expect(refreshed.refreshExpiresAt).toEqual(boundUntil);
+        expect(refreshed.refreshExpiresAt).toEqual(cookieEnd);
         expect((await record(login.sessionId)).binding).toEqual({
           method: 'dbsc',
           ...device,
-          boundUntil,
+          boundUntil: new Date(cookieEnd.getTime() + BOUND_LEEWAY_MS),
         });
         const next = await rotation.refresh(refreshed.refreshToken);
-        expect(next.refreshExpiresAt).toEqual(boundUntil);
+        expect(next.refreshExpiresAt).toEqual(cookieEnd);
         clock.advance('11s');
         await expectGrantRejected(rotation.refresh(login.refreshToken), 'reused');
         await expectGrantRejected(

@@ -1,5 +1,6 @@
 import {
   bindingAfter,
+  BOUND_LEEWAY_MS,
   credentialExpiry,
   isThumbprint,
   judgeBinding,
@@ -43,11 +44,13 @@ describe('judgeBinding', () => {
 });
 
 describe('credentialExpiry', () => {
-  it('is the idle expiry, or the bound lifetime of a device-bound session when that comes first', () => {
+  it('is the idle expiry, or the bound lifetime less the leeway of a device-bound session when that comes first', () => {
     const idle = new Date(NOW.getTime() + 3_600_000);
     expect(credentialExpiry(idle, null)).toEqual(idle);
     expect(credentialExpiry(idle, boundToA)).toEqual(idle);
-    expect(credentialExpiry(idle, deviceBoundToA)).toEqual(deviceBoundToA.boundUntil);
+    expect(credentialExpiry(idle, deviceBoundToA)).toEqual(
+      new Date(deviceBoundToA.boundUntil.getTime() - BOUND_LEEWAY_MS),
+    );
     const soon = new Date(NOW.getTime() + 1000);
     expect(credentialExpiry(soon, deviceBoundToA)).toEqual(soon);
   });

@@ -71,6 +71,7 @@ describe('the cookie transport of the router', () => {
     expect(cookie.value).toMatch(/^rt_[A-Za-z0-9_-]+$/);
     expect(cookie.attributes).toEqual({
       path: '/auth',
+      'max-age': '2592000', // the 30-day idle expiry, relative: the browser's clock does not matter
       expires: expect.any(String),
       httponly: true,
       secure: true,

@@ -82,7 +82,7 @@ describe('on Express 4', () => {
     const login = await request(app).post('/auth/login').set('X-Token-Transport', 'cookie');
     const set = (login.headers['set-cookie'] as unknown as string[])[0]!;
     expect(set).toMatch(
-      /^__Secure-refresh_token=rt_[\w-]+; Path=\/auth; Expires=.+; HttpOnly; Secure; SameSite=Strict$/,
+      /^__Secure-refresh_token=rt_[\w-]+; Max-Age=2592000; Path=\/auth; Expires=.+; HttpOnly; Secure; SameSite=Strict$/,
     );
     const value = set.split(';')[0]!.split('=')[1]!;
     const out = await request(app)

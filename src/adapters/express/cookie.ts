@@ -63,7 +63,8 @@ export interface CookieTransport {
    * router's mount path without `cookie.path`): checked before a session is created.
    */
   assertCanSet(req: Request): void;
-  set(req: Request, res: Response, token: string, expires: Date): void;
+  /** Sets the cookie to `token` for `lifetime.refreshExpiresIn` seconds (`Max-Age`). */
+  set(req: Request, res: Response, token: string, lifetime: { refreshExpiresIn: number }): void;
   /** The cookie's `Path` for this request (throws `OptionsError` like `assertCanSet`). */
   pathFor(req: Request): string;
   /** The cookie's attributes as DBSC's `credentials` list names them (no expiry). */
@@ -261,8 +262,9 @@ export function createCookieTransport(
         'SameSite=Strict',
       ].join('; ');
     },
-    set(req, res, token, expires) {
-      res.cookie(name, token, { ...attributes(req), expires });
+    set(req, res, token, { refreshExpiresIn }) {
+      // Express sends Max-Age and, from it, Expires; browsers go by Max-Age.
+      res.cookie(name, token, { ...attributes(req), maxAge: refreshExpiresIn * 1000 });
     },
     clear(req, res) {
       // Same attributes as when set, or the browser keeps the cookie. No maxAge/expires here:

@@ -378,7 +378,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       throw error;
     }
     const useCookie = cookie !== null && (viaCookie || cookie.wanted(req));
-    if (useCookie) cookie.set(req, res, result.refreshToken, result.refreshExpiresAt);
+    if (useCookie) cookie.set(req, res, result.refreshToken, result);
     res.status(200).json(tokenBody(result, !useCookie));
   }
 
@@ -460,7 +460,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
     });
     if (res) setNoStore(res);
     setDPoPNonce(res, dpop);
-    if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result.refreshExpiresAt);
+    if (useCookie && res) cookie.set(res.req, res, result.refreshToken, result);
     // A session bound by DPoP at login stays so: a binding is never replaced.
     if (useCookie && res && dbsc && result.tokenType === 'Bearer')
       offerDeviceBinding(res, cookie, dbsc, result.sessionId);
@@ -512,7 +512,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       (sessionId) => device.verifyRegistration(proof, sessionId),
       device.boundTtlMs,
     );
-    transport.set(req, res, token, bound.refreshExpiresAt);
+    transport.set(req, res, token, bound);
     res.status(200).json(dbscInstructions(req, transport, bound.sessionId));
   }
 
@@ -547,7 +547,7 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
       }
       throw error;
     }
-    transport.set(req, res, result.refreshToken, result.refreshExpiresAt);
+    transport.set(req, res, result.refreshToken, result);
     res.status(200).json(dbscInstructions(req, transport, sessionId));
   }
 
