@@ -409,7 +409,7 @@ describe('docs/express.md', () => {
       expect(cookieLogin.status).toBe(200);
       expect(await cookieLogin.json()).not.toHaveProperty('refresh_token');
       const setCookie = cookieLogin.headers.get('set-cookie') ?? '';
-      expect(setCookie).toMatch(/^__Secure-refresh_token=rt_[^;]+; Path=\/auth; /);
+      expect(setCookie).toMatch(/^__Secure-refresh_token=rt_[^;]+; Max-Age=\d+; Path=\/auth; /);
       expect(setCookie).toMatch(/HttpOnly/);
       expect(setCookie).toMatch(/SameSite=Strict/);
       const cookie = setCookie.split(';')[0] as string;
