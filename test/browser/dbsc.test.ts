@@ -7,8 +7,7 @@
  * shows what the browser did. Never skips: a Chromium that stops registering fails the test with
  * the flags and its version.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { createRefreshRouter, type RefreshRouter } from '../../src/adapters/expr
 import { InlineTokenJobs } from '../../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { RotationService } from '../../src/rotation-service';
+import { throwawayCertificate } from '../support/certificate';
 import { ShiftedClock } from '../support/fake-clock';
 import { ACCESS_SECRET, REFRESH_SECRET } from '../support/secrets';
 import { openTestDatabase, uniqueName } from '../support/services';
@@ -42,21 +42,6 @@ async function refresh() {
   return { status: r.status, body: await r.json() };
 }
 </script>`;
-
-/** A self-signed certificate for localhost, and the base64 SHA-256 of its SubjectPublicKeyInfo. */
-function throwawayCertificate(dir: string): { key: Buffer; cert: Buffer; spki: string } {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost',
-  ], { stdio: 'ignore' }); // prettier-ignore
-  const publicKey = execFileSync('openssl', ['x509', '-in', cert, '-pubkey', '-noout']);
-  const der = execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], { input: publicKey });
-  const spki = execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der });
-  return { key: readFileSync(key), cert: readFileSync(cert), spki: spki.toString('base64') };
-}
 
 interface DbscEvent {
   succeeded: boolean;
