@@ -6,6 +6,8 @@
  * services, queues and logs are read as the worker reads them (startup/common-env.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import {
   ACCESS_TOKEN_ALGORITHMS,
   MIN_ACCESS_SECRET_BYTES,
@@ -33,7 +35,7 @@ export interface Env {
   readonly isProduction: boolean;
   /** True when neither `MONGODB_URI` nor `REDIS_URL` is set: in-memory adapters, inline jobs. */
   readonly inMemoryDemo: boolean;
-  /** True when the token secrets were generated at start (in-memory demo only; never in production). */
+  /** True when the token (or DBSC) secrets were generated at start (in-memory demo only; never in production). */
   readonly devSecretsGenerated: boolean;
   readonly mongodbUri: string | undefined;
   readonly redisUrl: string | undefined;
@@ -59,8 +61,14 @@ export interface Env {
   readonly http: {
     readonly port: number;
     /**
+     * `TLS_KEY_FILE` and `TLS_CERT_FILE` (both or neither), read at start as PEM text: the app
+     * then serves HTTPS itself (`node:https`). Undefined: plain HTTP (behind a TLS terminator).
+     */
+    readonly tls: { readonly key: string; readonly cert: string } | undefined;
+    /**
      * `PUBLIC_URL`: the origin clients call the app at, which DPoP proofs name (`htu`). Default
-     * the origin of `ACCESS_TOKEN_ISSUER` when that is a URL, else `http://localhost:<PORT>`.
+     * the origin of `ACCESS_TOKEN_ISSUER` when that is a URL, else `http://localhost:<PORT>`
+     * (`https://` with `tls`).
      */
     readonly publicUrl: string;
     readonly cookie: {
@@ -68,6 +76,18 @@ export interface Env {
       readonly secure: boolean;
       readonly name: string;
       readonly csrfHeader: string;
+      /**
+       * `DBSC=true`: Device Bound Session Credentials on the cookie transport (`cookie.dbsc`).
+       * Undefined when off (the default).
+       */
+      readonly dbsc:
+        | {
+            /** `DBSC_SECRET`, at least 32 bytes; generated in the in-memory demo when unset. */
+            readonly secret: string;
+            /** `DBSC_BOUND_TTL`, default 10m, at least 2m. */
+            readonly boundTtlMs: number;
+          }
+        | undefined;
     };
     readonly rateLimit: {
       /** Per client IP: register, login and password change together. */
@@ -136,7 +156,7 @@ export function loadEnv(env: RawEnv = process.env): Env {
   const generate = inMemoryDemo && !isProduction;
   const accessToken = readAccessToken(reader, generate, isProduction);
   const refreshToken = readRefreshToken(reader, generate, isProduction);
-  const http = readHttp(reader, isProduction, accessToken.value.issuer);
+  const http = readHttp(reader, isProduction, accessToken.value.issuer, generate);
   const queue = readQueueSettings(reader);
   const logLevel = readLogLevel(reader);
   const logFormat = readLogFormat(reader);
@@ -145,13 +165,13 @@ export function loadEnv(env: RawEnv = process.env): Env {
     nodeEnv,
     isProduction,
     inMemoryDemo,
-    devSecretsGenerated: accessToken.generated || refreshToken.generated,
+    devSecretsGenerated: accessToken.generated || refreshToken.generated || http.generated,
     mongodbUri,
     redisUrl,
     accessToken: accessToken.value,
     refreshToken: refreshToken.value,
     queue,
-    http,
+    http: http.value,
     logLevel,
     logFormat,
   });
@@ -268,7 +288,8 @@ function readHttp(
   reader: EnvReader,
   isProduction: boolean,
   issuer: string | undefined,
-): Env['http'] {
+  generate: boolean,
+): { generated: boolean; value: Env['http'] } {
   const secure = reader.boolean('COOKIE_SECURE', true);
   const name = reader.string('COOKIE_NAME', secure ? '__Secure-refresh_token' : 'refresh_token');
   if (name.startsWith('__Secure-') && !secure) {
@@ -289,17 +310,150 @@ function readHttp(
     reader.problem(`CSRF_HEADER must be an HTTP header name; got ${JSON.stringify(csrfHeader)}.`);
   }
   const port = reader.integer('PORT', 3000, { min: 0, max: 65_535 });
+  const tls = readTls(reader);
+  const publicUrl = readPublicUrl(reader, issuer, port, tls !== undefined);
+  const transport = reader.boolean('COOKIE_TRANSPORT', true);
+  const dbsc = readDbsc(reader, {
+    generate,
+    isProduction,
+    transport,
+    secure,
+    https: tls !== undefined || publicUrl.startsWith('https://'),
+  });
   return {
-    port,
-    publicUrl: readPublicUrl(reader, issuer, port),
-    cookie: { transport: reader.boolean('COOKIE_TRANSPORT', true), secure, name, csrfHeader },
-    rateLimit: {
-      loginPerMinute: reader.integer('RATE_LIMIT_LOGIN_PER_MINUTE', 10, { min: 1, max: 1_000_000 }),
-      accountPerHour: reader.integer('RATE_LIMIT_ACCOUNT_PER_HOUR', 20, { min: 1, max: 1_000_000 }),
-      tokenPerMinute: reader.integer('RATE_LIMIT_TOKEN_PER_MINUTE', 60, { min: 1, max: 1_000_000 }),
+    generated: dbsc.generated,
+    value: {
+      port,
+      tls,
+      publicUrl,
+      cookie: { transport, secure, name, csrfHeader, dbsc: dbsc.value },
+      rateLimit: {
+        loginPerMinute: reader.integer('RATE_LIMIT_LOGIN_PER_MINUTE', 10, {
+          min: 1,
+          max: 1_000_000,
+        }),
+        accountPerHour: reader.integer('RATE_LIMIT_ACCOUNT_PER_HOUR', 20, {
+          min: 1,
+          max: 1_000_000,
+        }),
+        tokenPerMinute: reader.integer('RATE_LIMIT_TOKEN_PER_MINUTE', 60, {
+          min: 1,
+          max: 1_000_000,
+        }),
+      },
+      adminUserIds: readAdminUserIds(reader),
     },
-    adminUserIds: readAdminUserIds(reader),
   };
+}
+
+/** A PEM file named by `name`, as text; a problem naming the variable when it cannot be read. */
+function readPemFile(reader: EnvReader, name: string, path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    reader.problem(`${name}=${path} cannot be read (${code}): it must name a readable PEM file.`);
+    return undefined;
+  }
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    reader.problem(`${name}=${path} is not a PEM file (no -----BEGIN …----- line).`);
+    return undefined;
+  }
+  return text;
+}
+
+/**
+ * `TLS_KEY_FILE` and `TLS_CERT_FILE`: both or neither. Read here, so a missing file, a file that
+ * is not PEM or a key that does not match the certificate is a start-up problem naming them, not a
+ * stack trace from `https.createServer`.
+ */
+function readTls(reader: EnvReader): Env['http']['tls'] {
+  const keyFile = reader.optionalString('TLS_KEY_FILE');
+  const certFile = reader.optionalString('TLS_CERT_FILE');
+  if (keyFile === undefined && certFile === undefined) return undefined;
+  if (keyFile === undefined || certFile === undefined) {
+    const [set, unset] =
+      keyFile === undefined ? ['TLS_CERT_FILE', 'TLS_KEY_FILE'] : ['TLS_KEY_FILE', 'TLS_CERT_FILE'];
+    reader.problem(
+      `${set} is set but ${unset} is not: set both (the PEM private key and certificate) to serve HTTPS, or neither for plain HTTP.`,
+    );
+    return undefined;
+  }
+  const key = readPemFile(reader, 'TLS_KEY_FILE', keyFile);
+  const cert = readPemFile(reader, 'TLS_CERT_FILE', certFile);
+  if (key === undefined || cert === undefined) return undefined;
+  try {
+    createSecureContext({ key, cert });
+  } catch (error) {
+    reader.problem(
+      `TLS_KEY_FILE and TLS_CERT_FILE do not make a TLS key pair (${(error as Error).message}): the key must be the certificate's, both PEM, the key unencrypted.`,
+    );
+    return undefined;
+  }
+  return { key, cert };
+}
+
+/**
+ * The library's rules for `cookie.dbsc` (src/adapters/express/dbsc.ts): a secret of at least 32
+ * bytes, a bound lifetime of at least 2 minutes. Checked here too, so a bad value is an EnvError
+ * naming the variable; `createRefreshRouter` checks them again.
+ */
+const MIN_DBSC_SECRET_BYTES = 32;
+const MIN_DBSC_BOUND_TTL_MS = 120_000;
+
+/** `DBSC`, `DBSC_SECRET`, `DBSC_BOUND_TTL`: device-bound sessions on the cookie transport. */
+function readDbsc(
+  reader: EnvReader,
+  context: {
+    generate: boolean;
+    isProduction: boolean;
+    transport: boolean;
+    secure: boolean;
+    https: boolean;
+  },
+): { generated: boolean; value: Env['http']['cookie']['dbsc'] } {
+  const enabled = reader.boolean('DBSC', false);
+  if (!enabled) {
+    for (const name of ['DBSC_SECRET', 'DBSC_BOUND_TTL'])
+      if (reader.optionalString(name) !== undefined)
+        reader.problem(`${name} is set but DBSC is not on: set DBSC=true, or unset ${name}.`);
+    return { generated: false, value: undefined };
+  }
+  if (!context.transport)
+    reader.problem('DBSC=true needs COOKIE_TRANSPORT=true: DBSC binds the refresh cookie.');
+  if (!context.secure)
+    reader.problem(
+      'DBSC=true needs COOKIE_SECURE=true: browsers speak DBSC over HTTPS only, with a Secure cookie.',
+    );
+  if (!context.https)
+    reader.problem(
+      'DBSC=true needs HTTPS: set TLS_KEY_FILE and TLS_CERT_FILE, or, behind a TLS terminator, an https PUBLIC_URL (Chromium ignores DBSC on plain http).',
+    );
+  let secret = reader.optionalString('DBSC_SECRET');
+  let generated = false;
+  if (secret === undefined && context.generate) {
+    secret = devSecret();
+    generated = true;
+  } else if (secret === undefined) {
+    reader.problem(
+      `DBSC_SECRET is required with DBSC=true: a random string of at least ${MIN_DBSC_SECRET_BYTES} bytes, the same on every instance (openssl rand -base64 48).`,
+    );
+  } else {
+    if (Buffer.byteLength(secret) < MIN_DBSC_SECRET_BYTES) {
+      reader.problem(
+        `DBSC_SECRET must be at least ${MIN_DBSC_SECRET_BYTES} bytes; got ${Buffer.byteLength(secret)}.`,
+      );
+    }
+    if (context.isProduction) refusePlaceholder(reader, 'DBSC_SECRET', secret);
+  }
+  const boundTtlMs = reader.duration('DBSC_BOUND_TTL', '10m');
+  if (boundTtlMs < MIN_DBSC_BOUND_TTL_MS) {
+    reader.problem(
+      `DBSC_BOUND_TTL must be at least 2m (Chromium refreshes a shorter-lived cookie at once); got ${JSON.stringify(reader.string('DBSC_BOUND_TTL', '10m'))}.`,
+    );
+  }
+  return { generated, value: { secret: secret ?? '', boundTtlMs } };
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -309,10 +463,16 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
  * client may choose it); the default follows the issuer so the metadata's endpoints and the URL
  * proofs must name agree.
  */
-function readPublicUrl(reader: EnvReader, issuer: string | undefined, port: number): string {
+function readPublicUrl(
+  reader: EnvReader,
+  issuer: string | undefined,
+  port: number,
+  https: boolean,
+): string {
   const issuerUrl = issuer !== undefined && /^https?:\/\//.test(issuer) ? parseUrl(issuer) : null;
   const configured = reader.optionalString('PUBLIC_URL');
-  const value = configured ?? issuerUrl?.origin ?? `http://localhost:${port}`;
+  const value =
+    configured ?? issuerUrl?.origin ?? `${https ? 'https' : 'http'}://localhost:${port}`;
   const url = parseUrl(value);
   const secure =
     url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK.has(url.hostname));

@@ -312,6 +312,9 @@ export async function createRuntime(
             secure: cookie.secure,
             csrfHeader: cookie.csrfHeader,
             development: env.nodeEnv === 'development' || env.nodeEnv === 'test',
+            ...(cookie.dbsc
+              ? { dbsc: { secret: cookie.dbsc.secret, boundTtl: cookie.dbsc.boundTtlMs } }
+              : {}),
           }
         : false,
       rateLimit: {

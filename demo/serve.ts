@@ -3,7 +3,8 @@
  * `npm start` (server.ts) and `npm run demo` (main.ts).
  */
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { EnvError, type Env } from './env';
 import { createPinoLogger } from '../startup/logging';
@@ -63,7 +64,10 @@ export async function serve(env: Env, logger: Logger): Promise<Serving> {
   const level = runtime.mode === 'memory' ? 'warn' : 'info';
   logger[level]({ mode: runtime.mode }, describeMode(env, runtime));
   // Not `app.listen`: Express 5 hands a listen error to its callback, which cannot tell it apart.
-  const server = createServer(runtime.app);
+  const { tls } = env.http;
+  const server: Server = tls
+    ? createHttpsServer({ key: tls.key, cert: tls.cert }, runtime.app)
+    : createHttpServer(runtime.app);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -79,7 +83,13 @@ export async function serve(env: Env, logger: Logger): Promise<Serving> {
   }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.http.port;
-  logger.info({ port }, `example app listening on http://localhost:${port}`);
+  const scheme = tls ? 'https' : 'http';
+  logger.info({ port }, `example app listening on ${scheme}://localhost:${port}`);
+  if (env.http.cookie.dbsc)
+    logger.info(
+      { boundTtlMs: env.http.cookie.dbsc.boundTtlMs },
+      'device-bound sessions (DBSC) on: a cookie login offers the browser to bind its session',
+    );
   const clientModule = shippedClientModule();
   // A fresh clone has no dist/ yet: the page then gets the module built from src/client.
   if (!existsSync(clientModule))

@@ -7,8 +7,7 @@
  * shows what the browser did. Never skips: a Chromium that stops registering fails the test with
  * the flags and its version.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,14 +18,14 @@ import { createRefreshRouter, type RefreshRouter } from '../../src/adapters/expr
 import { InlineTokenJobs } from '../../src/adapters/memory';
 import { MongooseRefreshTokenRepository, MongooseVersionStore } from '../../src/adapters/mongoose';
 import { RotationService } from '../../src/rotation-service';
+import { throwawayCertificate } from '../support/certificate';
+import { DBSC_FEATURES, kindOf, type DbscEvent } from '../support/dbsc-events';
 import { ShiftedClock } from '../support/fake-clock';
 import { ACCESS_SECRET, REFRESH_SECRET } from '../support/secrets';
 import { openTestDatabase, uniqueName } from '../support/services';
 import { waitFor } from '../support/wait-for';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FEATURES =
-  'DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting,DeviceBoundSessionsDevTools';
 const MINUTE = 60_000;
 
 jest.setTimeout(60_000);
@@ -42,42 +41,6 @@ async function refresh() {
   return { status: r.status, body: await r.json() };
 }
 </script>`;
-
-/** A self-signed certificate for localhost, and the base64 SHA-256 of its SubjectPublicKeyInfo. */
-function throwawayCertificate(dir: string): { key: Buffer; cert: Buffer; spki: string } {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost',
-  ], { stdio: 'ignore' }); // prettier-ignore
-  const publicKey = execFileSync('openssl', ['x509', '-in', cert, '-pubkey', '-noout']);
-  const der = execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], { input: publicKey });
-  const spki = execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der });
-  return { key: readFileSync(key), cert: readFileSync(cert), spki: spki.toString('base64') };
-}
-
-interface DbscEvent {
-  succeeded: boolean;
-  sessionId?: string;
-  creationEventDetails?: { fetchResult: string };
-  challengeEventDetails?: { challengeResult: string };
-  refreshEventDetails?: { refreshResult: string; fetchResult: string };
-  terminationEventDetails?: { deletionReason: string };
-}
-
-/** What happened, in order: CDP events by kind, and the requests to the DBSC endpoints. */
-function kindOf(event: DbscEvent): string {
-  if (event.creationEventDetails) return `creation:${event.creationEventDetails.fetchResult}`;
-  if (event.challengeEventDetails)
-    return `challenge:${event.challengeEventDetails.challengeResult}`;
-  if (event.refreshEventDetails)
-    return `refresh:${event.refreshEventDetails.refreshResult}:${event.refreshEventDetails.fetchResult}`;
-  if (event.terminationEventDetails)
-    return `termination:${event.terminationEventDetails.deletionReason}`;
-  return 'other';
-}
 
 describe('DBSC in Chromium: a session bound to the browser’s key', () => {
   let db: Awaited<ReturnType<typeof openTestDatabase>>;
@@ -141,7 +104,7 @@ describe('DBSC in Chromium: a session bound to the browser’s key', () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: [`--enable-features=${FEATURES}`, `--ignore-certificate-errors-spki-list=${spki}`],
+      args: [`--enable-features=${DBSC_FEATURES}`, `--ignore-certificate-errors-spki-list=${spki}`],
     });
     context = await browser.newContext();
     page = await context.newPage();
@@ -182,7 +145,7 @@ describe('DBSC in Chromium: a session bound to the browser’s key', () => {
       throw new Error(
         `Chromium ${browser.version()} did not register a device-bound session within 10 s ` +
           `(requests: ${JSON.stringify(requests)}; events: ${JSON.stringify(events.map(kindOf))}). ` +
-          `It needs --enable-features=${FEATURES} and HTTPS with a trusted certificate ` +
+          `It needs --enable-features=${DBSC_FEATURES} and HTTPS with a trusted certificate ` +
           '(--ignore-certificate-errors-spki-list); a Chromium change may have moved them.',
       );
     }

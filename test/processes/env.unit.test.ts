@@ -4,6 +4,15 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvError, isInMemoryDemoMode, loadEnv } from '../../demo/env';
+import { createRefreshRouter } from '../../src/adapters/express';
+import {
+  InlineTokenJobs,
+  MemoryRefreshTokenRepository,
+  MemoryVersionStore,
+} from '../../src/adapters/memory';
+import { OptionsError } from '../../src/domain/errors';
+import { RotationService } from '../../src/rotation-service';
+import { throwawayCertificate } from '../support/certificate';
 import { parseDuration } from '../../startup/env-reader';
 import { loadWorkerEnv } from '../../workers/env';
 
@@ -222,6 +231,161 @@ describe('loadEnv', () => {
       expect.stringMatching(/^ACCESS_TOKEN_PRIVATE_KEY is required/),
       expect.stringMatching(/^ACCESS_TOKEN_PUBLIC_KEY is required/),
     ]);
+  });
+});
+
+describe('loadEnv: HTTPS (TLS_KEY_FILE, TLS_CERT_FILE) and DBSC', () => {
+  const base = { ...SERVICES, ACCESS_TOKEN_SECRET: SECRET, REFRESH_TOKEN_SECRETS: REFRESH };
+  const DBSC_SECRET = 'd'.repeat(32);
+  let dir: string;
+  let tls: { TLS_KEY_FILE: string; TLS_CERT_FILE: string };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rr-tls-'));
+    const { keyFile, certFile } = throwawayCertificate(dir);
+    tls = { TLS_KEY_FILE: keyFile, TLS_CERT_FILE: certFile };
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads both PEM files, and PUBLIC_URL then defaults to https://localhost:<PORT>', () => {
+    const env = loadEnv({ ...base, ...tls, PORT: '8443' });
+    expect(env.http.tls?.key).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    expect(env.http.tls?.cert).toMatch(/^-----BEGIN CERTIFICATE-----\n/);
+    expect(env.http.publicUrl).toBe('https://localhost:8443');
+    expect(env.http.cookie.secure).toBe(true);
+    expect(loadEnv(base).http.tls).toBeUndefined();
+  });
+
+  it('takes both TLS files or neither', () => {
+    expect(problemsOf(() => loadEnv({ ...base, TLS_KEY_FILE: tls.TLS_KEY_FILE }))).toEqual([
+      expect.stringMatching(/^TLS_KEY_FILE is set but TLS_CERT_FILE is not: set both/),
+    ]);
+    expect(problemsOf(() => loadEnv({ ...base, TLS_CERT_FILE: tls.TLS_CERT_FILE }))).toEqual([
+      expect.stringMatching(/^TLS_CERT_FILE is set but TLS_KEY_FILE is not: set both/),
+    ]);
+  });
+
+  it('names the variable whose file cannot be read, is not PEM, or does not match', () => {
+    const missing = join(dir, 'missing.pem');
+    expect(problemsOf(() => loadEnv({ ...base, ...tls, TLS_CERT_FILE: missing }))).toEqual([
+      `TLS_CERT_FILE=${missing} cannot be read (ENOENT): it must name a readable PEM file.`,
+    ]);
+    expect(problemsOf(() => loadEnv({ ...base, ...tls, TLS_KEY_FILE: dir }))).toEqual([
+      `TLS_KEY_FILE=${dir} cannot be read (EISDIR): it must name a readable PEM file.`,
+    ]);
+    const text = join(dir, 'not-pem.txt');
+    writeFileSync(text, 'hello');
+    expect(problemsOf(() => loadEnv({ ...base, ...tls, TLS_KEY_FILE: text }))).toEqual([
+      `TLS_KEY_FILE=${text} is not a PEM file (no -----BEGIN …----- line).`,
+    ]);
+    const other = mkdtempSync(join(dir, 'other-'));
+    const { keyFile } = throwawayCertificate(other);
+    expect(problemsOf(() => loadEnv({ ...base, ...tls, TLS_KEY_FILE: keyFile }))).toEqual([
+      expect.stringMatching(/^TLS_KEY_FILE and TLS_CERT_FILE do not make a TLS key pair/),
+    ]);
+  });
+
+  it('is off by default; DBSC=true with HTTPS reads DBSC_SECRET and DBSC_BOUND_TTL (default 10m)', () => {
+    expect(loadEnv({ ...base, ...tls }).http.cookie.dbsc).toBeUndefined();
+    const env = loadEnv({ ...base, ...tls, DBSC: 'true', DBSC_SECRET });
+    expect(env.http.cookie.dbsc).toEqual({ secret: DBSC_SECRET, boundTtlMs: 600_000 });
+    expect(env.devSecretsGenerated).toBe(false);
+    expect(
+      loadEnv({ ...base, ...tls, DBSC: 'on', DBSC_SECRET, DBSC_BOUND_TTL: '2m' }).http.cookie.dbsc
+        ?.boundTtlMs,
+    ).toBe(120_000);
+    // Behind a TLS terminator: an https PUBLIC_URL is HTTPS enough.
+    expect(
+      loadEnv({ ...base, DBSC: 'true', DBSC_SECRET, PUBLIC_URL: 'https://app.example.com' }).http
+        .cookie.dbsc,
+    ).toBeDefined();
+  });
+
+  it('refuses a DBSC secret under 32 bytes and a bound lifetime under 2m, by name', () => {
+    expect(
+      problemsOf(() =>
+        loadEnv({
+          ...base,
+          ...tls,
+          DBSC: 'true',
+          DBSC_SECRET: 'd'.repeat(31),
+          DBSC_BOUND_TTL: '119s',
+        }),
+      ),
+    ).toEqual([
+      'DBSC_SECRET must be at least 32 bytes; got 31.',
+      'DBSC_BOUND_TTL must be at least 2m (Chromium refreshes a shorter-lived cookie at once); got "119s".',
+    ]);
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...base, ...tls, DBSC: 'true', DBSC_SECRET, DBSC_BOUND_TTL: 'x' }),
+      ),
+    ).toEqual([expect.stringMatching(/^DBSC_BOUND_TTL must be a duration/)]);
+    expect(problemsOf(() => loadEnv({ ...base, ...tls, DBSC: 'true' }))).toEqual([
+      expect.stringMatching(/^DBSC_SECRET is required with DBSC=true/),
+    ]);
+  });
+
+  it('accepts exactly what the router accepts as cookie.dbsc', () => {
+    const repository = new MemoryRefreshTokenRepository();
+    const service = new RotationService({
+      repository,
+      versions: new MemoryVersionStore(),
+      jobs: new InlineTokenJobs(repository),
+      accessToken: { secret: SECRET },
+      refreshToken: { secrets: [REFRESH.split(',')[0]!] },
+    });
+    const router = (secret: string, boundTtl: number) => () =>
+      createRefreshRouter({ service, cookie: { dbsc: { secret, boundTtl } } });
+    const env = (secret: string, ttl: string) => () =>
+      loadEnv({ ...base, ...tls, DBSC: 'true', DBSC_SECRET: secret, DBSC_BOUND_TTL: ttl });
+    expect(router('d'.repeat(32), 120_000)).not.toThrow();
+    expect(env('d'.repeat(32), '120s')).not.toThrow();
+    expect(router('d'.repeat(31), 120_000)).toThrow(OptionsError);
+    expect(env('d'.repeat(31), '120s')).toThrow(EnvError);
+    expect(router('d'.repeat(32), 119_999)).toThrow(OptionsError);
+    expect(env('d'.repeat(32), '119999ms')).toThrow(EnvError);
+  });
+
+  it('needs HTTPS, the cookie transport and a Secure cookie for DBSC', () => {
+    const problems = problemsOf(() =>
+      loadEnv({ ...base, DBSC: 'true', DBSC_SECRET, COOKIE_TRANSPORT: 'false' }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^DBSC=true needs COOKIE_TRANSPORT=true/),
+      expect.stringMatching(/^DBSC=true needs HTTPS: set TLS_KEY_FILE and TLS_CERT_FILE/),
+    ]);
+    expect(
+      problemsOf(() =>
+        loadEnv({ ...base, ...tls, DBSC: 'true', DBSC_SECRET, COOKIE_SECURE: 'no' }),
+      ),
+    ).toEqual([expect.stringMatching(/^DBSC=true needs COOKIE_SECURE=true/)]);
+    expect(problemsOf(() => loadEnv({ ...base, DBSC_SECRET }))).toEqual([
+      'DBSC_SECRET is set but DBSC is not on: set DBSC=true, or unset DBSC_SECRET.',
+    ]);
+  });
+
+  it('generates the DBSC secret in the in-memory demo, and requires a random one in production', () => {
+    const env = loadEnv({ ...tls, DBSC: 'true' });
+    expect(env.devSecretsGenerated).toBe(true);
+    expect(Buffer.byteLength(env.http.cookie.dbsc?.secret ?? '')).toBeGreaterThanOrEqual(32);
+    expect(loadEnv({ ...tls, DBSC: 'true' }).http.cookie.dbsc?.secret).not.toBe(
+      env.http.cookie.dbsc?.secret,
+    );
+    expect(
+      problemsOf(() =>
+        loadEnv({
+          ...base,
+          ...tls,
+          NODE_ENV: 'production',
+          ACCESS_TOKEN_SECRET: 'p0Vb3yQ9rXh2LmT8wKc5NsJ1dGf7ZaE4uRiO6tYq',
+          REFRESH_TOKEN_SECRETS: 'Hk3Jw9Qm2Xv7Lp5Rt8Ns1Bc4Dz6Fy0Ga3Ue5Io7P',
+          DBSC: 'true',
+          DBSC_SECRET: 'change-me-change-me-change-me-change-me',
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/^DBSC_SECRET is a placeholder or development secret/)]);
   });
 });
 

@@ -55,7 +55,11 @@ export interface Dbsc {
   authorization(sessionId: string): string;
   /** Verify a registration proof for `sessionId`; the key it proves. */
   verifyRegistration(proof: unknown, sessionId: string): Promise<DeviceKey>;
-  /** Verify a refresh proof for `sessionId` at `generation` with the stored `key`. */
+  /**
+   * Verify a refresh proof for `sessionId` at `generation` with the stored `key`. A proof signed
+   * by that key whose `jti` is not a current challenge (of an older generation or time step)
+   * throws {@link DbscStaleChallenge}: the browser is asked again, not refused.
+   */
   verifyRefresh(
     proof: unknown,
     sessionId: string,
@@ -79,6 +83,14 @@ let jose: Promise<typeof Jose> | undefined;
 function loadJose(): Promise<typeof Jose> {
   return (jose ??= import('jose'));
 }
+
+/**
+ * A refresh proof by the session's own key over a challenge that is no longer current: a rotation
+ * (a `POST /token` of the same cookie, or another refresh) came between the challenge and the
+ * proof. The router answers it with a new challenge (403), as it answers a request without a
+ * proof: refusing it would make Chromium end its device-bound session for good.
+ */
+export class DbscStaleChallenge extends InvalidRequestError {}
 
 function refuse(message: string): InvalidRequestError {
   return new InvalidRequestError(message);
@@ -241,7 +253,9 @@ export function createDbsc(options: DbscOptions): Dbsc {
       const decoded = await decodeHeader(proof, algorithms);
       const payload = await verifiedPayload(decoded.proof, key.jwk, decoded.alg);
       if (!acceptsChallenge(payload.jti, sessionId, generation))
-        throw refuse('the DBSC proof jti must be a current challenge of this session');
+        throw new DbscStaleChallenge(
+          'the DBSC proof jti must be a current challenge of this session',
+        );
     },
   };
 }

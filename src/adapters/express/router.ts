@@ -23,7 +23,7 @@ import {
   type ResourceDPoP,
 } from './authenticate';
 import { createCookieTransport, type CookieTransport, type CookieTransportOptions } from './cookie';
-import { assertSameOriginFetch, createDbsc, type Dbsc } from './dbsc';
+import { assertSameOriginFetch, createDbsc, DbscStaleChallenge, type Dbsc } from './dbsc';
 import {
   createDPoPVerifier,
   publicUrlOption,
@@ -529,7 +529,14 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
         async (key, generation) => {
           if (proof === undefined)
             throw new DbscChallengeNeeded(device.challenge(sessionId, generation));
-          await device.verifyRefresh(proof, sessionId, generation, key);
+          try {
+            await device.verifyRefresh(proof, sessionId, generation, key);
+          } catch (error) {
+            // Signed by the key, over a challenge a rotation has since moved past: ask again.
+            if (error instanceof DbscStaleChallenge)
+              throw new DbscChallengeNeeded(device.challenge(sessionId, generation));
+            throw error;
+          }
         },
         device.boundTtlMs,
       );
