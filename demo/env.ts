@@ -14,6 +14,7 @@ import {
   MIN_SECRET_BYTES,
   type AccessTokenAlgorithm,
 } from 'refresh-rotation';
+import { DBSC_MIN_BOUND_TTL_MS } from 'refresh-rotation/express';
 import {
   readLogFormat,
   readLogLevel,
@@ -84,7 +85,7 @@ export interface Env {
         | {
             /** `DBSC_SECRET`, at least 32 bytes; generated in the in-memory demo when unset. */
             readonly secret: string;
-            /** `DBSC_BOUND_TTL`, default 10m, at least 2m. */
+            /** `DBSC_BOUND_TTL`, default 10m, at least 5m (`DBSC_MIN_BOUND_TTL_MS`). */
             readonly boundTtlMs: number;
           }
         | undefined;
@@ -395,12 +396,11 @@ function readTls(reader: EnvReader): Env['http']['tls'] {
 }
 
 /**
- * The library's rules for `cookie.dbsc` (src/adapters/express/dbsc.ts): a secret of at least 32
- * bytes, a bound lifetime of at least 2 minutes. Checked here too, so a bad value is an EnvError
- * naming the variable; `createRefreshRouter` checks them again.
+ * The library's rules for `cookie.dbsc`: a secret of at least 32 bytes, a bound lifetime of at
+ * least `DBSC_MIN_BOUND_TTL_MS`. Checked here too, so a bad value is an EnvError naming the
+ * variable; `createRefreshRouter` checks them again.
  */
 const MIN_DBSC_SECRET_BYTES = 32;
-const MIN_DBSC_BOUND_TTL_MS = 120_000;
 
 /** `DBSC`, `DBSC_SECRET`, `DBSC_BOUND_TTL`: device-bound sessions on the cookie transport. */
 function readDbsc(
@@ -448,9 +448,9 @@ function readDbsc(
     if (context.isProduction) refusePlaceholder(reader, 'DBSC_SECRET', secret);
   }
   const boundTtlMs = reader.duration('DBSC_BOUND_TTL', '10m');
-  if (boundTtlMs < MIN_DBSC_BOUND_TTL_MS) {
+  if (boundTtlMs < DBSC_MIN_BOUND_TTL_MS) {
     reader.problem(
-      `DBSC_BOUND_TTL must be at least 2m (Chromium refreshes a shorter-lived cookie at once); got ${JSON.stringify(reader.string('DBSC_BOUND_TTL', '10m'))}.`,
+      `DBSC_BOUND_TTL must be at least ${DBSC_MIN_BOUND_TTL_MS / 60_000}m (Chromium refreshes a cookie by proof on every request in its last 2 minutes, and signs at most 6 times per 9 minutes); got ${JSON.stringify(reader.string('DBSC_BOUND_TTL', '10m'))}.`,
     );
   }
   return { generated, value: { secret: secret ?? '', boundTtlMs } };

@@ -427,7 +427,7 @@ describe('DBSC on the cookie transport', () => {
     });
   });
 
-  it('a revoked, outdated or unknown session answers {"continue": false} and clears the cookie', async () => {
+  it('a revoked, outdated or unknown session answers {"continue": false} with its id and clears the cookie', async () => {
     const key = await deviceKey();
     const revoked = await boundSession(key);
     await h.service.revokeSession(revoked.sessionId);
@@ -435,15 +435,22 @@ describe('DBSC on the cookie transport', () => {
     for (const response of [undefined, await proof(key, { jti: challenge })]) {
       const answer = await refresh(revoked.sessionId, response);
       expect(answer.status).toBe(200);
-      expect(answer.body).toEqual({ continue: false });
+      expect(answer.body).toEqual({ session_identifier: revoked.sessionId, continue: false });
       expect(cookieOf(answer)?.attributes).toMatch(/Expires=Thu, 01 Jan 1970/);
     }
     const outdated = await boundSession(key);
     const userId = (await h.repository.findBySessionId(outdated.sessionId))!.userId;
     await h.service.revokeAllForUser(userId);
-    expect((await refresh(outdated.sessionId)).body).toEqual({ continue: false });
-    expect((await refresh('f'.repeat(32))).body).toEqual({ continue: false });
-    expect((await refresh('')).body).toEqual({ continue: false });
+    expect((await refresh(outdated.sessionId)).body).toEqual({
+      session_identifier: outdated.sessionId,
+      continue: false,
+    });
+    const unknown = 'f'.repeat(32);
+    expect((await refresh(unknown)).body).toEqual({
+      session_identifier: unknown,
+      continue: false,
+    });
+    expect((await refresh('')).body).toEqual({ session_identifier: '', continue: false });
   });
 
   it('a cookie login bound by DPoP is offered no registration (a binding is never replaced)', async () => {
@@ -478,11 +485,12 @@ describe('DBSC on the cookie transport', () => {
     }
   });
 
-  it('refuses options that cannot work: a short secret, boundTtl under 2m, plain-http cookies, unknown algorithms', () => {
+  it('refuses options that cannot work: a short secret, boundTtl under 5m, plain-http cookies, unknown algorithms', () => {
     const service = h.service;
     const make = (cookie: object) => () => createRefreshRouter({ service, cookie });
     expect(make({ dbsc: { secret: 'short' } })).toThrow(OptionsError);
-    expect(make({ dbsc: { secret: SECRET, boundTtl: '1m' } })).toThrow(/at least 2m/);
+    expect(make({ dbsc: { secret: SECRET, boundTtl: '299999ms' } })).toThrow(/at least 5m/);
+    expect(make({ dbsc: { secret: SECRET, boundTtl: '5m' } })).not.toThrow();
     expect(make({ secure: false, development: true, dbsc: { secret: SECRET } })).toThrow(
       /HTTPS only/,
     );

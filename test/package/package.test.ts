@@ -98,6 +98,7 @@ const PUBLIC_EXPORTS: Record<string, string[]> = {
     'QUEUE_NAMES',
   ],
   'refresh-rotation/express': [
+    'DBSC_MIN_BOUND_TTL_MS',
     'DPOP_ALGORITHMS',
     'asyncHandler',
     'authenticate',

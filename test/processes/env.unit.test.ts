@@ -292,9 +292,9 @@ describe('loadEnv: HTTPS (TLS_KEY_FILE, TLS_CERT_FILE) and DBSC', () => {
     expect(env.http.cookie.dbsc).toEqual({ secret: DBSC_SECRET, boundTtlMs: 600_000 });
     expect(env.devSecretsGenerated).toBe(false);
     expect(
-      loadEnv({ ...base, ...tls, DBSC: 'on', DBSC_SECRET, DBSC_BOUND_TTL: '2m' }).http.cookie.dbsc
+      loadEnv({ ...base, ...tls, DBSC: 'on', DBSC_SECRET, DBSC_BOUND_TTL: '5m' }).http.cookie.dbsc
         ?.boundTtlMs,
-    ).toBe(120_000);
+    ).toBe(300_000);
     // Behind a TLS terminator: an https PUBLIC_URL is HTTPS enough.
     expect(
       loadEnv({ ...base, DBSC: 'true', DBSC_SECRET, PUBLIC_URL: 'https://app.example.com' }).http
@@ -302,7 +302,7 @@ describe('loadEnv: HTTPS (TLS_KEY_FILE, TLS_CERT_FILE) and DBSC', () => {
     ).toBeDefined();
   });
 
-  it('refuses a DBSC secret under 32 bytes and a bound lifetime under 2m, by name', () => {
+  it('refuses a DBSC secret under 32 bytes and a bound lifetime under 5m, by name', () => {
     expect(
       problemsOf(() =>
         loadEnv({
@@ -310,12 +310,12 @@ describe('loadEnv: HTTPS (TLS_KEY_FILE, TLS_CERT_FILE) and DBSC', () => {
           ...tls,
           DBSC: 'true',
           DBSC_SECRET: 'd'.repeat(31),
-          DBSC_BOUND_TTL: '119s',
+          DBSC_BOUND_TTL: '299s',
         }),
       ),
     ).toEqual([
       'DBSC_SECRET must be at least 32 bytes; got 31.',
-      'DBSC_BOUND_TTL must be at least 2m (Chromium refreshes a shorter-lived cookie at once); got "119s".',
+      'DBSC_BOUND_TTL must be at least 5m (Chromium refreshes a cookie by proof on every request in its last 2 minutes, and signs at most 6 times per 9 minutes); got "299s".',
     ]);
     expect(
       problemsOf(() =>
@@ -340,12 +340,12 @@ describe('loadEnv: HTTPS (TLS_KEY_FILE, TLS_CERT_FILE) and DBSC', () => {
       createRefreshRouter({ service, cookie: { dbsc: { secret, boundTtl } } });
     const env = (secret: string, ttl: string) => () =>
       loadEnv({ ...base, ...tls, DBSC: 'true', DBSC_SECRET: secret, DBSC_BOUND_TTL: ttl });
-    expect(router('d'.repeat(32), 120_000)).not.toThrow();
-    expect(env('d'.repeat(32), '120s')).not.toThrow();
-    expect(router('d'.repeat(31), 120_000)).toThrow(OptionsError);
-    expect(env('d'.repeat(31), '120s')).toThrow(EnvError);
-    expect(router('d'.repeat(32), 119_999)).toThrow(OptionsError);
-    expect(env('d'.repeat(32), '119999ms')).toThrow(EnvError);
+    expect(router('d'.repeat(32), 300_000)).not.toThrow();
+    expect(env('d'.repeat(32), '300s')).not.toThrow();
+    expect(router('d'.repeat(31), 300_000)).toThrow(OptionsError);
+    expect(env('d'.repeat(31), '300s')).toThrow(EnvError);
+    expect(router('d'.repeat(32), 299_999)).toThrow(OptionsError);
+    expect(env('d'.repeat(32), '299999ms')).toThrow(EnvError);
   });
 
   it('needs HTTPS, the cookie transport and a Secure cookie for DBSC', () => {

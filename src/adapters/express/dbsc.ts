@@ -30,8 +30,7 @@ export interface DbscOptions {
   /**
    * How long a bound refresh cookie lives: `POST /token` with it may rotate but never extends
    * this; only a refresh by proof at the DBSC refresh endpoint does. Default `'10m'`; at least
-   * `'2m'` (Chromium refreshes a shorter-lived cookie at once, and signs at most 6 times per 9
-   * minutes per site).
+   * `'5m'` ({@link DBSC_MIN_BOUND_TTL_MS}).
    */
   boundTtl?: Duration | undefined;
   /** The accepted proof algorithms. Default both, `ES256` and `RS256`. */
@@ -69,7 +68,14 @@ export interface Dbsc {
 }
 
 const MIN_SECRET_BYTES = 32;
-const MIN_BOUND_TTL_MS = 120_000;
+/**
+ * The shortest `boundTtl`, 5 minutes. Chromium refreshes a bound cookie proactively, by proof, on
+ * any request in scope during its last 2 minutes, and signs at most 6 times per 9 minutes per
+ * site. A cookie of 2 minutes is refreshed on every request (seen in Chromium 156), and runs out of
+ * signatures within minutes, which leaves the page without a cookie: signed out. At 5 minutes an
+ * active page refreshes every 3 minutes or more, 3 signatures per 9 minutes.
+ */
+export const DBSC_MIN_BOUND_TTL_MS = 5 * 60_000;
 const MAX_PROOF_LENGTH = 8_192;
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 /** The members of a public key kept in the record, per key type (RFC 7518 §6.2.1, §6.3.1). */
@@ -185,9 +191,9 @@ export function createDbsc(options: DbscOptions): Dbsc {
     throw new OptionsError('cookie.dbsc must be an object: { secret, boundTtl?, algorithms? }');
   const secret = secretBytes(options.secret);
   const boundTtlMs = parseDuration(options.boundTtl ?? '10m', 'cookie.dbsc.boundTtl');
-  if (boundTtlMs < MIN_BOUND_TTL_MS)
+  if (boundTtlMs < DBSC_MIN_BOUND_TTL_MS)
     throw new OptionsError(
-      `cookie.dbsc.boundTtl must be at least 2m (Chromium refreshes a shorter-lived cookie at once); got ${boundTtlMs}ms`,
+      `cookie.dbsc.boundTtl must be at least 5m (Chromium refreshes a cookie by proof on every request in its last 2 minutes, and signs at most 6 times per 9 minutes); got ${boundTtlMs}ms`,
     );
   const stepMs = parseDuration(options.challengeStep ?? '5m', 'cookie.dbsc.challengeStep');
   if (stepMs < 1_000)

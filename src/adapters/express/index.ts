@@ -32,6 +32,7 @@ export type {
   AuthorizationServerMetadataOptions,
 } from './metadata';
 export type { CookieTransportOptions } from './cookie';
+export { DBSC_MIN_BOUND_TTL_MS } from './dbsc';
 export type { DbscAlgorithm, DbscOptions } from './dbsc';
 export { errorHandler, sendError, setNoStore, toHttpError } from './errors';
 export type { HttpError, HttpErrorBody, HttpErrorContext } from './errors';

@@ -546,10 +546,12 @@ export function createRefreshRouter(options: RefreshRouterOptions): RefreshRoute
         res.status(403).end();
         return;
       }
-      // Revoked, outdated, expired or unknown: the browser ends its DBSC session.
+      // Revoked, outdated, expired or unknown: the browser ends its DBSC session. Chromium reads
+      // `continue` only after a `session_identifier` (without it: InvalidSessionId, a fatal error
+      // rather than the server's request; it ends the session either way).
       if (isGrantRejection(error)) {
         transport.clear(req, res);
-        res.status(200).json({ continue: false });
+        res.status(200).json({ session_identifier: sessionId, continue: false });
         return;
       }
       throw error;
