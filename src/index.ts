@@ -52,6 +52,7 @@ export type {
   RefreshTokenRecord,
   NewRefreshTokenRecord,
   RotateInput,
+  BindDeviceInput,
   SupersededGeneration,
   RevocationReason,
   ClientInfo,

@@ -1,11 +1,11 @@
 import type {
+  BindDeviceInput,
   NewRefreshTokenRecord,
   RefreshTokenRecord,
   RevocationReason,
   RotateInput,
   Touch,
 } from './refresh-token';
-import type { DbscBinding } from './session-binding';
 
 /**
  * The storage port. Adapters own their connections; no driver type crosses this interface.
@@ -92,12 +92,7 @@ export interface RefreshTokenRepository {
    * `binding` and return the record after the change; otherwise change nothing and return null. A
    * binding is never replaced, so a replayed registration finds nothing to bind.
    */
-  bindDevice(input: {
-    sessionId: string;
-    tokenHash: string;
-    binding: DbscBinding;
-    now: Date;
-  }): Promise<RefreshTokenRecord | null>;
+  bindDevice(input: BindDeviceInput): Promise<RefreshTokenRecord | null>;
 
   /** Live records of the user whose idle and absolute expiry are after `now`, newest first. */
   listActiveForUser(userId: string, now: Date): Promise<RefreshTokenRecord[]>;

@@ -1,5 +1,5 @@
 /** The session record and the types around it. Pure: no I/O, no framework. */
-import type { SessionBinding } from './session-binding';
+import type { DbscBinding, SessionBinding } from './session-binding';
 
 /** What the client told us about itself at login; shown on the sessions page. */
 export interface ClientInfo {
@@ -124,6 +124,15 @@ export interface RotateInput {
   now: Date;
   /** `now` + the idle TTL; the stored idle expiry never passes the record's absolute one. */
   idleExpiresAt: Date;
+}
+
+/** A DBSC registration (see `RefreshTokenRepository.bindDevice`). */
+export interface BindDeviceInput {
+  sessionId: string;
+  /** SHA-256 of the presented token: the record's current one, or nothing is bound. */
+  tokenHash: string;
+  binding: DbscBinding;
+  now: Date;
 }
 
 /** A last-used report; applied with `$max` semantics (never moves backwards). */

@@ -7,13 +7,13 @@
  * its current generation), `authorization` the value given for this session. Every refusal is an
  * `InvalidRequestError` whose message says which check failed and never repeats the proof.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import type * as Jose from 'jose';
 import { parseDuration, type Duration } from '../../domain/duration';
 import { InvalidRequestError, OptionsError } from '../../domain/errors';
 import { systemClock, type Clock } from '../../domain/refresh-token';
 import type { DeviceKey, PublicJwk } from '../../domain/session-binding';
+import { sameText, SteppedHmac } from './stepped-hmac';
 
 /** The proof algorithms DBSC browsers use (Chrome: ES256, RS256). */
 export type DbscAlgorithm = 'ES256' | 'RS256';
@@ -67,7 +67,6 @@ export interface Dbsc {
   ): Promise<void>;
 }
 
-const MIN_SECRET_BYTES = 32;
 /**
  * The shortest `boundTtl`, 5 minutes. Chromium refreshes a bound cookie proactively, by proof, on
  * any request in scope during its last 2 minutes, and signs at most 6 times per 9 minutes per
@@ -104,26 +103,6 @@ function refuse(message: string): InvalidRequestError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'utf8');
-  const right = Buffer.from(b, 'utf8');
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
-function secretBytes(secret: unknown): Buffer {
-  const bytes =
-    typeof secret === 'string'
-      ? Buffer.from(secret, 'utf8')
-      : Buffer.isBuffer(secret)
-        ? Buffer.from(secret)
-        : null;
-  if (bytes === null || bytes.length < MIN_SECRET_BYTES)
-    throw new OptionsError(
-      `cookie.dbsc.secret must be a string or Buffer of at least ${MIN_SECRET_BYTES} bytes (e.g. randomBytes(32).toString('base64url')), the same on every instance; got ${bytes === null ? typeof secret : `${bytes.length} bytes`}`,
-    );
-  return bytes;
 }
 
 function resolveAlgorithms(value: unknown): readonly DbscAlgorithm[] {
@@ -189,33 +168,25 @@ function joseRefusal(error: unknown): InvalidRequestError {
 export function createDbsc(options: DbscOptions): Dbsc {
   if (!isObject(options))
     throw new OptionsError('cookie.dbsc must be an object: { secret, boundTtl?, algorithms? }');
-  const secret = secretBytes(options.secret);
+  const clock = options.clock ?? systemClock;
+  const hmac = new SteppedHmac(
+    { secret: options.secret, step: options.challengeStep ?? '5m' },
+    { secret: 'cookie.dbsc.secret', step: 'cookie.dbsc.challengeStep' },
+    clock,
+  );
   const boundTtlMs = parseDuration(options.boundTtl ?? '10m', 'cookie.dbsc.boundTtl');
   if (boundTtlMs < DBSC_MIN_BOUND_TTL_MS)
     throw new OptionsError(
       `cookie.dbsc.boundTtl must be at least 5m (Chromium refreshes a cookie by proof on every request in its last 2 minutes, and signs at most 6 times per 9 minutes); got ${boundTtlMs}ms`,
     );
-  const stepMs = parseDuration(options.challengeStep ?? '5m', 'cookie.dbsc.challengeStep');
-  if (stepMs < 1_000)
-    throw new OptionsError(`cookie.dbsc.challengeStep must be at least 1s; got ${stepMs}ms`);
   const algorithms = resolveAlgorithms(options.algorithms);
-  const clock = options.clock ?? systemClock;
   loadJose().catch(() => undefined);
 
-  const hmac = (text: string) => createHmac('sha256', secret).update(text).digest('base64url');
-  const challengeAt = (sessionId: string, generation: number | null, step: number) =>
-    hmac(`refresh-rotation DBSC challenge ${sessionId} ${generation ?? 'registration'} ${step}`);
-  const stepNow = () => Math.floor(clock.now().getTime() / stepMs);
-
+  const challengeMessage = (sessionId: string, generation: number | null) => (step: number) =>
+    `refresh-rotation DBSC challenge ${sessionId} ${generation ?? 'registration'} ${step}`;
   /** Whether `jti` is this session's challenge of the current or the previous step. */
-  function acceptsChallenge(jti: unknown, sessionId: string, generation: number | null): boolean {
-    if (typeof jti !== 'string') return false;
-    const step = stepNow();
-    // Both compared, in constant time.
-    const current = sameText(jti, challengeAt(sessionId, generation, step));
-    const previous = sameText(jti, challengeAt(sessionId, generation, step - 1));
-    return current || previous;
-  }
+  const acceptsChallenge = (jti: unknown, sessionId: string, generation: number | null) =>
+    hmac.accepts(jti, challengeMessage(sessionId, generation));
 
   async function verifiedPayload(
     proof: string,
@@ -236,12 +207,13 @@ export function createDbsc(options: DbscOptions): Dbsc {
   }
 
   const authorization = (sessionId: string) =>
-    hmac(`refresh-rotation DBSC authorization ${sessionId}`);
+    hmac.of(`refresh-rotation DBSC authorization ${sessionId}`);
 
   return {
     boundTtlMs,
     algorithms,
-    challenge: (sessionId, generation) => challengeAt(sessionId, generation, stepNow()),
+    challenge: (sessionId, generation) =>
+      hmac.of(challengeMessage(sessionId, generation)(hmac.step())),
     authorization,
     async verifyRegistration(proof, sessionId) {
       const decoded = await decodeHeader(proof, algorithms);

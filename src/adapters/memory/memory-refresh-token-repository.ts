@@ -10,15 +10,11 @@ import {
   type RefreshTokenRecord,
   type RevocationReason,
   type RotateInput,
+  type BindDeviceInput,
   type SupersededGeneration,
   type Touch,
 } from '../../domain/refresh-token';
-import {
-  bindingAfter,
-  judgeBinding,
-  type DbscBinding,
-  type SessionBinding,
-} from '../../domain/session-binding';
+import { bindingAfter, judgeBinding, type SessionBinding } from '../../domain/session-binding';
 
 /** Options of {@link MemoryRefreshTokenRepository}. */
 export interface MemoryRefreshTokenRepositoryOptions {
@@ -252,12 +248,7 @@ export class MemoryRefreshTokenRepository implements RefreshTokenRepository {
     return copy(record);
   }
 
-  async bindDevice(input: {
-    sessionId: string;
-    tokenHash: string;
-    binding: DbscBinding;
-    now: Date;
-  }): Promise<RefreshTokenRecord | null> {
+  async bindDevice(input: BindDeviceInput): Promise<RefreshTokenRecord | null> {
     const record = this.lookup(this.idBySession.get(input.sessionId));
     if (
       !record ||

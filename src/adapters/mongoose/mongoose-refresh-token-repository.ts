@@ -11,9 +11,10 @@ import {
   type RefreshTokenRecord,
   type RevocationReason,
   type RotateInput,
+  type BindDeviceInput,
   type Touch,
 } from '../../domain/refresh-token';
-import type { DbscBinding, SessionBinding } from '../../domain/session-binding';
+import type { SessionBinding } from '../../domain/session-binding';
 import { mapStoreErrors } from './errors';
 import { GuardedWrites } from './revocation-guard';
 import {
@@ -413,12 +414,7 @@ export class MongooseRefreshTokenRepository implements RefreshTokenRepository {
     });
   }
 
-  async bindDevice(input: {
-    sessionId: string;
-    tokenHash: string;
-    binding: DbscBinding;
-    now: Date;
-  }): Promise<RefreshTokenRecord | null> {
+  async bindDevice(input: BindDeviceInput): Promise<RefreshTokenRecord | null> {
     return mapStoreErrors('bindDevice', async () => {
       const writes = this.writeStrategy ?? (await this.writes());
       const bound = await writes.rotate(
